@@ -1,0 +1,565 @@
+//! [`Agent`]: the loop that turns a question into an answer with a chat model and tools, traced as
+//! one `invoke_agent` span with `chat` and `execute_tool` children.
+//!
+//! One turn: system prompt + history + the user's message → chat → the tool calls it asked for (run
+//! concurrently) → their results back to the model → … until the model answers in text or
+//! `max_steps` model calls have been made. The last allowed call forbids tools, so a turn ends with
+//! an answer whenever the model honours that. A failing tool, an unknown tool or malformed argument
+//! JSON never fails the turn: the error goes back to the model as the tool's result.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde::Serialize;
+use sextant_tools::ToolSet;
+use sextant_tracker::conventions as sc;
+use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::chat::{
+    ChatChunk, ChatModel, ChatOptions, ChatRequest, ChatResponse, Message, ToolCall, ToolChoice,
+    ToolDefinition, Usage,
+};
+use crate::error::ChatError;
+use crate::span_content;
+
+/// Why a turn failed. Tool failures are not here: they go back to the model.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The chat model failed (after the configured retries).
+    #[error("agent `{agent}`: the model call failed: {source}")]
+    Chat {
+        /// The agent.
+        agent: String,
+        /// The model's error.
+        #[source]
+        source: ChatError,
+    },
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model answered in text.
+    Answered,
+    /// The model was still calling tools after `max_steps` calls.
+    MaxSteps,
+}
+
+/// One tool call made during a turn.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCallRecord {
+    /// The model's id of the call.
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as the model wrote them.
+    pub arguments: String,
+    /// What the model was told: the result, or the error.
+    pub result: String,
+    /// Whether the call failed.
+    pub is_error: bool,
+    /// How long it took.
+    pub duration_ms: f64,
+}
+
+/// The result of one turn.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentOutcome {
+    /// The final answer.
+    pub answer: String,
+    /// The trace of this turn (32 hex digits), when tracing is on.
+    pub trace_id: Option<String>,
+    /// Model calls made.
+    pub steps: u32,
+    /// Tokens used over all model calls.
+    pub usage: Usage,
+    /// Every tool call, in order.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// How the turn ended.
+    pub stop_reason: StopReason,
+    /// The conversation after the turn, system prompt first.
+    pub messages: Vec<Message>,
+}
+
+/// Per-turn context that ends up on the spans (`gen_ai.conversation.id`, `user.id`).
+#[derive(Debug, Clone, Default)]
+pub struct TurnContext {
+    /// The conversation (session) this turn belongs to.
+    pub conversation_id: Option<String>,
+    /// The user asking.
+    pub user_id: Option<String>,
+}
+
+/// An agent: a named system prompt, a chat model and the tools it may call.
+///
+/// ```no_run
+/// # async fn demo() -> anyhow::Result<()> {
+/// use std::sync::Arc;
+/// use sextant_agent::{Agent, providers::openai::OpenAiChatModel};
+/// use sextant_tools::ToolSet;
+/// let model = Arc::new(OpenAiChatModel::new("http://127.0.0.1:8080/v1", None, "SmolLM2-135M-Instruct"));
+/// let agent = Agent::builder("assistant", model)
+///     .system_prompt("You are a helpful assistant.")
+///     .tools(ToolSet::builtin())
+///     .build();
+/// let outcome = agent.run("What is 12 * 7 + 3?").await?;
+/// println!("{} (trace {:?})", outcome.answer, outcome.trace_id);
+/// # Ok(()) }
+/// ```
+pub struct Agent {
+    name: String,
+    system_prompt: String,
+    model: Arc<dyn ChatModel>,
+    tools: ToolSet,
+    max_steps: u32,
+    options: ChatOptions,
+    capture_content: bool,
+    tool_timeout: Duration,
+    metrics: GenAiMetrics,
+}
+
+/// Builds an [`Agent`].
+pub struct AgentBuilder {
+    agent: Agent,
+}
+
+impl AgentBuilder {
+    /// The system prompt (default: none).
+    pub fn system_prompt(mut self, prompt: impl Into<String>) -> Self {
+        self.agent.system_prompt = prompt.into();
+        self
+    }
+
+    /// The tools the agent may call (default: none).
+    pub fn tools(mut self, tools: ToolSet) -> Self {
+        self.agent.tools = tools;
+        self
+    }
+
+    /// Most model calls per turn (default 6, at least 1).
+    pub fn max_steps(mut self, steps: u32) -> Self {
+        self.agent.max_steps = steps.max(1);
+        self
+    }
+
+    /// Sampling options of every model call.
+    pub fn options(mut self, options: ChatOptions) -> Self {
+        self.agent.options = options;
+        self
+    }
+
+    /// Record message content on spans (default off).
+    pub fn capture_content(mut self, capture: bool) -> Self {
+        self.agent.capture_content = capture;
+        self
+    }
+
+    /// Longest a tool call may run before it is reported to the model as timed out (default 60 s).
+    pub fn tool_timeout(mut self, timeout: Duration) -> Self {
+        self.agent.tool_timeout = timeout;
+        self
+    }
+
+    /// The agent.
+    pub fn build(self) -> Agent {
+        self.agent
+    }
+}
+
+impl Agent {
+    /// An agent called `name` answering with `model`.
+    pub fn builder(name: impl Into<String>, model: Arc<dyn ChatModel>) -> AgentBuilder {
+        AgentBuilder {
+            agent: Agent {
+                name: name.into(),
+                system_prompt: String::new(),
+                model,
+                tools: ToolSet::new(),
+                max_steps: 6,
+                options: ChatOptions::default(),
+                capture_content: false,
+                tool_timeout: Duration::from_secs(60),
+                metrics: GenAiMetrics::global(),
+            },
+        }
+    }
+
+    /// The agent's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The agent's model.
+    pub fn model(&self) -> &Arc<dyn ChatModel> {
+        &self.model
+    }
+
+    /// The agent's tools.
+    pub fn tools(&self) -> &ToolSet {
+        &self.tools
+    }
+
+    /// Answers `question` with no earlier conversation.
+    pub async fn run(&self, question: &str) -> Result<AgentOutcome, AgentError> {
+        self.run_turn(&[], question, &TurnContext::default(), None)
+            .await
+    }
+
+    /// Answers `question` after `history` (earlier turns, without the system prompt), calling
+    /// `on_content` with each piece of the answer's text as the model streams it.
+    pub async fn run_turn(
+        &self,
+        history: &[Message],
+        question: &str,
+        context: &TurnContext,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let span = tracing::info_span!(
+            "invoke_agent",
+            otel.name = %format!("invoke_agent {}", self.name),
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            { sc::GEN_AI_OPERATION_NAME } = sc::operation::INVOKE_AGENT,
+            { sc::GEN_AI_AGENT_NAME } = %self.name,
+            { sc::GEN_AI_PROVIDER_NAME } = %self.model.provider(),
+            { sc::GEN_AI_REQUEST_MODEL } = %self.model.model(),
+            { sc::GEN_AI_CONVERSATION_ID } = Empty,
+            { sc::SESSION_ID } = Empty,
+            { sc::USER_ID } = Empty,
+            { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { sc::GEN_AI_INPUT_MESSAGES } = Empty,
+            { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
+            { sc::ERROR_TYPE } = Empty,
+        );
+        if let Some(id) = &context.conversation_id {
+            span.record(sc::GEN_AI_CONVERSATION_ID, id.as_str());
+            span.record(sc::SESSION_ID, id.as_str());
+        }
+        if let Some(user) = &context.user_id {
+            span.record(sc::USER_ID, user.as_str());
+        }
+        if self.capture_content {
+            span.record(
+                sc::GEN_AI_INPUT_MESSAGES,
+                span_content::input_messages(&[Message::user(question)]),
+            );
+        }
+        let trace_id = sextant_tracker::current_trace_id(&span);
+        let result = self
+            .turn(history, question, on_content)
+            .instrument(span.clone())
+            .await;
+        match result {
+            Ok(mut outcome) => {
+                span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, outcome.usage.input_tokens);
+                span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, outcome.usage.output_tokens);
+                if self.capture_content {
+                    span.record(
+                        sc::GEN_AI_OUTPUT_MESSAGES,
+                        span_content::output_text(&outcome.answer),
+                    );
+                }
+                outcome.trace_id = trace_id;
+                Ok(outcome)
+            }
+            Err(error) => {
+                let AgentError::Chat { source, .. } = &error;
+                span.record(sc::ERROR_TYPE, source.error_type());
+                span.record(sc::OTEL_STATUS_CODE, "ERROR");
+                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    async fn turn(
+        &self,
+        history: &[Message],
+        question: &str,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let mut messages = Vec::with_capacity(history.len() + 2);
+        if !self.system_prompt.is_empty() {
+            messages.push(Message::system(self.system_prompt.clone()));
+        }
+        messages.extend_from_slice(history);
+        messages.push(Message::user(question));
+        let tools: Vec<ToolDefinition> = self
+            .tools
+            .iter()
+            .map(|tool| ToolDefinition {
+                name: tool.name().to_owned(),
+                description: tool.description().to_owned(),
+                parameters: tool.parameters(),
+            })
+            .collect();
+
+        let mut usage = Usage::default();
+        let mut records = Vec::new();
+        for step in 1..=self.max_steps {
+            let mut options = self.options.clone();
+            if step == self.max_steps {
+                // The last call must answer.
+                options.tool_choice = ToolChoice::None;
+            }
+            let request = ChatRequest {
+                messages: messages.clone(),
+                tools: tools.clone(),
+                options,
+            };
+            let response = self
+                .chat_step(&request, on_content)
+                .await
+                .map_err(|source| AgentError::Chat {
+                    agent: self.name.clone(),
+                    source,
+                })?;
+            usage += response.usage;
+            messages.push(response.to_message());
+            if response.tool_calls.is_empty() {
+                return Ok(AgentOutcome {
+                    answer: response.content,
+                    trace_id: None,
+                    steps: step,
+                    usage,
+                    tool_calls: records,
+                    stop_reason: StopReason::Answered,
+                    messages,
+                });
+            }
+            let results = futures::future::join_all(
+                response
+                    .tool_calls
+                    .iter()
+                    .map(|call| self.execute_tool(call)),
+            )
+            .await;
+            for (call, record) in response.tool_calls.iter().zip(results) {
+                messages.push(Message::tool_result(call, record.result.clone()));
+                records.push(record);
+            }
+        }
+        let answer = messages
+            .iter()
+            .rev()
+            .find(|m| !m.content.is_empty())
+            .map(|m| m.content.clone())
+            .unwrap_or_default();
+        Ok(AgentOutcome {
+            answer,
+            trace_id: None,
+            steps: self.max_steps,
+            usage,
+            tool_calls: records,
+            stop_reason: StopReason::MaxSteps,
+            messages,
+        })
+    }
+
+    /// One model call, traced as `chat {model}`.
+    async fn chat_step(
+        &self,
+        request: &ChatRequest,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<ChatResponse, ChatError> {
+        let model = self.model.model();
+        let span = tracing::info_span!(
+            "chat",
+            otel.name = %format!("chat {model}"),
+            otel.kind = "client",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
+            { sc::GEN_AI_PROVIDER_NAME } = %self.model.provider(),
+            { sc::GEN_AI_REQUEST_MODEL } = %model,
+            { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
+            { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
+            { sc::GEN_AI_RESPONSE_MODEL } = Empty,
+            { sc::GEN_AI_RESPONSE_ID } = Empty,
+            { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
+            { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+            { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { sc::GEN_AI_INPUT_MESSAGES } = Empty,
+            { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
+            { sc::GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
+            { sc::GEN_AI_TOOL_DEFINITIONS } = Empty,
+            { sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
+            { sc::ERROR_TYPE } = Empty,
+        );
+        if let Some(t) = request.options.temperature {
+            span.record(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(t));
+        }
+        if let Some(n) = request.options.max_tokens {
+            span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
+        }
+        if self.capture_content {
+            let (system, rest): (Vec<&Message>, Vec<&Message>) = request
+                .messages
+                .iter()
+                .partition(|m| m.role == crate::Role::System);
+            if let Some(system) = system.first() {
+                span.record(
+                    sc::GEN_AI_SYSTEM_INSTRUCTIONS,
+                    span_content::system_instructions(&system.content),
+                );
+            }
+            let rest: Vec<Message> = rest.into_iter().cloned().collect();
+            span.record(
+                sc::GEN_AI_INPUT_MESSAGES,
+                span_content::input_messages(&rest),
+            );
+            if !request.tools.is_empty() {
+                span.record(
+                    sc::GEN_AI_TOOL_DEFINITIONS,
+                    span_content::tool_definitions(&request.tools),
+                );
+            }
+        }
+
+        let started = Instant::now();
+        let result = async {
+            match on_content {
+                None => self.model.chat(request).await,
+                Some(sink) => {
+                    let mut stream = self.model.chat_stream(request).await?;
+                    let mut first_chunk = None;
+                    while let Some(item) = stream.next().await {
+                        match item? {
+                            ChatChunk::Content(piece) => {
+                                first_chunk.get_or_insert_with(|| started.elapsed());
+                                sink(&piece);
+                            }
+                            ChatChunk::Done(response) => {
+                                let ttfc = first_chunk.unwrap_or_else(|| started.elapsed());
+                                tracing::Span::current().record(
+                                    sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                                    ttfc.as_secs_f64(),
+                                );
+                                return Ok(response);
+                            }
+                        }
+                    }
+                    Err(ChatError::InvalidResponse {
+                        provider: self.model.provider().into(),
+                        message: "the stream ended without a final response".into(),
+                    })
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let elapsed = started.elapsed();
+
+        let mut attributes = GenAiMetricAttributes {
+            operation_name: sc::operation::CHAT,
+            provider_name: self.model.provider(),
+            request_model: Some(model),
+            response_model: None,
+        };
+        let mut error_type = None;
+        match &result {
+            Ok(response) => {
+                span.record(sc::GEN_AI_RESPONSE_MODEL, response.model.as_str());
+                if let Some(id) = &response.id {
+                    span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
+                }
+                span.record(
+                    sc::GEN_AI_RESPONSE_FINISH_REASONS,
+                    span_content::finish_reasons(&response.finish_reason),
+                );
+                span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
+                span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
+                if self.capture_content {
+                    span.record(
+                        sc::GEN_AI_OUTPUT_MESSAGES,
+                        span_content::output_messages(response),
+                    );
+                }
+                attributes.response_model = Some(response.model.as_str());
+                self.metrics.record_token_usage(
+                    &attributes,
+                    Some(response.usage.input_tokens),
+                    Some(response.usage.output_tokens),
+                );
+            }
+            Err(error) => {
+                span.record(sc::ERROR_TYPE, error.error_type());
+                span.record(sc::OTEL_STATUS_CODE, "ERROR");
+                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                error_type = Some(error.error_type());
+            }
+        }
+        self.metrics
+            .record_operation_duration(&attributes, elapsed, error_type.as_deref());
+        result
+    }
+
+    /// One tool call, traced as `execute_tool {name}`. Never fails: errors become the result.
+    async fn execute_tool(&self, call: &ToolCall) -> ToolCallRecord {
+        let span = tracing::info_span!(
+            "execute_tool",
+            otel.name = %format!("execute_tool {}", call.name),
+            otel.kind = "internal",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            { sc::GEN_AI_OPERATION_NAME } = sc::operation::EXECUTE_TOOL,
+            { sc::GEN_AI_TOOL_NAME } = %call.name,
+            { sc::GEN_AI_TOOL_CALL_ID } = %call.id,
+            { sc::GEN_AI_TOOL_TYPE } = "function",
+            { sc::GEN_AI_TOOL_CALL_ARGUMENTS } = Empty,
+            { sc::GEN_AI_TOOL_CALL_RESULT } = Empty,
+            { sc::ERROR_TYPE } = Empty,
+        );
+        if self.capture_content {
+            span.record(sc::GEN_AI_TOOL_CALL_ARGUMENTS, call.arguments.as_str());
+        }
+        let started = Instant::now();
+        let outcome: Result<String, (&'static str, String)> = async {
+            let tool = self.tools.get(&call.name).ok_or_else(|| {
+                let available: Vec<&str> = self.tools.names().collect();
+                ("unknown_tool", format!("there is no tool `{}`; the tools are: {}", call.name, available.join(", ")))
+            })?;
+            let arguments: serde_json::Value = if call.arguments.trim().is_empty() {
+                serde_json::Value::Object(Default::default())
+            } else {
+                serde_json::from_str(&call.arguments).map_err(|e| {
+                    ("invalid_arguments", format!("the arguments are not valid JSON ({e}); send a JSON object that matches the tool's schema"))
+                })?
+            };
+            match tokio::time::timeout(self.tool_timeout, tool.call(arguments)).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(error)) => Err((error.error_type(), error.to_string())),
+                Err(_) => Err(("timeout", format!("the tool did not finish within {:?}", self.tool_timeout))),
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        let duration_ms = started.elapsed().as_secs_f64() * 1e3;
+        let (result, is_error) = match outcome {
+            Ok(result) => (result, false),
+            Err((error_type, message)) => {
+                span.record(sc::ERROR_TYPE, error_type);
+                span.record(sc::OTEL_STATUS_CODE, "ERROR");
+                span.record(sc::OTEL_STATUS_DESCRIPTION, message.as_str());
+                (format!("error: {message}"), true)
+            }
+        };
+        if self.capture_content {
+            span.record(sc::GEN_AI_TOOL_CALL_RESULT, result.as_str());
+        }
+        ToolCallRecord {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            result,
+            is_error,
+            duration_ms,
+        }
+    }
+}

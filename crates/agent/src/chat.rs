@@ -1,0 +1,296 @@
+//! The chat-model API every provider implements: messages and tool definitions in, content, tool calls,
+//! token usage and a finish reason out, either at once ([`ChatModel::chat`]) or as a stream
+//! ([`ChatModel::chat_stream`]).
+//!
+//! Providers (`providers/*.rs`) convert between these types and their wire types; nothing outside a
+//! provider module sees a wire type.
+
+use std::fmt;
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use futures::Stream;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ChatError;
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions that frame the conversation.
+    System,
+    /// The person (or program) asking.
+    User,
+    /// The model.
+    Assistant,
+    /// The result of a tool call, answering one of the assistant's [`ToolCall`]s.
+    Tool,
+}
+
+impl Role {
+    /// The lower-case name used by the OpenAI, Ollama and ChatML formats alike.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Who wrote it.
+    pub role: Role,
+    /// Its text (may be empty for an assistant message that only calls tools).
+    pub content: String,
+    /// Tool calls the assistant asked for in this message.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For a [`Role::Tool`] message: the id of the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// For a [`Role::Tool`] message: the name of the tool that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Message {
+    fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    /// An assistant message with text and, possibly, tool calls.
+    pub fn assistant(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// The result of the tool call `call`.
+    pub fn tool_result(call: &ToolCall, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call.id.clone()),
+            name: Some(call.name.clone()),
+            ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A tool call the model asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The id that the tool result must quote back (`gen_ai.tool.call.id`).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as the JSON text the model produced. Kept as text because a model can produce
+    /// malformed JSON, which the agent reports back to the model rather than failing on.
+    pub arguments: String,
+}
+
+/// A tool the model may call: name, description and the JSON Schema of its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    /// The tool's name, unique within a request.
+    pub name: String,
+    /// What the tool does, for the model.
+    pub description: String,
+    /// JSON Schema (an `object` schema) of the arguments.
+    pub parameters: serde_json::Value,
+}
+
+/// Whether the model may, must or must not call a tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ToolChoice {
+    /// The model decides.
+    #[default]
+    Auto,
+    /// The model must answer with text.
+    None,
+    /// The model must call at least one tool.
+    Required,
+}
+
+/// Sampling and shape options of one request.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChatOptions {
+    /// Sampling temperature; `None` leaves the provider's default, `0` is greedy.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling cut-off.
+    pub top_p: Option<f32>,
+    /// Upper bound on generated tokens.
+    pub max_tokens: Option<u32>,
+    /// Seed for reproducible sampling, where the provider supports it.
+    pub seed: Option<u64>,
+    /// Sequences that end generation.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Whether tools may, must or must not be called.
+    #[serde(default)]
+    pub tool_choice: ToolChoice,
+}
+
+/// One request to a chat model.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The conversation so far, oldest first.
+    pub messages: Vec<Message>,
+    /// Tools the model may call.
+    #[serde(default)]
+    pub tools: Vec<ToolDefinition>,
+    /// Sampling and shape options.
+    #[serde(default)]
+    pub options: ChatOptions,
+}
+
+/// Token counts of one call, as the provider reported them (`gen_ai.usage.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub input_tokens: u64,
+    /// Tokens generated.
+    pub output_tokens: u64,
+}
+
+impl Usage {
+    /// Input plus output tokens.
+    pub fn total(&self) -> u64 {
+        self.input_tokens + self.output_tokens
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, rhs: Self) {
+        self.input_tokens += rhs.input_tokens;
+        self.output_tokens += rhs.output_tokens;
+    }
+}
+
+/// Why the model stopped (`gen_ai.response.finish_reasons`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A natural end or a stop sequence.
+    Stop,
+    /// The token limit was reached.
+    Length,
+    /// The model asked for tool calls.
+    ToolCalls,
+    /// The provider filtered the content.
+    ContentFilter,
+    /// Anything else the provider said, verbatim.
+    Other(String),
+}
+
+impl FinishReason {
+    /// The OpenAI-style name recorded on spans.
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::Other(s) => s,
+        }
+    }
+}
+
+/// A complete answer of a chat model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// Generated text (empty when the model only calls tools).
+    pub content: String,
+    /// Tool calls the model asked for.
+    pub tool_calls: Vec<ToolCall>,
+    /// Token counts.
+    pub usage: Usage,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// The model that answered, as the provider named it (`gen_ai.response.model`).
+    pub model: String,
+    /// The provider's id of the response, if it gives one (`gen_ai.response.id`).
+    pub id: Option<String>,
+}
+
+impl ChatResponse {
+    /// This response as the assistant message to append to the conversation.
+    pub fn to_message(&self) -> Message {
+        Message::assistant(self.content.clone(), self.tool_calls.clone())
+    }
+}
+
+/// One item of a streamed answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChatChunk {
+    /// A piece of generated text, in order.
+    Content(String),
+    /// The end of the stream: the whole response, with tool calls assembled and usage counted.
+    Done(ChatResponse),
+}
+
+/// A streamed answer: content pieces, then exactly one [`ChatChunk::Done`].
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<ChatChunk, ChatError>> + Send>>;
+
+/// A chat model: the one thing the agent loop needs from an LLM provider.
+///
+/// ```no_run
+/// # async fn demo(model: &dyn sextant_agent::ChatModel) -> Result<(), sextant_agent::ChatError> {
+/// use sextant_agent::{ChatRequest, Message};
+/// let request = ChatRequest { messages: vec![Message::user("Hello!")], ..Default::default() };
+/// let response = model.chat(&request).await?;
+/// println!("{} ({} tokens)", response.content, response.usage.total());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait ChatModel: Send + Sync {
+    /// The provider's name as the GenAI conventions spell it (`gen_ai.provider.name`): `openai`,
+    /// `ollama`, or `sextant.local` for the embedded model.
+    fn provider(&self) -> &str;
+
+    /// The model asked for (`gen_ai.request.model`).
+    fn model(&self) -> &str;
+
+    /// Answers `request` in one piece.
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ChatError>;
+
+    /// Answers `request` as a stream of text pieces ending with the whole response.
+    ///
+    /// The default calls [`ChatModel::chat`] and yields its content as one piece.
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ChatError> {
+        let response = self.chat(request).await?;
+        let mut items = Vec::with_capacity(2);
+        if !response.content.is_empty() {
+            items.push(Ok(ChatChunk::Content(response.content.clone())));
+        }
+        items.push(Ok(ChatChunk::Done(response)));
+        Ok(Box::pin(futures::stream::iter(items)))
+    }
+}

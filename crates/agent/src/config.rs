@@ -1,0 +1,490 @@
+//! Configuration: `configs/sextant.toml` (the defaults, built into the binary), a user file, and
+//! `SEXTANT_*` environment variables, in that order of precedence; and agent definitions
+//! (`configs/agents/*.toml`).
+//!
+//! Nested keys are reached from the environment with `__`: `SEXTANT_TELEMETRY__CAPTURE_CONTENT=true`.
+//! `SEXTANT_HOME` sets [`SextantConfig::home`] and `SEXTANT_THREADS` the local model's threads. A bad
+//! value is an error that names the key and the file it came from.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+use sextant_tools::{ToolSet, UnknownTool};
+
+use crate::agent::Agent;
+use crate::chat::ChatOptions;
+use crate::error::ChatError;
+use crate::model_files::{ModelCache, ModelFilesError};
+use crate::providers;
+use crate::retry::RetryPolicy;
+
+/// The defaults, as shipped in `configs/sextant.toml`.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/sextant.toml");
+/// The default agent, as shipped in `configs/agents/assistant.toml`.
+pub const DEFAULT_AGENT: &str = include_str!("../../../configs/agents/assistant.toml");
+
+/// A configuration that could not be loaded; the message names the key and the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value has the wrong type, is missing, or is unknown.
+    #[error("{0}")]
+    Invalid(#[from] Box<figment::Error>),
+    /// A file that was named explicitly does not exist.
+    #[error("configuration file {} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// A value is well-typed but not acceptable.
+    #[error("{key} in {source_name}: {message}")]
+    Value {
+        /// The key, dotted.
+        key: String,
+        /// The file (or "environment") it came from.
+        source_name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(error: figment::Error) -> Self {
+        ConfigError::Invalid(Box::new(error))
+    }
+}
+
+/// The whole Sextant configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SextantConfig {
+    /// Root of Sextant's files: models under `home/models`, data under `home/data`. Empty = the
+    /// platform's cache and data directories.
+    #[serde(default)]
+    pub home: Option<PathBuf>,
+    /// Where traces, sessions and registries live (`SEXTANT_DATA_DIR`); overrides `home/data`.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// Which agent runs when none is named.
+    pub agent: AgentDefaults,
+    /// Tracing, metrics and export.
+    pub telemetry: TelemetrySettings,
+    /// Provider endpoints and credentials.
+    pub providers: ProvidersConfig,
+    /// Retries and timeouts of chat calls.
+    pub retry: RetryConfig,
+}
+
+/// `[agent]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDefaults {
+    /// The agent file used when `--agent` is not given; empty = the built-in `assistant`.
+    #[serde(default)]
+    pub default: Option<PathBuf>,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `service.name` of the resource (OTEL_SERVICE_NAME overrides it).
+    pub service_name: String,
+    /// Record message content (prompts, answers, tool arguments and results) on spans.
+    pub capture_content: bool,
+    /// Keep every trace in the local SQLite trace store (what `sextant traces` reads).
+    pub local_store: bool,
+    /// Log filter for stderr, RUST_LOG syntax (RUST_LOG overrides it).
+    pub log_filter: String,
+    /// Export over OTLP; the standard OTEL_EXPORTER_OTLP_* variables override it.
+    #[serde(default)]
+    pub otlp: Option<sextant_tracker::OtlpConfig>,
+}
+
+/// `[providers]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvidersConfig {
+    /// OpenAI-compatible servers.
+    pub openai: OpenAiSettings,
+    /// Ollama.
+    pub ollama: OllamaSettings,
+    /// The embedded model.
+    pub local: LocalSettings,
+}
+
+/// `[providers.openai]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiSettings {
+    /// Base URL including `/v1`.
+    pub base_url: String,
+    /// Name of the environment variable holding the API key (the key itself is never in a file).
+    pub api_key_env: String,
+}
+
+/// `[providers.ollama]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OllamaSettings {
+    /// The server, e.g. `http://127.0.0.1:11434`.
+    pub host: String,
+}
+
+/// `[providers.local]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LocalSettings {
+    /// Inference threads; empty = all cores.
+    #[serde(default)]
+    pub threads: Option<usize>,
+}
+
+/// `[retry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Per-call timeout, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl RetryConfig {
+    /// As a [`RetryPolicy`].
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            timeout: Duration::from_secs(self.timeout_secs),
+        }
+    }
+}
+
+impl SextantConfig {
+    /// Loads the defaults, then `user_file` if given (it must exist), else `./sextant.toml` or the
+    /// platform config dir's `sextant/sextant.toml` if present, then the environment.
+    pub fn load(user_file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_with_env(user_file, true)
+    }
+
+    /// [`SextantConfig::load`], reading `SEXTANT_*` variables only if `read_env` (tests turn it off).
+    pub fn load_with_env(user_file: Option<&Path>, read_env: bool) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
+        match user_file {
+            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None => {
+                for candidate in default_user_files() {
+                    if candidate.exists() {
+                        figment = figment.merge(Toml::file_exact(candidate));
+                        break;
+                    }
+                }
+            }
+        }
+        // Only the sections this struct has: other SEXTANT_* variables (tests', CI's) are not config.
+        let env_pairs: Vec<(String, String)> = if read_env {
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("SEXTANT_"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for (key, value) in env_pairs {
+            let rest = &key["SEXTANT_".len()..];
+            let path = match rest {
+                "HOME" => "home".to_owned(),
+                "DATA_DIR" => "data_dir".to_owned(),
+                "THREADS" => "providers.local.threads".to_owned(),
+                _ if ["AGENT__", "TELEMETRY__", "PROVIDERS__", "RETRY__"]
+                    .iter()
+                    .any(|p| rest.starts_with(p)) =>
+                {
+                    rest.to_lowercase().replace("__", ".")
+                }
+                _ => continue,
+            };
+            if value.is_empty() {
+                continue;
+            }
+            figment = figment.merge(
+                Env::raw()
+                    .only(&[key.as_str()])
+                    .map(move |_| path.clone().into())
+                    .lowercase(false),
+            );
+        }
+        let config: SextantConfig = figment.extract()?;
+        Ok(config)
+    }
+
+    /// Where the default model files live.
+    pub fn model_cache(&self) -> Result<ModelCache, ModelFilesError> {
+        match &self.home {
+            Some(home) => ModelCache::builder().root(home.join("models")).build(),
+            None => ModelCache::from_env(),
+        }
+    }
+
+    /// The data directory: traces, sessions, registries.
+    pub fn data_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.data_dir {
+            return dir.clone();
+        }
+        match &self.home {
+            Some(home) => home.join("data"),
+            None => directories::ProjectDirs::from("", "", "sextant")
+                .map(|dirs| dirs.data_dir().to_owned())
+                .unwrap_or_else(|| PathBuf::from(".sextant")),
+        }
+    }
+
+    /// The local trace store's file.
+    pub fn trace_store_path(&self) -> PathBuf {
+        self.data_dir().join("traces.db")
+    }
+}
+
+fn default_user_files() -> Vec<PathBuf> {
+    let mut files = vec![PathBuf::from("sextant.toml")];
+    if let Some(dirs) = directories::ProjectDirs::from("", "", "sextant") {
+        files.push(dirs.config_dir().join("sextant.toml"));
+    }
+    files
+}
+
+/// Why an agent could not be made from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `tools` names a tool that does not exist.
+    #[error("agent `{agent}`: {source}")]
+    UnknownTool {
+        /// The agent.
+        agent: String,
+        /// Which tool.
+        #[source]
+        source: UnknownTool,
+    },
+    /// The model could not be set up (bad URL, model file unavailable …).
+    #[error("agent `{agent}`: {source}")]
+    Model {
+        /// The agent.
+        agent: String,
+        /// Why.
+        #[source]
+        source: ChatError,
+    },
+}
+
+/// Which provider serves an agent's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// The embedded SmolLM2 model, in-process.
+    Local,
+    /// An Ollama server.
+    Ollama,
+    /// An OpenAI-compatible server.
+    Openai,
+}
+
+/// `[model]` of an agent file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The provider.
+    pub provider: ProviderKind,
+    /// The model name as the provider knows it.
+    pub name: String,
+    /// Overrides the provider's base URL (openai) or host (ollama).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Overrides the environment variable that holds the API key (openai).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Sampling temperature (0 = greedy).
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    #[serde(default)]
+    pub top_p: Option<f32>,
+    /// Most tokens per call.
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    /// Sampling seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Extra fields for every request body (openai), e.g. `{ chat_template_kwargs = { … } }`.
+    #[serde(default)]
+    pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl ModelConfig {
+    /// The request options these settings imply.
+    pub fn options(&self) -> ChatOptions {
+        ChatOptions {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            seed: self.seed,
+            ..ChatOptions::default()
+        }
+    }
+}
+
+/// An agent definition: `configs/agents/*.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// The agent's name (`gen_ai.agent.name`).
+    pub name: String,
+    /// What it is for.
+    #[serde(default)]
+    pub description: String,
+    /// Its system prompt.
+    pub system_prompt: String,
+    /// Names of the tools it may call.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Most model calls per turn before it stops.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u32,
+    /// Overrides `telemetry.capture_content` for this agent.
+    #[serde(default)]
+    pub capture_content: Option<bool>,
+    /// Its model.
+    pub model: ModelConfig,
+}
+
+fn default_max_steps() -> u32 {
+    6
+}
+
+impl AgentConfig {
+    /// Reads an agent file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Missing(path.to_owned()));
+        }
+        let config: AgentConfig = Figment::from(Toml::file_exact(path)).extract()?;
+        config.validate(&path.display().to_string())
+    }
+
+    /// The built-in default agent (`configs/agents/assistant.toml`).
+    pub fn builtin_default() -> Self {
+        let config: AgentConfig = Figment::from(Toml::string(DEFAULT_AGENT))
+            .extract()
+            .expect("the built-in agent file is valid");
+        config
+    }
+
+    /// The agent this file describes: its tools picked from the built-in tool set, its model made
+    /// by the configured provider (the local model is pulled on first use).
+    pub async fn build(&self, config: &SextantConfig) -> Result<Agent, BuildError> {
+        let tools =
+            ToolSet::builtin()
+                .select(&self.tools)
+                .map_err(|source| BuildError::UnknownTool {
+                    agent: self.name.clone(),
+                    source,
+                })?;
+        let model = providers::build(&self.model, config)
+            .await
+            .map_err(|source| BuildError::Model {
+                agent: self.name.clone(),
+                source,
+            })?;
+        Ok(Agent::builder(&self.name, model)
+            .system_prompt(&self.system_prompt)
+            .tools(tools)
+            .max_steps(self.max_steps)
+            .options(self.model.options())
+            .capture_content(
+                self.capture_content
+                    .unwrap_or(config.telemetry.capture_content),
+            )
+            .build())
+    }
+
+    fn validate(self, source_name: &str) -> Result<Self, ConfigError> {
+        if self.max_steps == 0 {
+            return Err(ConfigError::Value {
+                key: "max_steps".into(),
+                source_name: source_name.into(),
+                message: "must be at least 1".into(),
+            });
+        }
+        if let Some(t) = self.model.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ConfigError::Value {
+                key: "model.temperature".into(),
+                source_name: source_name.into(),
+                message: format!("{t} is outside 0..=2"),
+            });
+        }
+        Ok(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_builtin_agent_is_valid() {
+        let config = SextantConfig::load_with_env(None, false).unwrap();
+        assert_eq!(config.telemetry.service_name, "sextant");
+        assert!(config.retry.max_retries > 0);
+        let agent = AgentConfig::builtin_default();
+        assert_eq!(agent.name, "assistant");
+        assert!(agent.tools.contains(&"calculator".to_owned()));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mine.toml");
+        std::fs::write(&file, "[retry]\nmax_retries = \"lots\"\n").unwrap();
+        let err = SextantConfig::load_with_env(Some(&file), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retry.max_retries"), "{err}");
+        assert!(err.contains("mine.toml"), "{err}");
+
+        std::fs::write(&file, "[retry]\nmax_retrys = 3\n").unwrap();
+        let err = SextantConfig::load_with_env(Some(&file), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("max_retrys"), "{err}");
+
+        let agent = dir.path().join("agent.toml");
+        std::fs::write(&agent, "name = \"a\"\nsystem_prompt = \"s\"\nmax_steps = 0\n[model]\nprovider = \"local\"\nname = \"m\"\n")
+            .unwrap();
+        let err = AgentConfig::load(&agent).unwrap_err().to_string();
+        assert!(
+            err.contains("max_steps") && err.contains("agent.toml"),
+            "{err}"
+        );
+
+        std::fs::write(&agent, "name = \"a\"\nsystem_prompt = \"s\"\n[model]\nprovider = \"llamafarm\"\nname = \"m\"\n").unwrap();
+        let err = AgentConfig::load(&agent).unwrap_err().to_string();
+        assert!(
+            err.contains("llamafarm") && err.contains("agent.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error() {
+        let err = SextantConfig::load_with_env(Some(Path::new("/nonexistent/sextant.toml")), false)
+            .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/sextant.toml"));
+    }
+}

@@ -1,0 +1,26 @@
+//! Sextant agents: the agent loop, the chat-model API and its providers, agent configuration.
+//!
+//! An [`Agent`] answers a question by calling a [`ChatModel`] and the tools of its
+//! [`ToolSet`](sextant_tools::ToolSet) until the model gives a final answer; every step is a span of
+//! the OpenTelemetry GenAI conventions, nested under the agent's `invoke_agent` span.
+#![deny(missing_docs)]
+
+pub mod agent;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod model_files;
+pub mod providers;
+pub mod retry;
+mod span_content;
+pub mod testing;
+
+pub use agent::{
+    Agent, AgentBuilder, AgentError, AgentOutcome, StopReason, ToolCallRecord, TurnContext,
+};
+pub use chat::{
+    ChatChunk, ChatModel, ChatOptions, ChatRequest, ChatResponse, ChatStream, FinishReason,
+    Message, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
+};
+pub use config::{AgentConfig, BuildError, SextantConfig};
+pub use error::ChatError;

@@ -1,0 +1,737 @@
+//! The embedded chat model: SmolLM2-135M-Instruct (Q4_1 GGUF) run in-process on the CPU with candle.
+//!
+//! It needs no server and no network once its file is in the [`ModelCache`]. The tokenizer is rebuilt
+//! from the GGUF metadata ([`LocalTokenizer`]); prompts are ChatML, with tools described in the
+//! system message in the Hermes/Qwen convention (`<tools>` schemas, `<tool_call>` calls,
+//! `<tool_response>` results).
+//!
+//! # When the model calls a tool
+//!
+//! A 135M-parameter model does not reliably volunteer a well-formed tool call, so the decision is
+//! made by policy and the call is written under constraints:
+//!
+//! * **a tool call** when the request has tools and `tool_choice` is [`ToolChoice::Required`], or
+//!   [`ToolChoice::Auto`] and the last message is a user message (no tool result yet in this turn);
+//! * **text** with [`ToolChoice::None`] (the tools are then left out of the prompt), and with
+//!   [`ToolChoice::Auto`] after a tool result or an assistant message (the tools stay described, so
+//!   the model sees the whole multi-step conversation).
+//!
+//! A tool call is generated token by token by constrained decoding driven by the tool's JSON Schema:
+//! the structure (`<tool_call>\n{"name": "` …) is fed to the model without sampling, the tool name is
+//! chosen among the request's tool names, and each property value is sampled under a mask for its
+//! type (strings, numbers, integers, booleans, enums, nested objects, arrays). The arguments are
+//! therefore always valid JSON that validates against the schema's types and required properties.
+//! Only one call is produced per response.
+//!
+//! # Threads
+//!
+//! Generation runs on a blocking thread inside a dedicated rayon pool of
+//! [`LocalModelOptions::threads`] threads (default: `SEXTANT_THREADS`, else all cores), one request at
+//! a time. candle's quantized matrix products use its own process-wide worker pool, sized once from
+//! `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical cores): set it before the first
+//! model runs to bound those too.
+
+mod chatml;
+mod constrained;
+mod tokenizer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use candle_core::quantized::gguf_file;
+use candle_core::{DType, Device, Tensor};
+use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
+
+pub use tokenizer::LocalTokenizer;
+use tokenizer::Utf8Decoder;
+
+use crate::chat::{
+    ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Role, ToolCall,
+    ToolChoice, Usage,
+};
+use crate::error::ChatError;
+use crate::model_files::{ModelCache, SMOLLM2_135M_INSTRUCT, SMOLLM2_GGUF};
+
+/// The provider name recorded as `gen_ai.provider.name`.
+pub const PROVIDER: &str = "sextant.local";
+
+/// The model name reported for the default GGUF file.
+pub const DEFAULT_MODEL_NAME: &str = "SmolLM2-135M-Instruct";
+
+/// Tokens generated when a request sets no `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+
+/// Prompt tokens fed to the model per forward pass (bounds the attention matrix's memory).
+const PROMPT_CHUNK: usize = 512;
+
+/// How the embedded model is run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LocalModelOptions {
+    /// Inference threads; `None` takes `SEXTANT_THREADS`, else every core.
+    pub threads: Option<usize>,
+    /// Tokens generated when a request sets no `max_tokens` (default [`DEFAULT_MAX_TOKENS`]).
+    pub max_tokens: Option<u32>,
+    /// Context window in tokens; `None` takes the GGUF's `context_length` (at most 4096, the longest
+    /// the rotary tables of candle's llama reach).
+    pub context_length: Option<usize>,
+    /// The name [`ChatModel::model`] reports; `None` derives it from the file name.
+    pub model_name: Option<String>,
+}
+
+impl LocalModelOptions {
+    /// The thread count these options resolve to.
+    pub fn resolved_threads(&self) -> usize {
+        self.threads
+            .or_else(|| {
+                std::env::var("SEXTANT_THREADS")
+                    .ok()
+                    .and_then(|value| value.trim().parse().ok())
+            })
+            .filter(|threads| *threads > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+    }
+}
+
+fn local(message: impl std::fmt::Display) -> ChatError {
+    ChatError::Local(message.to_string())
+}
+
+/// SmolLM2-135M-Instruct run in-process: a [`ChatModel`] that needs no server.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sextant_agent::ChatError> {
+/// use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
+/// use sextant_agent::{ChatModel, ChatRequest, Message};
+/// let model = LocalChatModel::load_default(LocalModelOptions::default()).await?;
+/// let request = ChatRequest { messages: vec![Message::user("Name a colour.")], ..Default::default() };
+/// println!("{}", model.chat(&request).await?.content);
+/// # Ok(()) }
+/// ```
+pub struct LocalChatModel {
+    engine: Arc<Mutex<Engine>>,
+    tokenizer: Arc<LocalTokenizer>,
+    pool: Arc<rayon::ThreadPool>,
+    name: String,
+    threads: usize,
+    context_length: usize,
+    default_max_tokens: u32,
+}
+
+impl std::fmt::Debug for LocalChatModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalChatModel")
+            .field("model", &self.name)
+            .field("threads", &self.threads)
+            .field("context_length", &self.context_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalChatModel {
+    /// Loads a llama-architecture GGUF file (blocking: reads the whole file).
+    pub fn load(
+        gguf_path: impl AsRef<Path>,
+        options: LocalModelOptions,
+    ) -> Result<Self, ChatError> {
+        let path = gguf_path.as_ref();
+        let mut file = std::fs::File::open(path)
+            .map_err(|err| local(format!("cannot open {}: {err}", path.display())))?;
+        let content = gguf_file::Content::read(&mut file).map_err(|err| {
+            local(format!(
+                "{} is not a readable GGUF file: {err}",
+                path.display()
+            ))
+        })?;
+        let tokenizer = Arc::new(LocalTokenizer::from_gguf(&content)?);
+        let gguf_context = content
+            .metadata
+            .get("llama.context_length")
+            .and_then(|value| value.to_u32().ok())
+            .map_or(MAX_SEQ_LEN, |length| length as usize);
+        let context_length = options
+            .context_length
+            .unwrap_or(gguf_context)
+            .clamp(1, MAX_SEQ_LEN);
+        let device = Device::Cpu;
+        let model = ModelWeights::from_gguf(content, &mut file, &device).map_err(|err| {
+            local(format!(
+                "cannot load the weights of {}: {err}",
+                path.display()
+            ))
+        })?;
+
+        let im_end = tokenizer.token_id("<|im_end|>").ok_or_else(|| {
+            local("the GGUF vocabulary has no <|im_end|> token: it is not a ChatML model")
+        })?;
+        let threads = options.resolved_threads();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|index| format!("sextant-local-{index}"))
+            .build()
+            .map_err(|err| local(format!("cannot start {threads} inference threads: {err}")))?;
+        let name = options
+            .model_name
+            .clone()
+            .unwrap_or_else(|| model_name_for(path));
+        Ok(Self {
+            engine: Arc::new(Mutex::new(Engine {
+                model,
+                tokenizer: Arc::clone(&tokenizer),
+                device,
+                im_end,
+            })),
+            tokenizer,
+            pool: Arc::new(pool),
+            name,
+            threads,
+            context_length,
+            default_max_tokens: options.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+        })
+    }
+
+    /// Makes sure the default model is in the cache (fetching it if needed, see
+    /// [`ModelCache::ensure`]) and loads it.
+    pub async fn load_default(options: LocalModelOptions) -> Result<Self, ChatError> {
+        let cache = ModelCache::from_env().map_err(local)?;
+        Self::load_from_cache(&cache, options).await
+    }
+
+    /// Like [`LocalChatModel::load_default`], with a given cache.
+    pub async fn load_from_cache(
+        cache: &ModelCache,
+        options: LocalModelOptions,
+    ) -> Result<Self, ChatError> {
+        let dir = cache.ensure(&SMOLLM2_135M_INSTRUCT).await.map_err(local)?;
+        let path = dir.join(SMOLLM2_GGUF);
+        tokio::task::spawn_blocking(move || Self::load(path, options))
+            .await
+            .map_err(|err| local(format!("loading stopped: {err}")))?
+    }
+
+    /// The tokenizer rebuilt from the GGUF metadata.
+    pub fn tokenizer(&self) -> &LocalTokenizer {
+        &self.tokenizer
+    }
+
+    /// The context window in tokens (prompt plus generated).
+    pub fn context_length(&self) -> usize {
+        self.context_length
+    }
+
+    /// The inference threads of this model's pool.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs one request on a blocking thread, sending text pieces to `pieces` when given.
+    async fn run(
+        &self,
+        request: &ChatRequest,
+        pieces: Option<mpsc::UnboundedSender<Result<ChatChunk, ChatError>>>,
+    ) -> Result<ChatResponse, ChatError> {
+        let job = Job::new(request, self.default_max_tokens, self.context_length)?;
+        let engine = Arc::clone(&self.engine);
+        let pool = Arc::clone(&self.pool);
+        let name = self.name.clone();
+        let span = tracing::debug_span!("local_generation", model = %name);
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut guard = engine
+                .lock()
+                .map_err(|_| local("an earlier generation panicked; reload the model"))?;
+            let engine: &mut Engine = &mut guard;
+            pool.install(|| job.run(engine, &name, pieces))
+        })
+        .await
+        .map_err(|err| local(format!("generation stopped: {err}")))?
+    }
+}
+
+/// `SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`.
+fn model_name_for(path: &Path) -> String {
+    let file = path
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    if file == SMOLLM2_GGUF {
+        return DEFAULT_MODEL_NAME.to_string();
+    }
+    file.split('.')
+        .next()
+        .filter(|stem| !stem.is_empty())
+        .unwrap_or(DEFAULT_MODEL_NAME)
+        .to_string()
+}
+
+#[async_trait]
+impl ChatModel for LocalChatModel {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ChatError> {
+        self.run(request, None).await
+    }
+
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ChatError> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let job = Job::new(request, self.default_max_tokens, self.context_length)?;
+        let engine = Arc::clone(&self.engine);
+        let pool = Arc::clone(&self.pool);
+        let name = self.name.clone();
+        let span = tracing::debug_span!("local_generation", model = %name);
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let result = match engine.lock() {
+                Ok(mut guard) => {
+                    let engine: &mut Engine = &mut guard;
+                    pool.install(|| job.run(engine, &name, Some(sender.clone())))
+                }
+                Err(_) => Err(local("an earlier generation panicked; reload the model")),
+            };
+            // A closed receiver means the caller stopped listening: nothing left to tell.
+            let _ = sender.send(result.map(ChatChunk::Done));
+        });
+        Ok(Box::pin(
+            tokio_stream::wrappers::UnboundedReceiverStream::new(receiver),
+        ))
+    }
+}
+
+/// The model weights and what a forward pass needs; one generation at a time holds it.
+struct Engine {
+    model: ModelWeights,
+    tokenizer: Arc<LocalTokenizer>,
+    device: Device,
+    im_end: u32,
+}
+
+impl Engine {
+    /// Feeds `tokens` at `pos` and returns the logits after the last one.
+    fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ChatError> {
+        let mut run = || -> candle_core::Result<Vec<f32>> {
+            let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
+            self.model
+                .forward(&input, pos)?
+                .squeeze(0)?
+                .to_dtype(DType::F32)?
+                .to_vec1::<f32>()
+        };
+        run().map_err(|err| local(format!("inference failed: {err}")))
+    }
+}
+
+/// One request, validated and rendered, ready to run on the engine.
+struct Job {
+    prompt: String,
+    tool_call: bool,
+    tools: Vec<crate::chat::ToolDefinition>,
+    max_tokens: usize,
+    context_length: usize,
+    stop: Vec<String>,
+    sampler: Sampler,
+}
+
+impl Job {
+    fn new(
+        request: &ChatRequest,
+        default_max_tokens: u32,
+        context_length: usize,
+    ) -> Result<Self, ChatError> {
+        if request.messages.is_empty() {
+            return Err(ChatError::Request {
+                provider: PROVIDER.into(),
+                message: "the request has no messages".into(),
+            });
+        }
+        let options = &request.options;
+        let tool_call = !request.tools.is_empty()
+            && match options.tool_choice {
+                ToolChoice::Required => true,
+                ToolChoice::Auto => request
+                    .messages
+                    .last()
+                    .is_some_and(|message| message.role == Role::User),
+                ToolChoice::None => false,
+            };
+        let shown_tools: &[_] = if options.tool_choice == ToolChoice::None {
+            &[]
+        } else {
+            &request.tools
+        };
+        Ok(Self {
+            prompt: chatml::render(&request.messages, shown_tools),
+            tool_call,
+            tools: request.tools.clone(),
+            max_tokens: options.max_tokens.unwrap_or(default_max_tokens).max(1) as usize,
+            context_length,
+            stop: options
+                .stop
+                .iter()
+                .filter(|stop| !stop.is_empty())
+                .cloned()
+                .collect(),
+            sampler: Sampler::new(options.temperature, options.top_p, options.seed),
+        })
+    }
+
+    fn run(
+        self,
+        engine: &mut Engine,
+        model_name: &str,
+        pieces: Option<mpsc::UnboundedSender<Result<ChatChunk, ChatError>>>,
+    ) -> Result<ChatResponse, ChatError> {
+        let tokenizer = Arc::clone(&engine.tokenizer);
+        let prompt_tokens = tokenizer.encode(&self.prompt)?;
+        if prompt_tokens.len() >= self.context_length {
+            return Err(ChatError::Request {
+                provider: PROVIDER.into(),
+                message: format!(
+                    "the prompt has {} tokens but the model's context holds {}; shorten the conversation",
+                    prompt_tokens.len(),
+                    self.context_length
+                ),
+            });
+        }
+        let limit = self
+            .max_tokens
+            .min(self.context_length - prompt_tokens.len());
+        let mut session = Session::start(
+            engine,
+            &prompt_tokens,
+            self.sampler,
+            self.context_length,
+            limit,
+        )?;
+
+        let mut response = ChatResponse {
+            content: String::new(),
+            tool_calls: Vec::new(),
+            usage: Usage::default(),
+            finish_reason: FinishReason::Stop,
+            model: model_name.to_string(),
+            id: None,
+        };
+        if self.tool_call {
+            let (name, arguments) = constrained::generate_tool_call(&mut session, &self.tools)?;
+            response.tool_calls.push(ToolCall {
+                id: "call_0".into(),
+                name,
+                arguments: arguments.to_string(),
+            });
+            response.finish_reason = FinishReason::ToolCalls;
+        } else {
+            let (content, finish_reason) =
+                generate_text(&mut session, &self.stop, pieces.as_ref())?;
+            response.content = content;
+            response.finish_reason = finish_reason;
+        }
+        response.usage = Usage {
+            input_tokens: prompt_tokens.len() as u64,
+            output_tokens: session.generated as u64,
+        };
+        Ok(response)
+    }
+}
+
+/// The state of one generation: position in the KV cache, the latest logits, forced text not yet
+/// fed, and how many tokens were produced.
+pub(crate) struct Session<'a> {
+    engine: &'a mut Engine,
+    pos: usize,
+    logits: Vec<f32>,
+    sampler: Sampler,
+    /// Forced text waiting to be fed; fed as one span so it tokenizes as naturally as possible.
+    pending: String,
+    /// Tokens produced after the prompt (sampled or forced).
+    pub(crate) generated: usize,
+    context_length: usize,
+    limit: usize,
+}
+
+impl<'a> Session<'a> {
+    /// Feeds the prompt from position 0 (which resets the KV cache).
+    fn start(
+        engine: &'a mut Engine,
+        prompt: &[u32],
+        sampler: Sampler,
+        context_length: usize,
+        limit: usize,
+    ) -> Result<Self, ChatError> {
+        let mut session = Self {
+            engine,
+            pos: 0,
+            logits: Vec::new(),
+            sampler,
+            pending: String::new(),
+            generated: 0,
+            context_length,
+            limit,
+        };
+        for chunk in prompt.chunks(PROMPT_CHUNK) {
+            session.feed_tokens(chunk)?;
+        }
+        Ok(session)
+    }
+
+    pub(crate) fn tokenizer(&self) -> Arc<LocalTokenizer> {
+        Arc::clone(&self.engine.tokenizer)
+    }
+
+    /// Whether the output budget (max tokens or context) is spent.
+    pub(crate) fn exhausted(&self) -> bool {
+        self.generated >= self.limit || self.pos >= self.context_length
+    }
+
+    fn feed_tokens(&mut self, tokens: &[u32]) -> Result<(), ChatError> {
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        if self.pos + tokens.len() > self.context_length {
+            return Err(local(format!(
+                "the context of {} tokens is full ({} used, {} more needed)",
+                self.context_length,
+                self.pos,
+                tokens.len()
+            )));
+        }
+        self.logits = self.engine.forward(tokens, self.pos)?;
+        self.pos += tokens.len();
+        Ok(())
+    }
+
+    /// Queues text the model must "say" without sampling.
+    pub(crate) fn force(&mut self, text: &str) {
+        self.pending.push_str(text);
+    }
+
+    /// Feeds the queued forced text.
+    fn flush(&mut self) -> Result<(), ChatError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let text = std::mem::take(&mut self.pending);
+        let tokens = self.engine.tokenizer.encode(&text)?;
+        self.generated += tokens.len();
+        self.feed_tokens(&tokens)
+    }
+
+    /// Samples the next token among those `allowed` (after feeding any forced text). `None` when no
+    /// token is allowed.
+    pub(crate) fn sample(
+        &mut self,
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Result<Option<u32>, ChatError> {
+        self.flush()?;
+        Ok(self.sampler.pick(&self.logits, allowed))
+    }
+
+    /// The model's favourite next token, unconstrained (after feeding any forced text).
+    pub(crate) fn preferred(&mut self) -> Result<Option<u32>, ChatError> {
+        self.flush()?;
+        Ok(argmax(&self.logits, &|_| true))
+    }
+
+    /// Accepts a sampled token: counts it and feeds it.
+    pub(crate) fn accept(&mut self, token: u32) -> Result<(), ChatError> {
+        self.generated += 1;
+        self.feed_tokens(&[token])
+    }
+}
+
+/// Free text generation until `<|im_end|>`, end of sequence, a stop sequence or the token limit.
+fn generate_text(
+    session: &mut Session<'_>,
+    stop: &[String],
+    pieces: Option<&mpsc::UnboundedSender<Result<ChatChunk, ChatError>>>,
+) -> Result<(String, FinishReason), ChatError> {
+    let tokenizer = session.tokenizer();
+    let (im_end, eos) = (session.engine.im_end, tokenizer.eos_id);
+    let mut decoder = Utf8Decoder::default();
+    let mut text = String::new();
+    let mut sent = 0;
+    let send = |text: &str, sent: &mut usize, upto: usize| -> bool {
+        if upto > *sent {
+            if let Some(pieces) = pieces
+                && pieces
+                    .send(Ok(ChatChunk::Content(text[*sent..upto].to_string())))
+                    .is_err()
+            {
+                return false;
+            }
+            *sent = upto;
+        }
+        true
+    };
+
+    let finish = loop {
+        if session.exhausted() {
+            break FinishReason::Length;
+        }
+        let Some(token) = session.sample(&|_| true)? else {
+            break FinishReason::Stop;
+        };
+        if token == im_end || token == eos {
+            session.generated += 1;
+            break FinishReason::Stop;
+        }
+        if tokenizer.is_special(token) {
+            // Another control token (`<|im_start|>`, `<file_sep>` …) would start a new turn or
+            // document: the answer is over.
+            session.generated += 1;
+            break FinishReason::Stop;
+        }
+        text.push_str(&decoder.push(tokenizer.token_bytes(token)));
+        if let Some(at) = stop
+            .iter()
+            .filter_map(|stop| text.find(stop.as_str()))
+            .min()
+        {
+            text.truncate(at);
+            session.generated += 1;
+            break FinishReason::Stop;
+        }
+        // Text that could be the start of a stop sequence waits until it is known not to be.
+        let held = stop
+            .iter()
+            .map(|stop| partial_suffix(&text, stop))
+            .max()
+            .unwrap_or(0);
+        if !send(&text, &mut sent, text.len() - held) {
+            // The stream's receiver is gone: nobody wants the rest.
+            session.generated += 1;
+            break FinishReason::Stop;
+        }
+        session.accept(token)?;
+    };
+    text.push_str(&decoder.finish());
+    if let Some(at) = stop
+        .iter()
+        .filter_map(|stop| text.find(stop.as_str()))
+        .min()
+    {
+        text.truncate(at);
+    }
+    send(&text, &mut sent, text.len());
+    Ok((text, finish))
+}
+
+/// The length of the longest suffix of `text` that is a proper prefix of `stop`, on a char boundary.
+fn partial_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len().min(text.len() + 1))
+        .rev()
+        .find(|&len| {
+            text.is_char_boundary(text.len() - len) && stop.starts_with(&text[text.len() - len..])
+        })
+        .unwrap_or(0)
+}
+
+fn argmax(logits: &[f32], allowed: &dyn Fn(u32) -> bool) -> Option<u32> {
+    let mut best: Option<(u32, f32)> = None;
+    for (id, &logit) in logits.iter().enumerate() {
+        let id = id as u32;
+        if logit.is_nan() || !allowed(id) {
+            continue;
+        }
+        if best.is_none_or(|(_, top)| logit > top) {
+            best = Some((id, logit));
+        }
+    }
+    best.map(|(id, _)| id)
+}
+
+/// Greedy when the temperature is 0 or unset, else temperature and nucleus (top-p) sampling.
+pub(crate) struct Sampler {
+    temperature: Option<f32>,
+    top_p: f32,
+    rng: StdRng,
+}
+
+impl Sampler {
+    fn new(temperature: Option<f32>, top_p: Option<f32>, seed: Option<u64>) -> Self {
+        let rng = match seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        Self {
+            temperature: temperature.filter(|temperature| *temperature > 1e-6),
+            top_p: top_p.filter(|p| *p > 0.0 && *p < 1.0).unwrap_or(1.0),
+            rng,
+        }
+    }
+
+    fn pick(&mut self, logits: &[f32], allowed: &dyn Fn(u32) -> bool) -> Option<u32> {
+        let Some(temperature) = self.temperature else {
+            return argmax(logits, allowed);
+        };
+        let mut candidates: Vec<(u32, f32)> = logits
+            .iter()
+            .enumerate()
+            .filter(|(id, logit)| !logit.is_nan() && allowed(*id as u32))
+            .map(|(id, logit)| (id as u32, *logit / temperature))
+            .collect();
+        let top = candidates
+            .iter()
+            .map(|(_, logit)| *logit)
+            .fold(f32::NEG_INFINITY, f32::max);
+        if candidates.is_empty() || !top.is_finite() {
+            return candidates.first().map(|(id, _)| *id);
+        }
+        for candidate in &mut candidates {
+            candidate.1 = (candidate.1 - top).exp();
+        }
+        candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f32 = candidates.iter().map(|(_, weight)| weight).sum();
+        let mut kept = 0.0;
+        let mut cut = candidates.len();
+        for (index, (_, weight)) in candidates.iter().enumerate() {
+            kept += weight;
+            if kept >= self.top_p * total {
+                cut = index + 1;
+                break;
+            }
+        }
+        candidates.truncate(cut);
+        let mut target = self.rng.random::<f32>() * kept.min(total);
+        for (id, weight) in &candidates {
+            if target < *weight {
+                return Some(*id);
+            }
+            target -= weight;
+        }
+        candidates.last().map(|(id, _)| *id)
+    }
+}
+
+/// Where the default model's GGUF file is in `cache` (whether or not it is there yet).
+pub fn default_gguf_path(cache: &ModelCache) -> PathBuf {
+    cache.model_dir(&SMOLLM2_135M_INSTRUCT).join(SMOLLM2_GGUF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_back_partial_stop_sequences() {
+        assert_eq!(partial_suffix("hello wo", "world"), 2);
+        assert_eq!(partial_suffix("hello", "world"), 0);
+        assert_eq!(partial_suffix("é", "éa"), 2);
+    }
+
+    #[test]
+    fn greedy_sampling_respects_the_mask() {
+        let mut sampler = Sampler::new(None, None, None);
+        assert_eq!(sampler.pick(&[0.0, 3.0, 1.0], &|id| id != 1), Some(2));
+        let mut sampler = Sampler::new(Some(0.7), Some(0.9), Some(7));
+        assert_eq!(sampler.pick(&[0.0, 30.0, 1.0], &|id| id != 0), Some(1));
+    }
+}

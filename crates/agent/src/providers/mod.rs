@@ -1,0 +1,69 @@
+//! Chat-model providers: one module per backend, each converting between its wire types and
+//! [`crate::chat`]'s types, and [`build`], which makes the one an agent configuration names.
+
+pub mod local;
+pub mod ollama;
+pub mod openai;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::chat::{ChatChunk, ChatModel, ChatStream};
+use crate::config::{ModelConfig, ProviderKind, SextantConfig};
+use crate::error::ChatError;
+use crate::retry::ResilientChatModel;
+
+/// The chat model that `model` names, wrapped in the configured retries and per-call timeout.
+///
+/// The `local` provider pulls its model file on first use (with a progress bar on a terminal).
+pub async fn build(
+    model: &ModelConfig,
+    config: &SextantConfig,
+) -> Result<Arc<dyn ChatModel>, ChatError> {
+    let policy = config.retry.policy();
+    let inner: Arc<dyn ChatModel> = match model.provider {
+        ProviderKind::Openai => {
+            let settings = &config.providers.openai;
+            let base_url = model.base_url.as_deref().unwrap_or(&settings.base_url);
+            let key_env = model
+                .api_key_env
+                .as_deref()
+                .unwrap_or(&settings.api_key_env);
+            let api_key = std::env::var(key_env).ok().filter(|k| !k.is_empty());
+            Arc::new(
+                openai::OpenAiChatModel::new(base_url, api_key, &model.name)
+                    .with_extra_body(model.extra_body.clone().unwrap_or_default()),
+            )
+        }
+        ProviderKind::Ollama => {
+            let host = model
+                .base_url
+                .as_deref()
+                .unwrap_or(&config.providers.ollama.host);
+            Arc::new(ollama::OllamaChatModel::new(host, &model.name)?)
+        }
+        ProviderKind::Local => {
+            let options = local::LocalModelOptions {
+                threads: config.providers.local.threads,
+                ..Default::default()
+            };
+            let cache = config
+                .model_cache()
+                .map_err(|e| ChatError::Local(e.to_string()))?;
+            Arc::new(local::LocalChatModel::load_from_cache(&cache, options).await?)
+        }
+    };
+    Ok(Arc::new(ResilientChatModel::new(inner, policy)))
+}
+
+/// Runs `producer` on a Tokio task and exposes what it sends as a [`ChatStream`]; dropping the
+/// stream closes the channel, which tells the producer to stop.
+pub(crate) fn spawn_chat_stream<F, Fut>(producer: F) -> ChatStream
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<ChatChunk, ChatError>>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(producer(tx));
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

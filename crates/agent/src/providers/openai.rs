@@ -1,0 +1,542 @@
+//! `openai`: any server that speaks the OpenAI Chat Completions API — OpenAI itself, vLLM, the
+//! llama.cpp server, Groq, LM Studio … — through `async-openai`.
+
+use std::collections::BTreeMap;
+
+use async_openai::Client;
+use async_openai::config::OpenAIConfig;
+use async_openai::error::OpenAIError;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionToolChoiceOption, ChatCompletionTools, CompletionUsage,
+    CreateChatCompletionRequest, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
+    FinishReason as WireFinishReason, FunctionCall, FunctionObject, StopConfiguration,
+    ToolChoiceOptions,
+};
+use async_trait::async_trait;
+use futures::StreamExt;
+
+use super::spawn_chat_stream;
+use crate::chat::{
+    ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Message, Role,
+    ToolCall, ToolChoice, Usage,
+};
+use crate::error::ChatError;
+
+const PROVIDER: &str = "openai";
+
+/// A chat model behind an OpenAI-compatible endpoint.
+///
+/// ```no_run
+/// use sextant_agent::providers::openai::OpenAiChatModel;
+/// let model = OpenAiChatModel::new("http://127.0.0.1:8080/v1", None, "SmolLM2-135M-Instruct");
+/// ```
+pub struct OpenAiChatModel {
+    client: Client<OpenAIConfig>,
+    base_url: String,
+    model: String,
+    extra_body: serde_json::Map<String, serde_json::Value>,
+}
+
+impl OpenAiChatModel {
+    /// A model named `model` at `base_url` (including the `/v1` suffix), authenticated with `api_key`
+    /// when given. The key is only ever sent as the `Authorization` header.
+    pub fn new(base_url: &str, api_key: Option<String>, model: &str) -> Self {
+        // async-openai's reqwest is built without a bundled TLS crypto provider (to avoid compiling
+        // a second one, aws-lc); use ring, which the rest of the workspace already uses. Installing
+        // twice is harmless: the first provider stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut config = OpenAIConfig::new().with_api_base(base_url.trim_end_matches('/'));
+        // async-openai reads OPENAI_API_KEY by default; an explicit "no key" must not leak one in.
+        config = config.with_api_key(api_key.unwrap_or_default());
+        Self {
+            client: Client::with_config(config),
+            base_url: base_url.to_owned(),
+            model: model.to_owned(),
+            extra_body: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds server-specific fields to every request body, as the Python client's `extra_body`
+    /// does: e.g. vLLM's `guided_json`, or the llama.cpp server's `chat_template_kwargs`. They
+    /// override fields Sextant sets.
+    pub fn with_extra_body(mut self, extra: serde_json::Map<String, serde_json::Value>) -> Self {
+        self.extra_body = extra;
+        self
+    }
+
+    fn body(&self, request: &ChatRequest, stream: bool) -> Result<serde_json::Value, ChatError> {
+        let mut body = serde_json::to_value(self.wire_request(request, stream)).map_err(|e| {
+            ChatError::Request {
+                provider: PROVIDER.into(),
+                message: format!("cannot encode the request: {e}"),
+            }
+        })?;
+        if let Some(object) = body.as_object_mut() {
+            for (key, value) in &self.extra_body {
+                object.insert(key.clone(), value.clone());
+            }
+        }
+        Ok(body)
+    }
+
+    // `seed` is deprecated by OpenAI but honoured by vLLM and the llama.cpp server.
+    #[allow(deprecated)]
+    fn wire_request(&self, request: &ChatRequest, stream: bool) -> CreateChatCompletionRequest {
+        let options = &request.options;
+        let tools: Vec<ChatCompletionTools> = request
+            .tools
+            .iter()
+            .map(|tool| {
+                ChatCompletionTools::Function(ChatCompletionTool {
+                    function: FunctionObject {
+                        name: tool.name.clone(),
+                        description: Some(tool.description.clone()),
+                        parameters: Some(tool.parameters.clone()),
+                        strict: None,
+                    },
+                })
+            })
+            .collect();
+        let tool_choice = (!tools.is_empty()).then(|| {
+            ChatCompletionToolChoiceOption::Mode(match options.tool_choice {
+                ToolChoice::Auto => ToolChoiceOptions::Auto,
+                ToolChoice::None => ToolChoiceOptions::None,
+                ToolChoice::Required => ToolChoiceOptions::Required,
+            })
+        });
+        CreateChatCompletionRequest {
+            model: self.model.clone(),
+            messages: request.messages.iter().map(wire_message).collect(),
+            temperature: options.temperature,
+            top_p: options.top_p,
+            max_completion_tokens: options.max_tokens,
+            seed: options.seed.map(|s| s as i64),
+            stop: (!options.stop.is_empty())
+                .then(|| StopConfiguration::StringArray(options.stop.clone())),
+            tools: (!tools.is_empty()).then_some(tools),
+            tool_choice,
+            stream: stream.then_some(true),
+            stream_options: stream.then_some(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                include_obfuscation: None,
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Our error for an `async-openai` error; `endpoint` names the server in connection failures.
+fn map_error(error: OpenAIError, endpoint: &str) -> ChatError {
+    match error {
+        OpenAIError::ApiError(response) => ChatError::Http {
+            provider: PROVIDER.into(),
+            status: response.status_code.as_u16(),
+            message: response.api_error.message,
+        },
+        OpenAIError::Reqwest(e) => {
+            if let Some(status) = e.status() {
+                ChatError::Http {
+                    provider: PROVIDER.into(),
+                    status: status.as_u16(),
+                    message: e.to_string(),
+                }
+            } else if e.is_decode() || e.is_body() {
+                ChatError::InvalidResponse {
+                    provider: PROVIDER.into(),
+                    message: e.to_string(),
+                }
+            } else {
+                ChatError::Connect {
+                    provider: PROVIDER.into(),
+                    endpoint: endpoint.to_owned(),
+                    message: error_chain(&e),
+                }
+            }
+        }
+        OpenAIError::JSONDeserialize(e, body) => ChatError::InvalidResponse {
+            provider: PROVIDER.into(),
+            message: format!("{e} in {}", truncate(&body, 200)),
+        },
+        OpenAIError::StreamError(e) => {
+            let message = e.to_string();
+            // The SSE layer reports HTTP failures as "Invalid status code: 503 …".
+            match http_status_in(&message) {
+                Some(status) => ChatError::Http {
+                    provider: PROVIDER.into(),
+                    status,
+                    message,
+                },
+                None => ChatError::InvalidResponse {
+                    provider: PROVIDER.into(),
+                    message,
+                },
+            }
+        }
+        other => ChatError::Request {
+            provider: PROVIDER.into(),
+            message: other.to_string(),
+        },
+    }
+}
+
+#[async_trait]
+impl ChatModel for OpenAiChatModel {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ChatError> {
+        let body = self.body(request, false)?;
+        let response: CreateChatCompletionResponse = self
+            .client
+            .chat()
+            .create_byot(body)
+            .await
+            .map_err(|e| map_error(e, &self.base_url))?;
+        from_wire_response(response)
+    }
+
+    async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ChatError> {
+        let body = self.body(request, true)?;
+        let mut events = self
+            .client
+            .chat()
+            .create_stream_byot::<_, CreateChatCompletionStreamResponse>(body)
+            .await
+            .map_err(|e| map_error(e, &self.base_url))?;
+        let base_url = self.base_url.clone();
+        let model = self.model.clone();
+        let stream = spawn_chat_stream(move |tx| async move {
+            let mut assembled = StreamAssembler::new(model);
+            while let Some(event) = events.next().await {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(e) => {
+                        let _ = tx.send(Err(map_error(e, &base_url))).await;
+                        return;
+                    }
+                };
+                if let Some(piece) = assembled.absorb(event) {
+                    if tx.send(Ok(ChatChunk::Content(piece))).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = tx.send(assembled.finish().map(ChatChunk::Done)).await;
+        });
+        Ok(stream)
+    }
+}
+
+/// Accumulates streamed deltas into one response: content, tool calls by index, usage.
+struct StreamAssembler {
+    content: String,
+    tool_calls: BTreeMap<u32, ToolCall>,
+    usage: Usage,
+    finish_reason: Option<FinishReason>,
+    model: String,
+    id: Option<String>,
+}
+
+impl StreamAssembler {
+    fn new(model: String) -> Self {
+        Self {
+            content: String::new(),
+            tool_calls: BTreeMap::new(),
+            usage: Usage::default(),
+            finish_reason: None,
+            model,
+            id: None,
+        }
+    }
+
+    fn absorb(&mut self, event: CreateChatCompletionStreamResponse) -> Option<String> {
+        if !event.model.is_empty() {
+            self.model = event.model;
+        }
+        self.id.get_or_insert(event.id);
+        if let Some(usage) = event.usage {
+            self.usage = from_wire_usage(&usage);
+        }
+        let mut piece = String::new();
+        for choice in event.choices.into_iter().filter(|c| c.index == 0) {
+            if let Some(reason) = choice.finish_reason {
+                self.finish_reason = Some(from_wire_finish(reason));
+            }
+            if let Some(text) = choice.delta.content {
+                piece.push_str(&text);
+            }
+            for delta in choice.delta.tool_calls.unwrap_or_default() {
+                let call = self
+                    .tool_calls
+                    .entry(delta.index)
+                    .or_insert_with(|| ToolCall {
+                        id: String::new(),
+                        name: String::new(),
+                        arguments: String::new(),
+                    });
+                if let Some(id) = delta.id {
+                    call.id = id;
+                }
+                if let Some(function) = delta.function {
+                    if let Some(name) = function.name {
+                        call.name.push_str(&name);
+                    }
+                    if let Some(arguments) = function.arguments {
+                        call.arguments.push_str(&arguments);
+                    }
+                }
+            }
+        }
+        self.content.push_str(&piece);
+        (!piece.is_empty()).then_some(piece)
+    }
+
+    fn finish(self) -> Result<ChatResponse, ChatError> {
+        let tool_calls: Vec<ToolCall> = self
+            .tool_calls
+            .into_values()
+            .enumerate()
+            .map(|(i, mut call)| {
+                if call.id.is_empty() {
+                    call.id = format!("call_{i}");
+                }
+                call
+            })
+            .collect();
+        let finish_reason = self.finish_reason.unwrap_or(if tool_calls.is_empty() {
+            FinishReason::Stop
+        } else {
+            FinishReason::ToolCalls
+        });
+        Ok(ChatResponse {
+            content: self.content,
+            tool_calls,
+            usage: self.usage,
+            finish_reason,
+            model: self.model,
+            id: self.id,
+        })
+    }
+}
+
+fn wire_message(message: &Message) -> ChatCompletionRequestMessage {
+    match message.role {
+        Role::System => ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+            content: ChatCompletionRequestSystemMessageContent::Text(message.content.clone()),
+            name: None,
+        }),
+        Role::User => ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+            content: ChatCompletionRequestUserMessageContent::Text(message.content.clone()),
+            name: None,
+        }),
+        Role::Assistant => {
+            let tool_calls: Vec<ChatCompletionMessageToolCalls> = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                        id: call.id.clone(),
+                        function: FunctionCall {
+                            name: call.name.clone(),
+                            arguments: call.arguments.clone(),
+                        },
+                    })
+                })
+                .collect();
+            ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+                content: (!message.content.is_empty() || tool_calls.is_empty()).then(|| {
+                    ChatCompletionRequestAssistantMessageContent::Text(message.content.clone())
+                }),
+                tool_calls: (!tool_calls.is_empty()).then_some(tool_calls),
+                ..Default::default()
+            })
+        }
+        Role::Tool => ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
+            content: ChatCompletionRequestToolMessageContent::Text(message.content.clone()),
+            tool_call_id: message.tool_call_id.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+fn from_wire_response(response: CreateChatCompletionResponse) -> Result<ChatResponse, ChatError> {
+    let choice = response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ChatError::InvalidResponse {
+            provider: PROVIDER.into(),
+            message: "the response has no choices".into(),
+        })?;
+    let tool_calls: Vec<ToolCall> = choice
+        .message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|call| match call {
+            ChatCompletionMessageToolCalls::Function(call) => Some(ToolCall {
+                id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments,
+            }),
+            ChatCompletionMessageToolCalls::Custom(_) => None,
+        })
+        .collect();
+    let finish_reason =
+        choice
+            .finish_reason
+            .map(from_wire_finish)
+            .unwrap_or(if tool_calls.is_empty() {
+                FinishReason::Stop
+            } else {
+                FinishReason::ToolCalls
+            });
+    Ok(ChatResponse {
+        content: choice.message.content.unwrap_or_default(),
+        tool_calls,
+        usage: response
+            .usage
+            .as_ref()
+            .map(from_wire_usage)
+            .unwrap_or_default(),
+        finish_reason,
+        model: response.model,
+        id: Some(response.id),
+    })
+}
+
+fn from_wire_usage(usage: &CompletionUsage) -> Usage {
+    Usage {
+        input_tokens: usage.prompt_tokens.into(),
+        output_tokens: usage.completion_tokens.into(),
+    }
+}
+
+fn from_wire_finish(reason: WireFinishReason) -> FinishReason {
+    match reason {
+        WireFinishReason::Stop => FinishReason::Stop,
+        WireFinishReason::Length => FinishReason::Length,
+        WireFinishReason::ToolCalls | WireFinishReason::FunctionCall => FinishReason::ToolCalls,
+        WireFinishReason::ContentFilter => FinishReason::ContentFilter,
+    }
+}
+
+/// The first three-digit HTTP error status mentioned in `message`, if any.
+fn http_status_in(message: &str) -> Option<u16> {
+    message
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| part.len() == 3)
+        .filter_map(|part| part.parse::<u16>().ok())
+        .find(|status| (400..600).contains(status))
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{ChatOptions, ToolDefinition};
+
+    #[test]
+    fn request_carries_tools_choice_and_stream_usage() {
+        let model = OpenAiChatModel::new("http://127.0.0.1:1/v1/", None, "m");
+        let request = ChatRequest {
+            messages: vec![Message::system("s"), Message::user("u")],
+            tools: vec![ToolDefinition {
+                name: "calculator".into(),
+                description: "d".into(),
+                parameters: serde_json::json!({"type": "object"}),
+            }],
+            options: ChatOptions {
+                tool_choice: ToolChoice::Required,
+                max_tokens: Some(7),
+                ..Default::default()
+            },
+        };
+        let wire = serde_json::to_value(model.wire_request(&request, true)).unwrap();
+        assert_eq!(wire["tool_choice"], "required");
+        assert_eq!(wire["tools"][0]["type"], "function");
+        assert_eq!(wire["tools"][0]["function"]["name"], "calculator");
+        assert_eq!(wire["stream_options"]["include_usage"], true);
+        assert_eq!(wire["max_completion_tokens"], 7);
+        assert_eq!(wire["messages"][1]["role"], "user");
+    }
+
+    #[test]
+    fn extra_body_fields_override_and_extend_the_request() {
+        let extra = serde_json::json!({"chat_template_kwargs": {"force_tool_call": true}, "temperature": 0.5});
+        let model = OpenAiChatModel::new("http://127.0.0.1:1/v1", None, "m")
+            .with_extra_body(extra.as_object().unwrap().clone());
+        let request = ChatRequest {
+            messages: vec![Message::user("u")],
+            options: ChatOptions {
+                temperature: Some(0.0),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let body = model.body(&request, false).unwrap();
+        assert_eq!(body["chat_template_kwargs"]["force_tool_call"], true);
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["model"], "m");
+    }
+
+    #[test]
+    fn stream_assembler_joins_tool_call_fragments_by_index() {
+        let mut assembler = StreamAssembler::new("m".into());
+        let events = [
+            serde_json::json!({"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"calc","arguments":"{\"ex"}}]}}]}),
+            serde_json::json!({"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"pression\":\"1+1\"}"}}]},"finish_reason":"tool_calls"}]}),
+            serde_json::json!({"id":"x","object":"chat.completion.chunk","created":0,"model":"m","choices":[],"usage":{"prompt_tokens":5,"completion_tokens":3,"total_tokens":8}}),
+        ];
+        for event in events {
+            assembler.absorb(serde_json::from_value(event).unwrap());
+        }
+        let response = assembler.finish().unwrap();
+        assert_eq!(response.tool_calls.len(), 1);
+        assert_eq!(response.tool_calls[0].arguments, r#"{"expression":"1+1"}"#);
+        assert_eq!(response.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            response.usage,
+            Usage {
+                input_tokens: 5,
+                output_tokens: 3
+            }
+        );
+    }
+
+    #[test]
+    fn finds_http_status_in_stream_errors() {
+        assert_eq!(
+            http_status_in("Invalid status code: 503 Service Unavailable"),
+            Some(503)
+        );
+        assert_eq!(http_status_in("connection reset after 200 bytes"), None);
+    }
+}

@@ -1,0 +1,179 @@
+//! The agent loop's behaviour, driven by the scripted test model (instant, deterministic answers and
+//! injected malformed tool calls that a real model cannot be made to produce on demand).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sextant_agent::testing::ScriptedChatModel;
+use sextant_agent::{Agent, ChatError, Role, StopReason, ToolChoice};
+use sextant_tools::{Tool, ToolError, ToolSet, builtin::Calculator};
+
+/// A tool whose calls wait until `parties` calls are in flight at once: it only completes if the
+/// agent runs the calls of one step concurrently.
+struct RendezvousTool {
+    barrier: Arc<tokio::sync::Barrier>,
+}
+
+#[async_trait]
+impl Tool for RendezvousTool {
+    fn name(&self) -> &str {
+        "rendezvous"
+    }
+    fn description(&self) -> &str {
+        "waits for its sibling calls"
+    }
+    fn parameters(&self) -> serde_json::Value {
+        serde_json::json!({"type": "object", "properties": {}})
+    }
+    async fn call(&self, _: serde_json::Value) -> Result<String, ToolError> {
+        match tokio::time::timeout(Duration::from_secs(10), self.barrier.wait()).await {
+            Ok(_) => Ok("met".into()),
+            Err(_) => Err(ToolError::Failed(
+                "the sibling calls never arrived: calls ran one after another".into(),
+            )),
+        }
+    }
+}
+
+fn agent(model: ScriptedChatModel, tools: ToolSet, max_steps: u32) -> Agent {
+    Agent::builder("test-agent", Arc::new(model))
+        .system_prompt("be brief")
+        .tools(tools)
+        .max_steps(max_steps)
+        .build()
+}
+
+#[tokio::test]
+async fn tool_results_go_back_to_the_model_and_the_answer_comes_out() {
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[("calculator", r#"{"expression": "12 * 7 + 3"}"#)])
+        .then_text("It is 87.");
+    let requests = model.requests();
+    let outcome = agent(model, ToolSet::new().with(Calculator), 4)
+        .run("What is 12 * 7 + 3?")
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.answer, "It is 87.");
+    assert_eq!(outcome.stop_reason, StopReason::Answered);
+    assert_eq!(outcome.steps, 2);
+    assert_eq!(outcome.tool_calls.len(), 1);
+    assert_eq!(outcome.tool_calls[0].result, "87");
+    assert!(!outcome.tool_calls[0].is_error);
+    // Scripted usage is 20 in / 10 out for the tool call, 20 in / 3 words out for the answer.
+    assert_eq!(
+        (outcome.usage.input_tokens, outcome.usage.output_tokens),
+        (40, 13)
+    );
+
+    let requests = requests.lock().unwrap();
+    let second = &requests[1].messages;
+    let tool_message = second
+        .iter()
+        .find(|m| m.role == Role::Tool)
+        .expect("the tool result is sent back");
+    assert_eq!(tool_message.content, "87");
+    assert_eq!(
+        tool_message.tool_call_id.as_deref(),
+        Some(outcome.tool_calls[0].id.as_str())
+    );
+    assert_eq!(requests[0].tools.len(), 1);
+    assert_eq!(requests[0].messages[0].role, Role::System);
+}
+
+#[tokio::test]
+async fn bad_tool_calls_become_error_results_not_failures() {
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[
+            ("teleport", r#"{"to": "mars"}"#),
+            ("calculator", r#"{"expression": "1 +"#),
+            ("calculator", r#"{"expression": "1 / 0"}"#),
+            ("calculator", r#"{"formula": "1"}"#),
+        ])
+        .then_text("I could not compute it.");
+    let requests = model.requests();
+    let outcome = agent(model, ToolSet::new().with(Calculator), 3)
+        .run("?")
+        .await
+        .unwrap();
+
+    assert_eq!(outcome.stop_reason, StopReason::Answered);
+    let results: Vec<(&str, bool)> = outcome
+        .tool_calls
+        .iter()
+        .map(|r| (r.result.as_str(), r.is_error))
+        .collect();
+    assert!(results.iter().all(|(_, is_error)| *is_error), "{results:?}");
+    assert!(
+        results[0].0.contains("no tool `teleport`") && results[0].0.contains("calculator"),
+        "{results:?}"
+    );
+    assert!(results[1].0.contains("not valid JSON"), "{results:?}");
+    assert!(results[2].0.contains("division by zero"), "{results:?}");
+    assert!(results[3].0.contains("invalid arguments"), "{results:?}");
+    // Every call got its own result message, in order.
+    let requests = requests.lock().unwrap();
+    let tool_messages: Vec<_> = requests[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::Tool)
+        .collect();
+    assert_eq!(tool_messages.len(), 4);
+}
+
+#[tokio::test]
+async fn calls_of_one_step_run_concurrently() {
+    let tool = RendezvousTool {
+        barrier: Arc::new(tokio::sync::Barrier::new(3)),
+    };
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[
+            ("rendezvous", "{}"),
+            ("rendezvous", "{}"),
+            ("rendezvous", "{}"),
+        ])
+        .then_text("done");
+    let outcome = agent(model, ToolSet::new().with(tool), 3)
+        .run("go")
+        .await
+        .unwrap();
+    let results: Vec<&str> = outcome
+        .tool_calls
+        .iter()
+        .map(|r| r.result.as_str())
+        .collect();
+    assert_eq!(results, ["met", "met", "met"]);
+}
+
+#[tokio::test]
+async fn the_last_step_forbids_tools_and_a_stubborn_model_stops_at_max_steps() {
+    let model =
+        ScriptedChatModel::new().then_tool_calls(&[("calculator", r#"{"expression": "1+1"}"#)]);
+    let requests = model.requests();
+    let outcome = agent(model, ToolSet::new().with(Calculator), 3)
+        .run("loop forever")
+        .await
+        .unwrap();
+    assert_eq!(outcome.stop_reason, StopReason::MaxSteps);
+    assert_eq!(outcome.steps, 3);
+    let requests = requests.lock().unwrap();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].options.tool_choice, ToolChoice::Auto);
+    assert_eq!(requests[2].options.tool_choice, ToolChoice::None);
+}
+
+#[tokio::test]
+async fn a_model_failure_fails_the_turn_with_the_agent_named() {
+    let model = ScriptedChatModel::new().then_error(ChatError::Http {
+        provider: "scripted".into(),
+        status: 400,
+        message: "context length exceeded".into(),
+    });
+    let error = agent(model, ToolSet::new(), 2).run("?").await.unwrap_err();
+    let text = error.to_string();
+    assert!(
+        text.contains("test-agent") && text.contains("context length exceeded"),
+        "{text}"
+    );
+}

@@ -1,0 +1,19 @@
+//! One module per command.
+
+mod models;
+mod run;
+mod traces;
+
+use sextant_agent::SextantConfig;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the command `cli` names.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let config = SextantConfig::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Run(args) => run::run(&config, args).await,
+        Command::Traces(command) => traces::traces(&config, command),
+        Command::Models(command) => models::models(&config, command).await,
+    }
+}

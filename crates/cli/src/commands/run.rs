@@ -1,0 +1,79 @@
+//! `sextant run`: one question, one answer, one trace.
+
+use std::io::Write;
+
+use anyhow::Context;
+use sextant_agent::{AgentConfig, SextantConfig, TurnContext};
+use sextant_tracker::SpanTree;
+
+use crate::cli::RunArgs;
+
+pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
+    let agent_config = match args.agent.as_deref().or(config.agent.default.as_deref()) {
+        Some(path) => AgentConfig::load(path)?,
+        None => AgentConfig::builtin_default(),
+    };
+    let guard = crate::telemetry::init(config)?;
+    let agent = agent_config.build(config).await?;
+    let question = args.question.join(" ");
+
+    let print_stream = |piece: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(piece.as_bytes());
+        let _ = out.flush();
+    };
+    let streaming = args.stream && !args.json;
+    let outcome = agent
+        .run_turn(
+            &[],
+            &question,
+            &TurnContext::default(),
+            streaming.then_some(&print_stream as _),
+        )
+        .await?;
+    // Everything the turn produced reaches the trace store before it is read back.
+    guard.force_flush().context("flushing the turn's spans")?;
+
+    let spans = match (&outcome.trace_id, guard.trace_store()) {
+        (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if args.json {
+        let value = serde_json::json!({
+            "answer": outcome.answer,
+            "trace_id": outcome.trace_id,
+            "agent": agent.name(),
+            "provider": agent.model().provider(),
+            "model": agent.model().model(),
+            "steps": outcome.steps,
+            "stop_reason": outcome.stop_reason,
+            "usage": outcome.usage,
+            "tool_calls": outcome.tool_calls,
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else {
+        if streaming {
+            println!();
+        } else {
+            println!("{}", outcome.answer.trim());
+        }
+        if !args.no_tree && !spans.is_empty() {
+            println!();
+            print!("{}", SpanTree::build(&spans).render());
+        }
+        if let Some(id) = &outcome.trace_id {
+            eprintln!(
+                "trace {id}  (sextant traces show {})",
+                &id[..12.min(id.len())]
+            );
+        }
+    }
+    let report = guard.shutdown()?;
+    if report.dropped > 0 {
+        eprintln!(
+            "warning: {} spans were dropped because the export queue was full",
+            report.dropped
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `sextant traces`: read the local trace store.
+
+use anyhow::Context;
+use sextant_agent::SextantConfig;
+use sextant_tracker::SpanTree;
+use sextant_tracker::trace_store::LocalTraceStore;
+
+use crate::cli::TracesCommand;
+
+pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<()> {
+    let path = config.trace_store_path();
+    if !path.exists() {
+        anyhow::bail!(
+            "no traces yet: the local trace store {} does not exist (run `sextant run \"…\"` first)",
+            path.display()
+        );
+    }
+    let store = LocalTraceStore::open(&path)
+        .with_context(|| format!("opening the trace store {}", path.display()))?;
+    match command {
+        TracesCommand::List { limit, json } => {
+            let traces = store.list_traces(limit)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&traces)?);
+                return Ok(());
+            }
+            if traces.is_empty() {
+                println!("no traces in {}", path.display());
+            }
+            for t in traces {
+                let tokens = t
+                    .total_tokens
+                    .map(|n| format!("{n} tokens"))
+                    .unwrap_or_default();
+                println!(
+                    "{}  {:<32} {:>9.1} ms  {:>3} spans  {:<12} {}",
+                    t.trace_id, t.root_span_name, t.duration_ms, t.span_count, tokens, t.status
+                );
+            }
+        }
+        TracesCommand::Show { id, json } => {
+            let trace_id = match id {
+                Some(prefix) => store.resolve_trace_id(&prefix)?,
+                None => {
+                    store
+                        .latest_trace()?
+                        .context("the trace store is empty")?
+                        .trace_id
+                }
+            };
+            let spans = store.spans(&trace_id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&spans)?);
+            } else {
+                println!("trace {trace_id}");
+                print!("{}", SpanTree::build(&spans).render());
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! Telemetry for Sextant agents: GenAI span conventions, the OpenTelemetry pipeline (a bounded,
+//! non-blocking batch processor feeding the local SQLite trace store and OTLP), the GenAI client
+//! metrics, and the trace store reader and tree renderer behind `sextant traces`.
+//!
+//! Other crates instrument themselves with plain `tracing` spans whose field names come from
+//! [`conventions`]; [`init`] installs the layer that turns them into OpenTelemetry spans, and the
+//! tracker adds the MLflow and OpenInference attributes when each span ends ([`enrich`]).
+#![deny(missing_docs)]
+
+pub mod batch_processor;
+pub mod conventions;
+pub mod enrich;
+pub mod metrics;
+mod otlp;
+pub mod span_tree;
+pub mod telemetry;
+pub mod trace_store;
+
+pub use conventions::GenAiSpanKind;
+pub use metrics::{GenAiMetricAttributes, GenAiMetrics};
+pub use span_tree::SpanTree;
+pub use telemetry::{
+    OtlpConfig, OtlpProtocol, ShutdownReport, Telemetry, TelemetryBuilder, TelemetryConfig,
+    TelemetryError, TelemetryGuard, current_trace_id, init, set_parent_from_traceparent,
+};
+pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};

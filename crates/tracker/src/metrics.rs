@@ -1,0 +1,138 @@
+//! The GenAI client metrics: `gen_ai.client.token.usage` and `gen_ai.client.operation.duration`.
+//!
+//! Callers pass plain strings in [`GenAiMetricAttributes`]; no OpenTelemetry type crosses this API.
+
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+
+use crate::conventions::{self, metric};
+
+/// The instrumentation scope name of the tracker's meter and tracer.
+pub const INSTRUMENTATION_SCOPE: &str = "sextant";
+
+/// The attributes that identify one model operation in the metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenAiMetricAttributes<'a> {
+    /// `gen_ai.operation.name` (`chat`, `embeddings`, …).
+    pub operation_name: &'a str,
+    /// `gen_ai.provider.name` (`ollama`, `openai`, `local`, …).
+    pub provider_name: &'a str,
+    /// `gen_ai.request.model`, if known.
+    pub request_model: Option<&'a str>,
+    /// `gen_ai.response.model`, if the provider reported one.
+    pub response_model: Option<&'a str>,
+}
+
+impl GenAiMetricAttributes<'_> {
+    fn key_values(&self) -> Vec<KeyValue> {
+        let mut values = vec![
+            KeyValue::new(
+                conventions::GEN_AI_OPERATION_NAME,
+                self.operation_name.to_string(),
+            ),
+            KeyValue::new(
+                conventions::GEN_AI_PROVIDER_NAME,
+                self.provider_name.to_string(),
+            ),
+        ];
+        if let Some(model) = self.request_model {
+            values.push(KeyValue::new(
+                conventions::GEN_AI_REQUEST_MODEL,
+                model.to_string(),
+            ));
+        }
+        if let Some(model) = self.response_model {
+            values.push(KeyValue::new(
+                conventions::GEN_AI_RESPONSE_MODEL,
+                model.to_string(),
+            ));
+        }
+        values
+    }
+}
+
+/// The two GenAI client histograms, with the bucket boundaries the conventions recommend.
+///
+/// ```
+/// use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
+///
+/// let metrics = GenAiMetrics::global();
+/// let attributes = GenAiMetricAttributes {
+///     operation_name: "chat",
+///     provider_name: "local",
+///     request_model: Some("SmolLM2-135M-Instruct"),
+///     response_model: None,
+/// };
+/// metrics.record_token_usage(&attributes, Some(120), Some(48));
+/// metrics.record_operation_duration(&attributes, std::time::Duration::from_millis(830), None);
+/// ```
+#[derive(Clone, Debug)]
+pub struct GenAiMetrics {
+    token_usage: Histogram<u64>,
+    operation_duration: Histogram<f64>,
+}
+
+impl GenAiMetrics {
+    /// The metrics on the global meter provider that [`crate::init`] installs (no-ops before).
+    pub fn global() -> Self {
+        Self::from_meter(&opentelemetry::global::meter(INSTRUMENTATION_SCOPE))
+    }
+
+    /// The metrics on a given meter provider.
+    pub(crate) fn from_provider(provider: &impl MeterProvider) -> Self {
+        Self::from_meter(&provider.meter(INSTRUMENTATION_SCOPE))
+    }
+
+    fn from_meter(meter: &Meter) -> Self {
+        Self {
+            token_usage: meter
+                .u64_histogram(metric::GEN_AI_CLIENT_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Number of input and output tokens used")
+                .with_boundaries(metric::TOKEN_USAGE_BOUNDARIES.to_vec())
+                .build(),
+            operation_duration: meter
+                .f64_histogram(metric::GEN_AI_CLIENT_OPERATION_DURATION)
+                .with_unit("s")
+                .with_description("GenAI operation duration")
+                .with_boundaries(metric::OPERATION_DURATION_BOUNDARIES.to_vec())
+                .build(),
+        }
+    }
+
+    /// Records the tokens of one operation, one measurement per token type present.
+    pub fn record_token_usage(
+        &self,
+        attributes: &GenAiMetricAttributes<'_>,
+        input_tokens: Option<u64>,
+        output_tokens: Option<u64>,
+    ) {
+        for (count, token_type) in [(input_tokens, "input"), (output_tokens, "output")] {
+            if let Some(count) = count {
+                let mut values = attributes.key_values();
+                values.push(KeyValue::new(conventions::GEN_AI_TOKEN_TYPE, token_type));
+                self.token_usage.record(count, &values);
+            }
+        }
+    }
+
+    /// Records how long one operation took; `error_type` (`error.type`) is set when it failed.
+    pub fn record_operation_duration(
+        &self,
+        attributes: &GenAiMetricAttributes<'_>,
+        duration: Duration,
+        error_type: Option<&str>,
+    ) {
+        let mut values = attributes.key_values();
+        if let Some(error_type) = error_type {
+            values.push(KeyValue::new(
+                conventions::ERROR_TYPE,
+                error_type.to_string(),
+            ));
+        }
+        self.operation_duration
+            .record(duration.as_secs_f64(), &values);
+    }
+}

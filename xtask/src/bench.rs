@@ -1,0 +1,49 @@
+//! `cargo xtask bench`: print the machine, then run `cargo bench --workspace` on one thread.
+
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result};
+
+use crate::{paths, process, signals};
+
+pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
+    signals::install();
+    print_machine();
+    let mut cmd = Command::new(paths::cargo());
+    cmd.arg("bench");
+    if !process::selects_packages(passthrough) {
+        cmd.arg("--workspace");
+    }
+    cmd.args(passthrough)
+        .current_dir(paths::workspace_root())
+        .env("RAYON_NUM_THREADS", "1")
+        .env("SEXTANT_THREADS", "1");
+    println!(
+        "xtask: running RAYON_NUM_THREADS=1 {}",
+        process::display_command(&cmd)
+    );
+    let status = process::run_interruptible(&mut cmd).context("running cargo bench")?;
+    Ok(ExitCode::from(process::exit_code(status)))
+}
+
+fn print_machine() {
+    let nproc = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim())
+        })
+        .unwrap_or("unknown");
+    let mem_total = std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().to_string()))
+        .unwrap_or_else(|| "unknown".to_string());
+    println!("machine: nproc={nproc}  cpu=\"{model}\"  memory={mem_total}");
+    println!("bench threads: RAYON_NUM_THREADS=1 SEXTANT_THREADS=1");
+}
