@@ -90,7 +90,8 @@ fn test(passthrough: &[String]) -> Result<ExitCode> {
     let env = servers.env();
 
     let mut cmd = Command::new(paths::cargo());
-    cmd.arg("test");
+    // Every failing test binary is reported, not just the first.
+    cmd.args(["test", "--no-fail-fast"]);
     if !process::selects_packages(passthrough) {
         cmd.arg("--workspace");
     }

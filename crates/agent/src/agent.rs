@@ -29,13 +29,12 @@ use crate::span_content;
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
     /// The chat model failed (after the configured retries).
-    #[error("agent `{agent}`: the model call failed: {source}")]
+    #[error("agent `{agent}`: the model call failed: {error}")]
     Chat {
         /// The agent.
         agent: String,
-        /// The model's error.
-        #[source]
-        source: ChatError,
+        /// The model's error (part of the message, so not repeated as a source).
+        error: ChatError,
     },
 }
 
@@ -269,8 +268,8 @@ impl Agent {
                 Ok(outcome)
             }
             Err(error) => {
-                let AgentError::Chat { source, .. } = &error;
-                span.record(sc::ERROR_TYPE, source.error_type());
+                let AgentError::Chat { error: cause, .. } = &error;
+                span.record(sc::ERROR_TYPE, cause.error_type());
                 span.record(sc::OTEL_STATUS_CODE, "ERROR");
                 span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
                 Err(error)
@@ -316,9 +315,9 @@ impl Agent {
             let response = self
                 .chat_step(&request, on_content)
                 .await
-                .map_err(|source| AgentError::Chat {
+                .map_err(|error| AgentError::Chat {
                     agent: self.name.clone(),
-                    source,
+                    error,
                 })?;
             usage += response.usage;
             messages.push(response.to_message());

@@ -263,22 +263,20 @@ fn default_user_files() -> Vec<PathBuf> {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// `tools` names a tool that does not exist.
-    #[error("agent `{agent}`: {source}")]
+    #[error("agent `{agent}`: {error}")]
     UnknownTool {
         /// The agent.
         agent: String,
-        /// Which tool.
-        #[source]
-        source: UnknownTool,
+        /// Which tool (part of the message, so not repeated as a source).
+        error: UnknownTool,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
-    #[error("agent `{agent}`: {source}")]
+    #[error("agent `{agent}`: {error}")]
     Model {
         /// The agent.
         agent: String,
-        /// Why.
-        #[source]
-        source: ChatError,
+        /// Why (part of the message, so not repeated as a source).
+        error: ChatError,
     },
 }
 
@@ -390,15 +388,15 @@ impl AgentConfig {
         let tools =
             ToolSet::builtin()
                 .select(&self.tools)
-                .map_err(|source| BuildError::UnknownTool {
+                .map_err(|error| BuildError::UnknownTool {
                     agent: self.name.clone(),
-                    source,
+                    error,
                 })?;
         let model = providers::build(&self.model, config)
             .await
-            .map_err(|source| BuildError::Model {
+            .map_err(|error| BuildError::Model {
                 agent: self.name.clone(),
-                source,
+                error,
             })?;
         Ok(Agent::builder(&self.name, model)
             .system_prompt(&self.system_prompt)

@@ -66,10 +66,10 @@ fn weather() -> ToolDefinition {
 
 /// A small JSON Schema validator for what the tests use: type, properties, required, enum.
 fn validate(value: &Value, schema: &Value, path: &str) -> Result<(), String> {
-    if let Some(choices) = schema.get("enum").and_then(Value::as_array) {
-        if !choices.contains(value) {
-            return Err(format!("{path}: {value} is not one of {choices:?}"));
-        }
+    if let Some(choices) = schema.get("enum").and_then(Value::as_array)
+        && !choices.contains(value)
+    {
+        return Err(format!("{path}: {value} is not one of {choices:?}"));
     }
     let ok = match schema.get("type").and_then(Value::as_str) {
         Some("object") => {
@@ -298,4 +298,57 @@ async fn tokenizer_round_trips() {
     }
     // SmolLM2 splits digits one by one.
     assert_eq!(tokenizer.encode("123").expect("encode").len(), 3);
+}
+
+/// Throughput, not a check: `cargo test -p sextant-agent --test local_model -- --ignored --nocapture
+/// throughput` (set `CANDLE_NUM_THREADS` and `SEXTANT_THREADS` to compare thread counts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run on demand"]
+async fn throughput() {
+    let options = LocalModelOptions {
+        max_tokens: Some(128),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let model = match std::env::var("SEXTANT_TEST_GGUF") {
+        Ok(path) => LocalChatModel::load(path, options).expect("load"),
+        Err(_) => LocalChatModel::load_default(options).await.expect("load"),
+    };
+    eprintln!(
+        "load (with Q4_1 → Q8_0 conversion): {:?}",
+        started.elapsed()
+    );
+    let long_prompt = "The quick brown fox jumps over the lazy dog. ".repeat(40);
+    let prefill = ChatRequest {
+        messages: vec![Message::user(format!("{long_prompt}\nSummarise."))],
+        options: ChatOptions {
+            max_tokens: Some(1),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    model.chat(&prefill).await.expect("warm-up");
+    let started = std::time::Instant::now();
+    let response = model.chat(&prefill).await.expect("prefill");
+    let prefill_time = started.elapsed();
+    let prefill_tokens = response.usage.input_tokens;
+    let prompt_rate = prefill_tokens as f64 / prefill_time.as_secs_f64();
+
+    let generate = ChatRequest {
+        messages: vec![Message::user(
+            "Write a long story about a dragon who learns to cook.",
+        )],
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let response = model.chat(&generate).await.expect("generate");
+    let total = started.elapsed().as_secs_f64();
+    let prompt_part = response.usage.input_tokens as f64 / prompt_rate;
+    let generation_rate = response.usage.output_tokens as f64 / (total - prompt_part);
+    eprintln!(
+        "threads={} prompt: {} tokens in {prefill_time:?} = {prompt_rate:.0} tok/s; generation: {} tokens = {generation_rate:.1} tok/s",
+        model.threads(),
+        prefill_tokens,
+        response.usage.output_tokens,
+    );
 }

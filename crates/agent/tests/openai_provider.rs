@@ -22,7 +22,11 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn openai() -> Option<Arc<dyn ChatModel>> {
+/// The llama.cpp server. With `force_tool_calls`, the llama.cpp-specific request fields that make
+/// the 135M model start its answer with the tool call when one is required (its grammar alone lets
+/// it write text first): `chat_template_kwargs.force_tool_call` is read by the tool-capable
+/// template that xtask serves.
+fn openai(force_tool_calls: bool) -> Option<Arc<dyn ChatModel>> {
     let (Some(base), Some(model)) = (
         env("SEXTANT_TEST_OPENAI_BASE_URL"),
         env("SEXTANT_TEST_OPENAI_MODEL"),
@@ -32,27 +36,12 @@ fn openai() -> Option<Arc<dyn ChatModel>> {
         );
         return None;
     };
-    Some(Arc::new(OpenAiChatModel::new(&base, None, &model)))
-}
-
-/// The same server, with the llama.cpp-specific request fields that make the 135M model start its
-/// answer with the tool call when one is required (its grammar alone lets it write text first):
-/// `chat_template_kwargs.force_tool_call` is read by the tool-capable template xtask serves.
-fn openai_forcing_tool_calls() -> Option<Arc<dyn ChatModel>> {
-    let (Some(base), Some(model)) = (
-        env("SEXTANT_TEST_OPENAI_BASE_URL"),
-        env("SEXTANT_TEST_OPENAI_MODEL"),
-    ) else {
-        eprintln!(
-            "skipped: SEXTANT_TEST_OPENAI_BASE_URL is not set; `cargo xtask test` starts a real llama.cpp server"
-        );
-        return None;
-    };
-    let extra = serde_json::json!({"parallel_tool_calls": false, "chat_template_kwargs": {"force_tool_call": true}});
-    Some(Arc::new(
-        OpenAiChatModel::new(&base, None, &model)
-            .with_extra_body(extra.as_object().unwrap().clone()),
-    ))
+    let mut model = OpenAiChatModel::new(&base, None, &model);
+    if force_tool_calls {
+        let extra = serde_json::json!({"parallel_tool_calls": false, "chat_template_kwargs": {"force_tool_call": true}});
+        model = model.with_extra_body(extra.as_object().unwrap().clone());
+    }
+    Some(Arc::new(model))
 }
 
 fn ollama() -> Option<Arc<dyn ChatModel>> {
@@ -180,58 +169,25 @@ async fn agent_round_trip(model: Arc<dyn ChatModel>) {
     assert!(outcome.usage.input_tokens > 0 && outcome.usage.output_tokens > 0);
 }
 
-#[tokio::test]
-async fn openai_plain_chat_counts_tokens() {
-    if let Some(model) = openai() {
-        plain_chat_counts_tokens(model).await;
-    }
+/// One `#[tokio::test]` per (server, check) pair; a missing server skips with a message.
+macro_rules! provider_tests {
+    ($($name:ident: $server:expr => $check:ident;)*) => {$(
+        #[tokio::test]
+        async fn $name() {
+            if let Some(model) = $server {
+                $check(model).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn openai_streaming_adds_up() {
-    if let Some(model) = openai() {
-        streaming_adds_up(model).await;
-    }
-}
-
-#[tokio::test]
-async fn openai_required_tool_call_is_schema_valid() {
-    if let Some(model) = openai_forcing_tool_calls() {
-        required_tool_call_is_schema_valid(model).await;
-    }
-}
-
-#[tokio::test]
-async fn openai_agent_round_trip() {
-    if let Some(model) = openai_forcing_tool_calls() {
-        agent_round_trip(model).await;
-    }
-}
-
-#[tokio::test]
-async fn ollama_plain_chat_counts_tokens() {
-    if let Some(model) = ollama() {
-        plain_chat_counts_tokens(model).await;
-    }
-}
-
-#[tokio::test]
-async fn ollama_streaming_adds_up() {
-    if let Some(model) = ollama() {
-        streaming_adds_up(model).await;
-    }
-}
-
-#[tokio::test]
-async fn ollama_required_tool_call_is_schema_valid() {
-    if let Some(model) = ollama() {
-        required_tool_call_is_schema_valid(model).await;
-    }
-}
-
-#[tokio::test]
-async fn ollama_agent_round_trip() {
-    if let Some(model) = ollama() {
-        agent_round_trip(model).await;
-    }
+provider_tests! {
+    openai_plain_chat_counts_tokens: openai(false) => plain_chat_counts_tokens;
+    openai_streaming_adds_up: openai(false) => streaming_adds_up;
+    openai_required_tool_call_is_schema_valid: openai(true) => required_tool_call_is_schema_valid;
+    openai_agent_round_trip: openai(true) => agent_round_trip;
+    ollama_plain_chat_counts_tokens: ollama() => plain_chat_counts_tokens;
+    ollama_streaming_adds_up: ollama() => streaming_adds_up;
+    ollama_required_tool_call_is_schema_valid: ollama() => required_tool_call_is_schema_valid;
+    ollama_agent_round_trip: ollama() => agent_round_trip;
 }

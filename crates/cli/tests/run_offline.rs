@@ -121,7 +121,7 @@ fn run_answers_offline_and_traces_show_returns_the_same_nested_spans() {
             chat["attributes"]["mlflow.spanType"], "CHAT_MODEL",
             "{chat}"
         );
-        assert_eq!(chat["attributes"]["gen_ai.provider.name"], "local");
+        assert_eq!(chat["attributes"]["gen_ai.provider.name"], "sextant.local");
     }
     let tool = spans
         .iter()

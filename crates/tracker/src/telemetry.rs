@@ -167,6 +167,15 @@ impl Default for OtlpConfig {
     }
 }
 
+impl OtlpConfig {
+    /// Whether metrics go over OTLP too: yes with a metrics endpoint, or with the base endpoint
+    /// (a collector takes every signal); no when only a traces endpoint is set — that is a traces
+    /// backend such as MLflow's `/v1/traces`, which has no metrics route.
+    pub fn exports_metrics(&self) -> bool {
+        self.metrics_endpoint.is_some() || self.traces_endpoint.is_none()
+    }
+}
+
 impl fmt::Debug for OtlpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Header values are credentials: only their names are shown.
@@ -605,7 +614,7 @@ impl TelemetryBuilder {
                 let exporter = otlp::span_exporter(otlp_config, &http_client)?;
                 processor = processor
                     .with_exporter(format!("OTLP {}", otlp_config.protocol.as_str()), exporter);
-                if self.metric_exporter.is_none() {
+                if self.metric_exporter.is_none() && otlp_config.exports_metrics() {
                     let metric_exporter = otlp::metric_exporter(otlp_config, &http_client)?;
                     meter_provider = meter_provider.with_reader(
                         PeriodicReader::builder(metric_exporter)
@@ -616,8 +625,12 @@ impl TelemetryBuilder {
             }
             if let Some(add_reader) = self.metric_exporter {
                 meter_provider = add_reader(meter_provider, config.metric_interval);
-            } else if config.otlp.is_none() {
-                // No endpoint: aggregate in-process so nothing is exported and nothing grows.
+            } else if !config
+                .otlp
+                .as_ref()
+                .is_some_and(OtlpConfig::exports_metrics)
+            {
+                // No metrics endpoint: aggregate in-process so nothing is exported and nothing grows.
                 meter_provider = meter_provider.with_reader(ManualReader::builder().build());
             }
         }
@@ -1001,6 +1014,25 @@ mod tests {
             !format!("{otlp:?}").contains("abc"),
             "Debug hides header values"
         );
+    }
+
+    #[test]
+    fn metrics_follow_a_base_or_metrics_endpoint_but_not_a_traces_only_one() {
+        let base = OtlpConfig::default();
+        assert!(base.exports_metrics());
+        let traces_only = OtlpConfig {
+            traces_endpoint: Some("http://127.0.0.1:5000/v1/traces".into()),
+            ..OtlpConfig::default()
+        };
+        assert!(
+            !traces_only.exports_metrics(),
+            "MLflow's /v1/traces has no metrics route"
+        );
+        let both = OtlpConfig {
+            metrics_endpoint: Some("http://127.0.0.1:4318/v1/metrics".into()),
+            ..traces_only
+        };
+        assert!(both.exports_metrics());
     }
 
     #[test]

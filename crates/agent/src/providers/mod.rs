@@ -67,3 +67,16 @@ where
     tokio::spawn(producer(tx));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }
+
+/// An error and its causes on one line: transport errors hide the useful part (refused, DNS, TLS)
+/// in their sources.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

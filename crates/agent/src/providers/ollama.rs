@@ -13,7 +13,7 @@ use ollama_rs::generation::tools::{
 };
 use ollama_rs::models::ModelOptions;
 
-use super::spawn_chat_stream;
+use super::{error_chain, spawn_chat_stream};
 use crate::chat::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Message, Role,
     ToolCall, Usage,
@@ -331,17 +331,6 @@ fn wire_message(message: &Message) -> ChatMessage {
         })
         .collect();
     wire
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ use async_openai::types::chat::{
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::spawn_chat_stream;
+use super::{error_chain, spawn_chat_stream};
 use crate::chat::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Message, Role,
     ToolCall, ToolChoice, Usage,
@@ -226,10 +226,10 @@ impl ChatModel for OpenAiChatModel {
                         return;
                     }
                 };
-                if let Some(piece) = assembled.absorb(event) {
-                    if tx.send(Ok(ChatChunk::Content(piece))).await.is_err() {
-                        return;
-                    }
+                if let Some(piece) = assembled.absorb(event)
+                    && tx.send(Ok(ChatChunk::Content(piece))).await.is_err()
+                {
+                    return;
                 }
             }
             let _ = tx.send(assembled.finish().map(ChatChunk::Done)).await;
@@ -438,17 +438,6 @@ fn http_status_in(message: &str) -> Option<u16> {
         .filter(|part| part.len() == 3)
         .filter_map(|part| part.parse::<u16>().ok())
         .find(|status| (400..600).contains(status))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -9,8 +9,7 @@ use sextant_agent::SextantConfig;
 use crate::cli::{Cli, Command};
 
 /// Runs the command `cli` names.
-pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let config = SextantConfig::load(cli.config.as_deref())?;
+pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&config, args).await,
         Command::Traces(command) => traces::traces(&config, command),

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use anyhow::Context;
 use sextant_agent::{AgentConfig, SextantConfig, TurnContext};
 use sextant_tracker::SpanTree;
 
@@ -31,8 +30,12 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
             streaming.then_some(&print_stream as _),
         )
         .await?;
-    // Everything the turn produced reaches the trace store before it is read back.
-    guard.force_flush().context("flushing the turn's spans")?;
+    // Everything the turn produced reaches the trace store before it is read back. A backend that
+    // refuses the export never fails the turn: the failure is logged and counted, the local store
+    // still has the spans.
+    if let Err(error) = guard.force_flush() {
+        tracing::warn!("exporting the turn's telemetry failed: {error}");
+    }
 
     let spans = match (&outcome.trace_id, guard.trace_store()) {
         (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
@@ -59,7 +62,7 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         }
         if !args.no_tree && !spans.is_empty() {
             println!();
-            print!("{}", SpanTree::build(&spans).render());
+            println!("{}", SpanTree::build(&spans).render().trim_end());
         }
         if let Some(id) = &outcome.trace_id {
             eprintln!(

@@ -44,7 +44,12 @@ pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<
                 None => {
                     store
                         .latest_trace()?
-                        .context("the trace store is empty")?
+                        .with_context(|| {
+                            format!(
+                                "no traces yet in {} (run `sextant run \"…\"` first)",
+                                path.display()
+                            )
+                        })?
                         .trace_id
                 }
             };
@@ -53,7 +58,7 @@ pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<
                 println!("{}", serde_json::to_string_pretty(&spans)?);
             } else {
                 println!("trace {trace_id}");
-                print!("{}", SpanTree::build(&spans).render());
+                println!("{}", SpanTree::build(&spans).render().trim_end());
             }
         }
     }

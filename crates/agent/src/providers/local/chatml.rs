@@ -1,6 +1,9 @@
-//! The ChatML prompt SmolLM2 was tuned on, with tools in the Hermes/Qwen convention: schemas inside
-//! `<tools></tools>` in the system message, calls as `<tool_call>` JSON, results as
-//! `<tool_response>` in a user turn.
+//! The ChatML prompt SmolLM2 was tuned on, with tools in SmolLM2's own function-calling convention
+//! (the one of its APIGen training data): the function signatures as a JSON list inside
+//! `<tools></tools>` in the system message, calls as a JSON list inside `<tool_call>[…]</tool_call>`,
+//! and results as `<tool_response>` blocks in a `tool` turn.
+
+use serde_json::{Value, json};
 
 use crate::chat::{Message, Role, ToolCall, ToolDefinition};
 
@@ -9,7 +12,13 @@ pub(crate) const DEFAULT_SYSTEM: &str =
     "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
 
 /// What the assistant turn starts with when a tool call is forced.
-pub(crate) const TOOL_CALL_OPEN: &str = "<tool_call>\n{\"name\": \"";
+pub(crate) const TOOL_CALL_OPEN: &str = "<tool_call>[\n{\"name\": \"";
+
+/// The system message SmolLM2 saw with tools in training, used when the conversation brings none.
+const TOOLS_SYSTEM: &str = "You are an expert in composing functions. You are given a question and a set of possible \
+functions.\nBased on the question, you will need to make one or more function/tool calls to achieve the purpose.\n\
+If none of the functions can be used, point it out and refuse to answer.\n\
+If the given question lacks the parameters required by the function, also point it out.";
 
 /// The prompt for `messages`, ending with an open assistant turn.
 pub(crate) fn render(messages: &[Message], tools: &[ToolDefinition]) -> String {
@@ -20,7 +29,8 @@ pub(crate) fn render(messages: &[Message], tools: &[ToolDefinition]) -> String {
             rest = &messages[1..];
             first.content.as_str()
         }
-        _ => DEFAULT_SYSTEM,
+        _ if tools.is_empty() => DEFAULT_SYSTEM,
+        _ => TOOLS_SYSTEM,
     };
     turn(
         &mut prompt,
@@ -45,7 +55,8 @@ pub(crate) fn render(messages: &[Message], tools: &[ToolDefinition]) -> String {
                 turn(&mut prompt, "assistant", &content);
             }
             Role::Tool => {
-                // Consecutive tool results answer one assistant turn: one user turn holds them all.
+                // Consecutive tool results answer one assistant turn: one `tool` turn holds them all (with the
+                // `user` role the model tends to echo the block instead of answering).
                 let mut content = String::new();
                 while let Some(result) =
                     rest.get(index).filter(|message| message.role == Role::Tool)
@@ -58,7 +69,7 @@ pub(crate) fn render(messages: &[Message], tools: &[ToolDefinition]) -> String {
                     content.push_str("\n</tool_response>");
                     index += 1;
                 }
-                turn(&mut prompt, "user", &content);
+                turn(&mut prompt, "tool", &content);
                 continue;
             }
         }
@@ -78,12 +89,12 @@ fn turn(prompt: &mut String, role: &str, content: &str) {
 
 /// A call as the model is shown to write it.
 pub(crate) fn tool_call_text(call: &ToolCall) -> String {
-    let arguments = serde_json::from_str::<serde_json::Value>(&call.arguments)
-        .map(|value| value.to_string())
+    let arguments = serde_json::from_str::<Value>(&call.arguments)
+        .map(|value| python_json(&value))
         .unwrap_or_else(|_| call.arguments.clone());
     format!(
-        "<tool_call>\n{{\"name\": {}, \"arguments\": {arguments}}}\n</tool_call>",
-        serde_json::Value::String(call.name.clone())
+        "<tool_call>[\n{{\"name\": {}, \"arguments\": {arguments}}}\n]</tool_call>",
+        Value::String(call.name.clone())
     )
 }
 
@@ -91,24 +102,38 @@ fn tools_section(tools: &[ToolDefinition]) -> String {
     if tools.is_empty() {
         return String::new();
     }
-    let mut section = String::from(
-        "\n\n# Tools\n\nYou may call one or more functions to assist with the user query.\n\n\
-         You are provided with function signatures within <tools></tools> XML tags:\n<tools>",
-    );
-    for tool in tools {
-        let signature = serde_json::json!({
-            "type": "function",
-            "function": {"name": tool.name, "description": tool.description, "parameters": tool.parameters},
-        });
-        section.push('\n');
-        section.push_str(&signature.to_string());
+    let signatures: Vec<Value> = tools
+        .iter()
+        .map(|tool| json!({"name": tool.name, "description": tool.description, "parameters": tool.parameters}))
+        .collect();
+    format!(
+        "\n\nYou have access to the following tools:\n<tools>{}</tools>\n\n\
+         The output MUST strictly adhere to the following format, and NO other text MUST be included.\n\
+         The example format is as follows. Please make sure the parameter type is correct. If no function call \
+         is needed, please make the tool calls an empty list '[]'.\n<tool_call>[\n\
+         {{\"name\": \"func_name1\", \"arguments\": {{\"argument1\": \"value1\", \"argument2\": \"value2\"}}}},\n\
+         ... (more tool calls as required)\n]</tool_call>",
+        python_json(&Value::Array(signatures))
+    )
+}
+
+/// JSON with the separators of Python's `json.dumps` (`", "`, `": "`), the spelling the model saw.
+pub(crate) fn python_json(value: &Value) -> String {
+    match value {
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(members) => format!(
+            "{{{}}}",
+            members
+                .iter()
+                .map(|(key, item)| format!("{}: {}", Value::String(key.clone()), python_json(item)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        scalar => scalar.to_string(),
     }
-    section.push_str(
-        "\n</tools>\n\nFor each function call, return a json object with function name and arguments \
-         within <tool_call></tool_call> XML tags:\n<tool_call>\n\
-         {\"name\": <function-name>, \"arguments\": <args-json-object>}\n</tool_call>",
-    );
-    section
 }
 
 #[cfg(test)]
@@ -133,13 +158,15 @@ mod tests {
             parameters: serde_json::json!({"type": "object"}),
         }];
         let prompt = render(&messages, &tools);
-        assert!(prompt.starts_with(&format!("<|im_start|>system\n{DEFAULT_SYSTEM}\n\n# Tools")));
-        assert!(prompt.contains("\"name\":\"calculator\""));
+        assert!(prompt.starts_with(&format!(
+            "<|im_start|>system\n{TOOLS_SYSTEM}\n\nYou have access"
+        )));
+        assert!(prompt.contains("\"name\": \"calculator\""));
         assert!(prompt.contains(
-            "<|im_start|>assistant\n<tool_call>\n{\"name\": \"calculator\", \"arguments\": {\"expression\":\"1+1\"}}\n</tool_call><|im_end|>\n"
+            "<|im_start|>assistant\n<tool_call>[\n{\"name\": \"calculator\", \"arguments\": {\"expression\": \"1+1\"}}\n]</tool_call><|im_end|>\n"
         ));
         assert!(
-            prompt.contains("<|im_start|>user\n<tool_response>\n2\n</tool_response><|im_end|>\n")
+            prompt.contains("<|im_start|>tool\n<tool_response>\n2\n</tool_response><|im_end|>\n")
         );
         assert!(prompt.ends_with("<|im_start|>assistant\n"));
     }

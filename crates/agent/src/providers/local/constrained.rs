@@ -24,7 +24,7 @@ const MAX_ARRAY_ITEMS: usize = 8;
 /// Deepest nesting of objects and arrays generated.
 const MAX_DEPTH: usize = 6;
 
-/// Writes `<tool_call>\n{"name": "…", "arguments": {…}` with the model and returns the chosen tool's
+/// Writes `<tool_call>[\n{"name": "…", "arguments": {…}` with the model and returns the chosen tool's
 /// name and its arguments.
 pub(crate) fn generate_tool_call(
     session: &mut Session<'_>,

@@ -2,8 +2,9 @@
 //!
 //! It needs no server and no network once its file is in the [`ModelCache`]. The tokenizer is rebuilt
 //! from the GGUF metadata ([`LocalTokenizer`]); prompts are ChatML, with tools described in the
-//! system message in the Hermes/Qwen convention (`<tools>` schemas, `<tool_call>` calls,
-//! `<tool_response>` results).
+//! system message in SmolLM2's own function-calling convention (signatures as a JSON list in
+//! `<tools></tools>`, calls as `<tool_call>[{"name": …, "arguments": {…}}]</tool_call>`, results as
+//! `<tool_response>` blocks in a `tool` turn).
 //!
 //! # When the model calls a tool
 //!
@@ -17,7 +18,7 @@
 //!   the model sees the whole multi-step conversation).
 //!
 //! A tool call is generated token by token by constrained decoding driven by the tool's JSON Schema:
-//! the structure (`<tool_call>\n{"name": "` …) is fed to the model without sampling, the tool name is
+//! the structure (`<tool_call>[\n{"name": "` …) is fed to the model without sampling, the tool name is
 //! chosen among the request's tool names, and each property value is sampled under a mask for its
 //! type (strings, numbers, integers, booleans, enums, nested objects, arrays). The arguments are
 //! therefore always valid JSON that validates against the schema's types and required properties.
@@ -39,7 +40,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use candle_core::quantized::gguf_file;
+use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
 use candle_core::{DType, Device, Tensor};
 use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
 use rand::rngs::StdRng;
@@ -157,12 +158,24 @@ impl LocalChatModel {
             .unwrap_or(gguf_context)
             .clamp(1, MAX_SEQ_LEN);
         let device = Device::Cpu;
-        let model = ModelWeights::from_gguf(content, &mut file, &device).map_err(|err| {
+        let weights_error = |err: candle_core::Error| {
             local(format!(
                 "cannot load the weights of {}: {err}",
                 path.display()
             ))
-        })?;
+        };
+        let model = if content
+            .tensor_infos
+            .values()
+            .any(|info| lacks_fast_kernel(info.ggml_dtype))
+        {
+            let mut requantized =
+                requantize(&content, &mut file, &device).map_err(weights_error)?;
+            let content = gguf_file::Content::read(&mut requantized).map_err(weights_error)?;
+            ModelWeights::from_gguf(content, &mut requantized, &device).map_err(weights_error)?
+        } else {
+            ModelWeights::from_gguf(content, &mut file, &device).map_err(weights_error)?
+        };
 
         let im_end = tokenizer.token_id("<|im_end|>").ok_or_else(|| {
             local("the GGUF vocabulary has no <|im_end|> token: it is not a ChatML model")
@@ -249,6 +262,46 @@ impl LocalChatModel {
         .await
         .map_err(|err| local(format!("generation stopped: {err}")))?
     }
+}
+
+/// Quantizations that candle's CPU backend multiplies with scalar code only (no AVX/NEON kernel).
+fn lacks_fast_kernel(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+/// Rewrites the GGUF in memory with every slow-kernel tensor converted to Q8_0, which has SIMD
+/// kernels: candle's scalar Q4_1 product runs SmolLM2 several times slower than Q8_0, and 8-bit
+/// blocks hold the 4-bit values (with their offset) almost exactly, at twice the memory (~150 MB).
+fn requantize(
+    content: &gguf_file::Content,
+    file: &mut std::fs::File,
+    device: &Device,
+) -> candle_core::Result<std::io::Cursor<Vec<u8>>> {
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for (name, info) in &content.tensor_infos {
+        let tensor = content.tensor(file, name, device)?;
+        let row = info.shape.dims().last().copied().unwrap_or(0);
+        let tensor =
+            if lacks_fast_kernel(info.ggml_dtype) && row % GgmlDType::Q8_0.block_size() == 0 {
+                QTensor::quantize(&tensor.dequantize(device)?, GgmlDType::Q8_0)?
+            } else {
+                tensor
+            };
+        tensors.push((name.as_str(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(key, value)| (key.as_str(), value))
+        .collect();
+    let tensor_refs: Vec<(&str, &QTensor)> = tensors
+        .iter()
+        .map(|(name, tensor)| (*name, tensor))
+        .collect();
+    let mut buffer = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut buffer, &metadata, &tensor_refs)?;
+    buffer.set_position(0);
+    Ok(buffer)
 }
 
 /// `SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`.
