@@ -463,8 +463,10 @@ mod tests {
             processor.on_end(sampled_span(index));
         }
         let elapsed = started.elapsed();
+        // Not a performance target: blocking behind the exporter would take 25 batches × 300 ms
+        // = 7.5 s, so a bound of 3 s only tells "never waits" from "waits", even on a loaded machine.
         assert!(
-            elapsed < Duration::from_millis(200),
+            elapsed < Duration::from_secs(3),
             "on_end blocked for {elapsed:?} behind a slow exporter"
         );
 

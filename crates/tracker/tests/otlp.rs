@@ -387,8 +387,10 @@ fn faulty_receiver_never_blocks(receiver: OtlpReceiver, protocol: OtlpProtocol) 
         }
     }
     let agent_time = started.elapsed();
+    // Not a performance target: waiting on the export would cost the 1 s export timeout per turn
+    // (50 s), so 10 s only tells "never waits" from "waits", even on a loaded machine.
     assert!(
-        agent_time < Duration::from_secs(1),
+        agent_time < Duration::from_secs(10),
         "the agent waited {agent_time:?}"
     );
 
