@@ -163,6 +163,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Where the GenAI client metrics go (default: the global meter provider that
+    /// `sextant_tracker::init` installs; a pipeline built without installing it passes its own).
+    pub fn metrics(mut self, metrics: GenAiMetrics) -> Self {
+        self.agent.metrics = metrics;
+        self
+    }
+
     /// The agent.
     pub fn build(self) -> Agent {
         self.agent

@@ -1,0 +1,168 @@
+//! One agent turn is one trace: `invoke_agent` with `chat` and `execute_tool` children, typed for
+//! MLflow and OpenInference, with token counts on the spans and in the GenAI client metrics — driven
+//! by the scripted test model so the structure is exact, through the real telemetry pipeline into
+//! the real local trace store.
+
+use std::sync::Arc;
+
+use opentelemetry_sdk::metrics::InMemoryMetricExporter;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+use serde_json::Value;
+use sextant_agent::Agent;
+use sextant_agent::testing::ScriptedChatModel;
+use sextant_tools::ToolSet;
+use sextant_tools::builtin::Calculator;
+use sextant_tracker::{StoredSpan, Telemetry, TelemetryConfig};
+
+fn attribute<'a>(span: &'a StoredSpan, key: &str) -> &'a Value {
+    span.attributes.get(key).unwrap_or(&Value::Null)
+}
+
+#[test]
+fn a_turn_is_one_trace_of_nested_typed_counted_spans() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = InMemoryMetricExporter::default();
+    let telemetry = Telemetry::builder(&TelemetryConfig {
+        local_store: Some(dir.path().join("traces.db")),
+        ..TelemetryConfig::default()
+    })
+    .with_metric_exporter(metrics.clone())
+    .build()
+    .unwrap();
+    let _subscriber = telemetry.set_thread_default();
+
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[
+            ("calculator", r#"{"expression": "12 * 7 + 3"}"#),
+            ("teleport", "{}"),
+        ])
+        .then_text("It is 87.");
+    let agent = Agent::builder("span-test", Arc::new(model))
+        .tools(ToolSet::new().with(Calculator))
+        .capture_content(true)
+        .metrics(telemetry.metrics())
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime.block_on(agent.run("What is 12 * 7 + 3?")).unwrap();
+    telemetry.force_flush().unwrap();
+
+    let trace_id = outcome
+        .trace_id
+        .clone()
+        .expect("a traced turn has a trace id");
+    let spans = telemetry.trace_store().unwrap().spans(&trace_id).unwrap();
+    let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(spans.len(), 5, "{names:?}");
+
+    let root = spans
+        .iter()
+        .find(|s| s.parent_span_id.is_none())
+        .expect("one root");
+    assert_eq!(root.name, "invoke_agent span-test");
+    assert_eq!(attribute(root, "mlflow.spanType"), "AGENT");
+    assert_eq!(attribute(root, "gen_ai.agent.name"), "span-test");
+    assert_eq!(attribute(root, "gen_ai.usage.input_tokens"), 40);
+    assert_eq!(attribute(root, "gen_ai.usage.output_tokens"), 13);
+    // Content capture: the question is the root's input, which MLflow shows as the request.
+    assert!(
+        attribute(root, "mlflow.spanInputs")
+            .as_str()
+            .is_some_and(|i| i.contains("12 * 7 + 3"))
+    );
+
+    for span in spans.iter().filter(|s| s.span_id != root.span_id) {
+        assert_eq!(
+            span.parent_span_id.as_deref(),
+            Some(root.span_id.as_str()),
+            "{} not under the agent",
+            span.name
+        );
+        assert!(
+            span.start_time_unix_nano >= root.start_time_unix_nano
+                && span.end_time_unix_nano <= root.end_time_unix_nano
+        );
+    }
+    let chats: Vec<&StoredSpan> = spans.iter().filter(|s| s.name == "chat scripted").collect();
+    assert_eq!(chats.len(), 2);
+    for chat in &chats {
+        assert_eq!(attribute(chat, "mlflow.spanType"), "CHAT_MODEL");
+        assert_eq!(attribute(chat, "openinference.span.kind"), "LLM");
+        assert_eq!(attribute(chat, "gen_ai.provider.name"), "scripted");
+        assert_eq!(attribute(chat, "gen_ai.usage.input_tokens"), 20);
+    }
+    assert_eq!(
+        attribute(chats[0], "gen_ai.response.finish_reasons"),
+        &serde_json::json!(["tool_calls"])
+    );
+    assert_eq!(
+        attribute(chats[1], "gen_ai.response.finish_reasons"),
+        &serde_json::json!(["stop"])
+    );
+
+    let tools: Vec<&StoredSpan> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("execute_tool"))
+        .collect();
+    assert_eq!(tools.len(), 2);
+    for tool in &tools {
+        assert_eq!(attribute(tool, "mlflow.spanType"), "TOOL");
+        assert_eq!(attribute(tool, "gen_ai.tool.type"), "function");
+        // The tools ran between the two model calls.
+        assert!(tool.start_time_unix_nano >= chats[0].end_time_unix_nano);
+        assert!(tool.end_time_unix_nano <= chats[1].start_time_unix_nano);
+    }
+    let calculator = tools
+        .iter()
+        .find(|t| t.name == "execute_tool calculator")
+        .unwrap();
+    assert_eq!(attribute(calculator, "gen_ai.tool.call.result"), "87");
+    assert!(!calculator.is_error());
+    let unknown = tools
+        .iter()
+        .find(|t| t.name == "execute_tool teleport")
+        .unwrap();
+    assert!(
+        unknown.is_error(),
+        "a failed tool call sets the span status"
+    );
+    assert_eq!(attribute(unknown, "error.type"), "unknown_tool");
+    assert!(
+        !root.is_error(),
+        "a failed tool call does not fail the turn"
+    );
+
+    // Metrics: one token-usage measurement per chat call and token type, one duration per call.
+    let exported = metrics.get_finished_metrics().unwrap();
+    let all: Vec<_> = exported
+        .iter()
+        .flat_map(|r| r.scope_metrics())
+        .flat_map(|s| s.metrics())
+        .collect();
+    let usage = all
+        .iter()
+        .rev()
+        .find(|m| m.name() == "gen_ai.client.token.usage")
+        .expect("token usage");
+    let AggregatedMetrics::U64(MetricData::Histogram(usage)) = usage.data() else {
+        panic!("a u64 histogram")
+    };
+    let total: u64 = usage.data_points().map(|p| p.sum()).sum();
+    let calls: u64 = usage.data_points().map(|p| p.count()).sum();
+    assert_eq!(total, outcome.usage.total());
+    assert_eq!(calls, 4, "two calls × input and output");
+    let duration = all
+        .iter()
+        .rev()
+        .find(|m| m.name() == "gen_ai.client.operation.duration")
+        .expect("duration");
+    let AggregatedMetrics::F64(MetricData::Histogram(duration)) = duration.data() else {
+        panic!("an f64 histogram")
+    };
+    assert_eq!(duration.data_points().map(|p| p.count()).sum::<u64>(), 2);
+
+    drop(_subscriber);
+    telemetry.shutdown().unwrap();
+}
