@@ -84,6 +84,32 @@ pub struct AgentOutcome {
     pub messages: Vec<Message>,
 }
 
+/// Marks the agent span of a turn whose future was dropped before it finished (Ctrl-C, a client
+/// that went away, a timeout around `run`), so a backend does not show a cut-off turn as a success.
+struct CancelledTurnGuard<'a> {
+    span: &'a tracing::Span,
+    armed: bool,
+}
+
+impl CancelledTurnGuard<'_> {
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for CancelledTurnGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.span.record(sc::ERROR_TYPE, "cancelled");
+            self.span.record(sc::OTEL_STATUS_CODE, "ERROR");
+            self.span.record(
+                sc::OTEL_STATUS_DESCRIPTION,
+                "the turn was cancelled before it finished",
+            );
+        }
+    }
+}
+
 /// Per-turn context that ends up on the spans (`gen_ai.conversation.id`, `user.id`).
 #[derive(Debug, Clone, Default)]
 pub struct TurnContext {
@@ -257,10 +283,15 @@ impl Agent {
             );
         }
         let trace_id = sextant_tracker::current_trace_id(&span);
+        let cancelled = CancelledTurnGuard {
+            span: &span,
+            armed: true,
+        };
         let result = self
             .turn(history, question, on_content)
             .instrument(span.clone())
             .await;
+        cancelled.disarm();
         match result {
             Ok(mut outcome) => {
                 span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, outcome.usage.input_tokens);

@@ -166,3 +166,50 @@ fn a_turn_is_one_trace_of_nested_typed_counted_spans() {
     drop(_subscriber);
     telemetry.shutdown().unwrap();
 }
+
+#[test]
+fn a_turn_cut_off_mid_call_is_recorded_as_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let telemetry = Telemetry::builder(&TelemetryConfig {
+        local_store: Some(dir.path().join("traces.db")),
+        ..TelemetryConfig::default()
+    })
+    .build()
+    .unwrap();
+    let _subscriber = telemetry.set_thread_default();
+    let agent = Agent::builder("cut-off", Arc::new(ScriptedChatModel::new().then_hang())).build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The caller gives up (as Ctrl-C or a disconnected client does): the turn's future is dropped.
+    let result = runtime.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_millis(50),
+            agent.run("never answered"),
+        )
+        .await
+    });
+    assert!(
+        result.is_err(),
+        "the scripted model hangs, so the turn cannot finish"
+    );
+    telemetry.force_flush().unwrap();
+
+    let store = telemetry.trace_store().unwrap();
+    let trace = store
+        .latest_trace()
+        .unwrap()
+        .expect("the cut-off turn was still exported");
+    let spans = store.spans(&trace.trace_id).unwrap();
+    let root = spans.iter().find(|s| s.parent_span_id.is_none()).unwrap();
+    assert_eq!(root.name, "invoke_agent cut-off");
+    assert!(root.is_error());
+    assert_eq!(attribute(root, "error.type"), "cancelled");
+    assert!(
+        spans.iter().any(|s| s.name == "chat scripted"),
+        "the call in flight is in the trace too"
+    );
+    drop(_subscriber);
+    telemetry.shutdown().unwrap();
+}

@@ -28,13 +28,19 @@ pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<
                 println!("no traces in {}", path.display());
             }
             for t in traces {
+                // OpenTelemetry leaves a successful span's status unset; say what it means.
+                let status = if t.status == "unset" {
+                    "ok"
+                } else {
+                    t.status.as_str()
+                };
                 let tokens = t
                     .total_tokens
                     .map(|n| format!("{n} tokens"))
                     .unwrap_or_default();
                 println!(
                     "{}  {:<32} {:>9.1} ms  {:>3} spans  {:<12} {}",
-                    t.trace_id, t.root_span_name, t.duration_ms, t.span_count, tokens, t.status
+                    t.trace_id, t.root_span_name, t.duration_ms, t.span_count, tokens, status
                 );
             }
         }
