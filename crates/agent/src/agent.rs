@@ -569,6 +569,10 @@ impl Agent {
                     ("invalid_arguments", format!("the arguments are not valid JSON ({e}); send a JSON object that matches the tool's schema"))
                 })?
             };
+            // The schema the model was shown is checked here, for every tool, so the model learns
+            // what was wrong and where before the tool sees the call.
+            sextant_tools::validate_arguments(&tool.parameters(), &arguments)
+                .map_err(|violation| ("invalid_arguments", format!("invalid arguments: {violation}")))?;
             match tokio::time::timeout(self.tool_timeout, tool.call(arguments)).await {
                 Ok(Ok(result)) => Ok(result),
                 Ok(Err(error)) => Err((error.error_type(), error.to_string())),

@@ -90,6 +90,7 @@ async fn bad_tool_calls_become_error_results_not_failures() {
             ("calculator", r#"{"expression": "1 +"#),
             ("calculator", r#"{"expression": "1 / 0"}"#),
             ("calculator", r#"{"formula": "1"}"#),
+            ("calculator", r#"{"expression": 12}"#),
         ])
         .then_text("I could not compute it.");
     let requests = model.requests();
@@ -111,7 +112,16 @@ async fn bad_tool_calls_become_error_results_not_failures() {
     );
     assert!(results[1].0.contains("not valid JSON"), "{results:?}");
     assert!(results[2].0.contains("division by zero"), "{results:?}");
-    assert!(results[3].0.contains("invalid arguments"), "{results:?}");
+    assert!(
+        results[3].0.contains("invalid arguments")
+            && results[3].0.contains("`expression` is missing"),
+        "{results:?}"
+    );
+    // Checked against the schema the model was shown, with the place and the problem named.
+    assert_eq!(
+        results[4].0,
+        "error: invalid arguments: /expression: expected a string, got the number 12"
+    );
     // Every call got its own result message, in order.
     let requests = requests.lock().unwrap();
     let tool_messages: Vec<_> = requests[1]
@@ -119,7 +129,7 @@ async fn bad_tool_calls_become_error_results_not_failures() {
         .iter()
         .filter(|m| m.role == Role::Tool)
         .collect();
-    assert_eq!(tool_messages.len(), 4);
+    assert_eq!(tool_messages.len(), 5);
 }
 
 #[tokio::test]

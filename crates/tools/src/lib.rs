@@ -17,8 +17,12 @@
 #![deny(missing_docs)]
 
 pub mod builtin;
+mod fn_tool;
+mod schema;
 mod tool;
 mod tool_set;
 
+pub use fn_tool::{FnTool, tool_fn};
+pub use schema::{SchemaViolation, validate_arguments};
 pub use tool::{Tool, ToolError};
 pub use tool_set::{ToolSet, UnknownTool};
