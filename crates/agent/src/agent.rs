@@ -84,6 +84,14 @@ pub struct AgentOutcome {
     pub messages: Vec<Message>,
 }
 
+/// Records a failure on `span` the way every backend reads it: `error.type` for grouping, and an
+/// ERROR status with a description (tracing-opentelemetry's `otel.status_*` fields).
+fn mark_failed(span: &tracing::Span, error_type: &str, description: &str) {
+    span.record(sc::ERROR_TYPE, error_type);
+    span.record(sc::OTEL_STATUS_CODE, "ERROR");
+    span.record(sc::OTEL_STATUS_DESCRIPTION, description);
+}
+
 /// Marks the agent span of a turn whose future was dropped before it finished (Ctrl-C, a client
 /// that went away, a timeout around `run`), so a backend does not show a cut-off turn as a success.
 struct CancelledTurnGuard<'a> {
@@ -100,10 +108,9 @@ impl CancelledTurnGuard<'_> {
 impl Drop for CancelledTurnGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.span.record(sc::ERROR_TYPE, "cancelled");
-            self.span.record(sc::OTEL_STATUS_CODE, "ERROR");
-            self.span.record(
-                sc::OTEL_STATUS_DESCRIPTION,
+            mark_failed(
+                self.span,
+                "cancelled",
                 "the turn was cancelled before it finished",
             );
         }
@@ -307,9 +314,7 @@ impl Agent {
             }
             Err(error) => {
                 let AgentError::Chat { error: cause, .. } = &error;
-                span.record(sc::ERROR_TYPE, cause.error_type());
-                span.record(sc::OTEL_STATUS_CODE, "ERROR");
-                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                mark_failed(&span, &cause.error_type(), &error.to_string());
                 Err(error)
             }
         }
@@ -526,9 +531,7 @@ impl Agent {
                 );
             }
             Err(error) => {
-                span.record(sc::ERROR_TYPE, error.error_type());
-                span.record(sc::OTEL_STATUS_CODE, "ERROR");
-                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                mark_failed(&span, &error.error_type(), &error.to_string());
                 error_type = Some(error.error_type());
             }
         }
@@ -585,9 +588,7 @@ impl Agent {
         let (result, is_error) = match outcome {
             Ok(result) => (result, false),
             Err((error_type, message)) => {
-                span.record(sc::ERROR_TYPE, error_type);
-                span.record(sc::OTEL_STATUS_CODE, "ERROR");
-                span.record(sc::OTEL_STATUS_DESCRIPTION, message.as_str());
+                mark_failed(&span, error_type, &message);
                 (format!("error: {message}"), true)
             }
         };

@@ -74,6 +74,33 @@ fn article(name: &str) -> &'static str {
     }
 }
 
+/// The `[min, max]` keywords that bound a count (a string's characters, an array's items).
+fn check_count(
+    schema: &serde_json::Map<String, Value>,
+    path: &str,
+    count: u64,
+    [min_key, max_key]: [&str; 2],
+    unit: &str,
+) -> Result<(), SchemaViolation> {
+    if let Some(min) = schema.get(min_key).and_then(Value::as_u64)
+        && count < min
+    {
+        return Err(violation(
+            path,
+            format!("must have at least {min} {unit}, got {count}"),
+        ));
+    }
+    if let Some(max) = schema.get(max_key).and_then(Value::as_u64)
+        && count > max
+    {
+        return Err(violation(
+            path,
+            format!("must have at most {max} {unit}, got {count}"),
+        ));
+    }
+    Ok(())
+}
+
 fn check(schema: &Value, value: &Value, path: &str) -> Result<(), SchemaViolation> {
     let Some(schema) = schema.as_object() else {
         return Ok(());
@@ -130,41 +157,22 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), SchemaViolatio
     }
     if let Some(text) = value.as_str() {
         let length = text.chars().count() as u64;
-        if let Some(min) = schema.get("minLength").and_then(Value::as_u64)
-            && length < min
-        {
-            return Err(violation(
-                path,
-                format!("must have at least {min} characters, got {length}"),
-            ));
-        }
-        if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
-            && length > max
-        {
-            return Err(violation(
-                path,
-                format!("must have at most {max} characters, got {length}"),
-            ));
-        }
+        check_count(
+            schema,
+            path,
+            length,
+            ["minLength", "maxLength"],
+            "characters",
+        )?;
     }
     if let Some(items) = value.as_array() {
-        let count = items.len() as u64;
-        if let Some(min) = schema.get("minItems").and_then(Value::as_u64)
-            && count < min
-        {
-            return Err(violation(
-                path,
-                format!("must have at least {min} items, got {count}"),
-            ));
-        }
-        if let Some(max) = schema.get("maxItems").and_then(Value::as_u64)
-            && count > max
-        {
-            return Err(violation(
-                path,
-                format!("must have at most {max} items, got {count}"),
-            ));
-        }
+        check_count(
+            schema,
+            path,
+            items.len() as u64,
+            ["minItems", "maxItems"],
+            "items",
+        )?;
         if let Some(item_schema) = schema.get("items") {
             for (index, item) in items.iter().enumerate() {
                 check(item_schema, item, &format!("{path}/{index}"))?;
