@@ -8,11 +8,11 @@
 //! JSON never fails the turn: the error goes back to the model as the tool's result.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures::StreamExt;
 use serde::Serialize;
-use sextant_tools::ToolSet;
+use sextant_tools::{ToolError, ToolSet, with_content_capture};
 use sextant_tracker::conventions as sc;
 use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
 use tracing::Instrument;
@@ -61,6 +61,8 @@ pub struct ToolCallRecord {
     pub result: String,
     /// Whether the call failed.
     pub is_error: bool,
+    /// The `error.type` of a failed call, or `result_truncated` for a result cut to the limit.
+    pub error_type: Option<&'static str>,
     /// How long it took.
     pub duration_ms: f64,
 }
@@ -150,7 +152,6 @@ pub struct Agent {
     max_steps: u32,
     options: ChatOptions,
     capture_content: bool,
-    tool_timeout: Duration,
     metrics: GenAiMetrics,
 }
 
@@ -166,7 +167,7 @@ impl AgentBuilder {
         self
     }
 
-    /// The tools the agent may call (default: none).
+    /// The tools the agent may call, with the limits their calls run under (default: none).
     pub fn tools(mut self, tools: ToolSet) -> Self {
         self.agent.tools = tools;
         self
@@ -187,12 +188,6 @@ impl AgentBuilder {
     /// Record message content on spans (default off).
     pub fn capture_content(mut self, capture: bool) -> Self {
         self.agent.capture_content = capture;
-        self
-    }
-
-    /// Longest a tool call may run before it is reported to the model as timed out (default 60 s).
-    pub fn tool_timeout(mut self, timeout: Duration) -> Self {
-        self.agent.tool_timeout = timeout;
         self
     }
 
@@ -221,7 +216,6 @@ impl Agent {
                 max_steps: 6,
                 options: ChatOptions::default(),
                 capture_content: false,
-                tool_timeout: Duration::from_secs(60),
                 metrics: GenAiMetrics::global(),
             },
         }
@@ -375,11 +369,14 @@ impl Agent {
                     messages,
                 });
             }
+            // Calls past the set's parallel limit are not run; the model is told so.
+            let max_parallel = self.tools.max_parallel();
             let results = futures::future::join_all(
                 response
                     .tool_calls
                     .iter()
-                    .map(|call| self.execute_tool(call)),
+                    .enumerate()
+                    .map(|(i, call)| self.execute_tool(call, i >= max_parallel)),
             )
             .await;
             for (call, record) in response.tool_calls.iter().zip(results) {
@@ -541,7 +538,8 @@ impl Agent {
     }
 
     /// One tool call, traced as `execute_tool {name}`. Never fails: errors become the result.
-    async fn execute_tool(&self, call: &ToolCall) -> ToolCallRecord {
+    /// `over_limit` marks a call past the parallel limit, which is reported but not run.
+    async fn execute_tool(&self, call: &ToolCall, over_limit: bool) -> ToolCallRecord {
         let span = tracing::info_span!(
             "execute_tool",
             otel.name = %format!("execute_tool {}", call.name),
@@ -554,42 +552,44 @@ impl Agent {
             { sc::GEN_AI_TOOL_TYPE } = "function",
             { sc::GEN_AI_TOOL_CALL_ARGUMENTS } = Empty,
             { sc::GEN_AI_TOOL_CALL_RESULT } = Empty,
+            { sc::SEXTANT_TOOL_RESULT_CHARS } = Empty,
             { sc::ERROR_TYPE } = Empty,
         );
         if self.capture_content {
             span.record(sc::GEN_AI_TOOL_CALL_ARGUMENTS, call.arguments.as_str());
         }
         let started = Instant::now();
-        let outcome: Result<String, (&'static str, String)> = async {
-            let tool = self.tools.get(&call.name).ok_or_else(|| {
-                let available: Vec<&str> = self.tools.names().collect();
-                ("unknown_tool", format!("there is no tool `{}`; the tools are: {}", call.name, available.join(", ")))
-            })?;
-            let arguments: serde_json::Value = if call.arguments.trim().is_empty() {
-                serde_json::Value::Object(Default::default())
-            } else {
-                serde_json::from_str(&call.arguments).map_err(|e| {
-                    ("invalid_arguments", format!("the arguments are not valid JSON ({e}); send a JSON object that matches the tool's schema"))
-                })?
-            };
-            // The schema the model was shown is checked here, for every tool, so the model learns
-            // what was wrong and where before the tool sees the call.
-            sextant_tools::validate_arguments(&tool.parameters(), &arguments)
-                .map_err(|violation| ("invalid_arguments", format!("invalid arguments: {violation}")))?;
-            match tokio::time::timeout(self.tool_timeout, tool.call(arguments)).await {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(error)) => Err((error.error_type(), error.to_string())),
-                Err(_) => Err(("timeout", format!("the tool did not finish within {:?}", self.tool_timeout))),
-            }
-        }
-        .instrument(span.clone())
-        .await;
+        let outcome = if over_limit {
+            Err(ToolError::TooManyCalls {
+                name: call.name.clone(),
+                max: self.tools.max_parallel(),
+            })
+        } else {
+            with_content_capture(
+                self.capture_content,
+                self.tools.invoke(&call.name, &call.arguments),
+            )
+            .instrument(span.clone())
+            .await
+        };
         let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-        let (result, is_error) = match outcome {
-            Ok(result) => (result, false),
-            Err((error_type, message)) => {
-                mark_failed(&span, error_type, &message);
-                (format!("error: {message}"), true)
+        let (result, is_error, error_type) = match outcome {
+            Ok(output) => {
+                // A cut result is still a result: the span says which limit was hit, but its
+                // status stays unset.
+                if let Some(total) = output.truncated_from {
+                    span.record(sc::SEXTANT_TOOL_RESULT_CHARS, total as i64);
+                }
+                let error_type = output.error_type();
+                if let Some(error_type) = error_type {
+                    span.record(sc::ERROR_TYPE, error_type);
+                }
+                (output.text, false, error_type)
+            }
+            Err(error) => {
+                let message = error.to_string();
+                mark_failed(&span, error.error_type(), &message);
+                (format!("error: {message}"), true, Some(error.error_type()))
             }
         };
         if self.capture_content {
@@ -601,6 +601,7 @@ impl Agent {
             arguments: call.arguments.clone(),
             result,
             is_error,
+            error_type,
             duration_ms,
         }
     }

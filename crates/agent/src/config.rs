@@ -3,17 +3,20 @@
 //! (`configs/agents/*.toml`).
 //!
 //! Nested keys are reached from the environment with `__`: `SEXTANT_TELEMETRY__CAPTURE_CONTENT=true`.
-//! `SEXTANT_HOME` sets [`SextantConfig::home`] and `SEXTANT_THREADS` the local model's threads. A bad
+//! `SEXTANT_HOME` sets [`SextantConfig::home`], `SEXTANT_THREADS` the local model's threads and
+//! `SEXTANT_SEARXNG_URL` switches `web_search` to that SearXNG instance. A bad
 //! value is an error that names the key and the file it came from.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
+use figment::value::{Dict, Map};
+use figment::{Metadata, Profile, Provider};
 use serde::Deserialize;
 
-use sextant_tools::{ToolSet, UnknownTool};
+use sextant_tools::{ToolSet, ToolSetError, ToolsConfig};
 
 use crate::agent::Agent;
 use crate::chat::ChatOptions;
@@ -73,6 +76,9 @@ pub struct SextantConfig {
     pub providers: ProvidersConfig,
     /// Retries and timeouts of chat calls.
     pub retry: RetryConfig,
+    /// Tool limits and the built-in tools' settings (`[tools]`).
+    #[serde(default)]
+    pub tools: ToolsConfig,
 }
 
 /// `[agent]`.
@@ -175,6 +181,21 @@ impl SextantConfig {
 
     /// [`SextantConfig::load`], reading `SEXTANT_*` variables only if `read_env` (tests turn it off).
     pub fn load_with_env(user_file: Option<&Path>, read_env: bool) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = if read_env {
+            std::env::vars()
+                .filter(|(k, _)| k.starts_with("SEXTANT_"))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Self::load_with_vars(user_file, vars)
+    }
+
+    /// [`SextantConfig::load`] with `vars` standing in for the environment.
+    pub fn load_with_vars(
+        user_file: Option<&Path>,
+        vars: Vec<(String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
         match user_file {
             Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
@@ -189,22 +210,33 @@ impl SextantConfig {
             }
         }
         // Only the sections this struct has: other SEXTANT_* variables (tests', CI's) are not config.
-        let env_pairs: Vec<(String, String)> = if read_env {
-            std::env::vars()
-                .filter(|(k, _)| k.starts_with("SEXTANT_"))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        for (key, value) in env_pairs {
-            let rest = &key["SEXTANT_".len()..];
+        for (key, value) in vars {
+            let Some(rest) = key.strip_prefix("SEXTANT_") else {
+                continue;
+            };
             let path = match rest {
                 "HOME" => "home".to_owned(),
                 "DATA_DIR" => "data_dir".to_owned(),
                 "THREADS" => "providers.local.threads".to_owned(),
-                _ if ["AGENT__", "TELEMETRY__", "PROVIDERS__", "RETRY__"]
-                    .iter()
-                    .any(|p| rest.starts_with(p)) =>
+                "SEARXNG_URL" => {
+                    if !value.is_empty() {
+                        figment = figment.merge(EnvVariable {
+                            name: key.clone(),
+                            path: "tools.web_search.backend".into(),
+                            value: "searxng".into(),
+                        });
+                    }
+                    "tools.web_search.searxng.url".to_owned()
+                }
+                _ if [
+                    "AGENT__",
+                    "TELEMETRY__",
+                    "PROVIDERS__",
+                    "RETRY__",
+                    "TOOLS__",
+                ]
+                .iter()
+                .any(|p| rest.starts_with(p)) =>
                 {
                     rest.to_lowercase().replace("__", ".")
                 }
@@ -213,12 +245,11 @@ impl SextantConfig {
             if value.is_empty() {
                 continue;
             }
-            figment = figment.merge(
-                Env::raw()
-                    .only(&[key.as_str()])
-                    .map(move |_| path.clone().into())
-                    .lowercase(false),
-            );
+            figment = figment.merge(EnvVariable {
+                name: key,
+                path,
+                value,
+            });
         }
         let config: SextantConfig = figment.extract()?;
         Ok(config)
@@ -251,6 +282,29 @@ impl SextantConfig {
     }
 }
 
+/// One `SEXTANT_*` variable as a configuration source: its value read the way figment's `Env`
+/// provider reads values (numbers, booleans, arrays as such), and errors naming the variable.
+struct EnvVariable {
+    name: String,
+    path: String,
+    value: String,
+}
+
+impl Provider for EnvVariable {
+    fn metadata(&self) -> Metadata {
+        Metadata::named(format!("environment variable {}", self.name))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let value: figment::value::Value =
+            self.value.parse().unwrap_or_else(|never| match never {});
+        let dict = figment::util::nest(&self.path, value)
+            .into_dict()
+            .expect("nesting under a key makes a dict");
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
 fn default_user_files() -> Vec<PathBuf> {
     let mut files = vec![PathBuf::from("sextant.toml")];
     if let Some(dirs) = directories::ProjectDirs::from("", "", "sextant") {
@@ -262,13 +316,13 @@ fn default_user_files() -> Vec<PathBuf> {
 /// Why an agent could not be made from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// `tools` names a tool that does not exist.
+    /// `tools` names a tool that does not exist, or a tool's `[tools]` settings are unusable.
     #[error("agent `{agent}`: {error}")]
-    UnknownTool {
+    Tools {
         /// The agent.
         agent: String,
-        /// Which tool (part of the message, so not repeated as a source).
-        error: UnknownTool,
+        /// Which tool and why (part of the message, so not repeated as a source).
+        error: ToolSetError,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
     #[error("agent `{agent}`: {error}")]
@@ -385,13 +439,12 @@ impl AgentConfig {
     /// The agent this file describes: its tools picked from the built-in tool set, its model made
     /// by the configured provider (the local model is pulled on first use).
     pub async fn build(&self, config: &SextantConfig) -> Result<Agent, BuildError> {
-        let tools =
-            ToolSet::builtin()
-                .select(&self.tools)
-                .map_err(|error| BuildError::UnknownTool {
-                    agent: self.name.clone(),
-                    error,
-                })?;
+        let tools = ToolSet::from_config(&self.tools, &config.tools).map_err(|error| {
+            BuildError::Tools {
+                agent: self.name.clone(),
+                error,
+            }
+        })?;
         let model = providers::build(&self.model, config)
             .await
             .map_err(|error| BuildError::Model {
@@ -477,6 +530,48 @@ mod tests {
             err.contains("llamafarm") && err.contains("agent.toml"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_shipped_tools_section_is_the_built_in_default() {
+        let config = SextantConfig::load_with_env(None, false).unwrap();
+        assert_eq!(config.tools, ToolsConfig::default());
+    }
+
+    #[test]
+    fn environment_variables_reach_nested_tool_settings() {
+        let vars = vec![
+            (
+                "SEXTANT_SEARXNG_URL".to_owned(),
+                "http://127.0.0.1:8888".to_owned(),
+            ),
+            ("SEXTANT_TOOLS__MAX_PARALLEL".to_owned(), "2".to_owned()),
+            (
+                "SEXTANT_TOOLS__HTTP_FETCH__ALLOW_PRIVATE_NETWORKS".to_owned(),
+                "true".to_owned(),
+            ),
+            ("SEXTANT_RETRY__MAX_RETRIES".to_owned(), "7".to_owned()),
+            ("SEXTANT_UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let config = SextantConfig::load_with_vars(None, vars).unwrap();
+        assert_eq!(
+            config.tools.web_search.backend,
+            sextant_tools::config::SearchBackendKind::Searxng
+        );
+        assert_eq!(
+            config.tools.web_search.searxng.url.as_deref(),
+            Some("http://127.0.0.1:8888")
+        );
+        assert_eq!(config.tools.max_parallel, 2);
+        assert!(config.tools.http_fetch.allow_private_networks);
+        assert_eq!(config.retry.max_retries, 7);
+
+        let err = SextantConfig::load_with_vars(
+            None,
+            vec![("SEXTANT_TOOLS__MAX_PARALEL".to_owned(), "2".to_owned())],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("max_paralel"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sextant_agent::testing::ScriptedChatModel;
 use sextant_agent::{Agent, ChatError, Role, StopReason, ToolChoice};
-use sextant_tools::{Tool, ToolError, ToolSet, builtin::Calculator};
+use sextant_tools::{Tool, ToolError, ToolLimits, ToolSet, builtin::Calculator, tool_fn};
 
 /// A tool whose calls wait until `parties` calls are in flight at once: it only completes if the
 /// agent runs the calls of one step concurrently.
@@ -35,6 +35,10 @@ impl Tool for RendezvousTool {
         }
     }
 }
+
+/// Arguments of a tool that takes none.
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct Empty {}
 
 fn agent(model: ScriptedChatModel, tools: ToolSet, max_steps: u32) -> Agent {
     Agent::builder("test-agent", Arc::new(model))
@@ -94,10 +98,8 @@ async fn bad_tool_calls_become_error_results_not_failures() {
         ])
         .then_text("I could not compute it.");
     let requests = model.requests();
-    let outcome = agent(model, ToolSet::new().with(Calculator), 3)
-        .run("?")
-        .await
-        .unwrap();
+    let tools = ToolSet::new().with(Calculator).with_max_parallel(5);
+    let outcome = agent(model, tools, 3).run("?").await.unwrap();
 
     assert_eq!(outcome.stop_reason, StopReason::Answered);
     let results: Vec<(&str, bool)> = outcome
@@ -130,6 +132,59 @@ async fn bad_tool_calls_become_error_results_not_failures() {
         .filter(|m| m.role == Role::Tool)
         .collect();
     assert_eq!(tool_messages.len(), 5);
+}
+
+#[tokio::test]
+async fn every_limit_hit_reaches_the_model_and_the_record() {
+    // A tool that sleeps past its timeout, and one whose result is too long.
+    let slow = tool_fn("slow", "Sleeps.", |_: Empty| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, ToolError>("late".into())
+    });
+    let verbose = tool_fn("verbose", "Talks.", |_: Empty| async {
+        Ok::<_, ToolError>("word ".repeat(1000))
+    });
+    let tools = ToolSet::new()
+        .with(slow)
+        .with(verbose)
+        .with_limits(
+            "slow",
+            ToolLimits {
+                timeout: Duration::from_millis(50),
+                max_result_chars: 1000,
+            },
+        )
+        .with_default_limits(ToolLimits {
+            timeout: Duration::from_secs(5),
+            max_result_chars: 100,
+        })
+        .with_max_parallel(2);
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[("slow", "{}"), ("verbose", "{}"), ("verbose", "{}")])
+        .then_text("Done.");
+    let outcome = agent(model, tools, 3).run("?").await.unwrap();
+
+    let calls = &outcome.tool_calls;
+    assert_eq!(calls.len(), 3);
+    assert_eq!(calls[0].error_type, Some("timeout"));
+    assert!(
+        calls[0].is_error && calls[0].result.contains("did not finish within 0.05 s"),
+        "{calls:?}"
+    );
+    assert_eq!(calls[1].error_type, Some("result_truncated"));
+    assert!(!calls[1].is_error);
+    assert!(
+        calls[1].result.contains("[result truncated: showing"),
+        "{calls:?}"
+    );
+    assert!(calls[1].result.chars().count() < 200, "{calls:?}");
+    assert_eq!(calls[2].error_type, Some("max_parallel_exceeded"));
+    assert!(
+        calls[2]
+            .result
+            .contains("at most 2 tool calls run per step"),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]

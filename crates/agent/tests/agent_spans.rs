@@ -10,8 +10,8 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use serde_json::Value;
 use sextant_agent::Agent;
 use sextant_agent::testing::ScriptedChatModel;
-use sextant_tools::ToolSet;
 use sextant_tools::builtin::Calculator;
+use sextant_tools::{ToolSet, ToolsConfig};
 use sextant_tracker::{StoredSpan, Telemetry, TelemetryConfig};
 
 fn attribute<'a>(span: &'a StoredSpan, key: &str) -> &'a Value {
@@ -212,4 +212,121 @@ fn a_turn_cut_off_mid_call_is_recorded_as_cancelled() {
     );
     drop(_subscriber);
     telemetry.shutdown().unwrap();
+}
+
+/// Runs one scripted turn that calls `web_search` (the offline corpus) and returns its spans.
+fn web_search_turn(capture_content: bool) -> Vec<StoredSpan> {
+    let dir = tempfile::tempdir().unwrap();
+    let telemetry = Telemetry::builder(&TelemetryConfig {
+        local_store: Some(dir.path().join("traces.db")),
+        ..TelemetryConfig::default()
+    })
+    .build()
+    .unwrap();
+    let _subscriber = telemetry.set_thread_default();
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[("web_search", r#"{"query": "Qdrant HNSW index"}"#)])
+        .then_text("Qdrant indexes vectors with HNSW [1].");
+    let agent = Agent::builder("researcher", Arc::new(model))
+        .tools(ToolSet::from_config(&["web_search"], &ToolsConfig::default()).unwrap())
+        .capture_content(capture_content)
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = runtime
+        .block_on(agent.run("How does Qdrant index?"))
+        .unwrap();
+    assert!(!outcome.tool_calls[0].is_error, "{:?}", outcome.tool_calls);
+    telemetry.force_flush().unwrap();
+    let spans = telemetry
+        .trace_store()
+        .unwrap()
+        .spans(outcome.trace_id.as_deref().unwrap())
+        .unwrap();
+    drop(_subscriber);
+    telemetry.shutdown().unwrap();
+    spans
+}
+
+#[test]
+fn a_search_call_nests_its_planning_and_processing_under_the_tool_span() {
+    // The tools crate spells its span names itself (it does not depend on the tracker); they must
+    // be the names the tracker classifies.
+    assert_eq!(
+        sextant_tools::conventions::PLAN_QUERY,
+        sextant_tracker::conventions::span_name::PLAN_QUERY
+    );
+    assert_eq!(
+        sextant_tools::conventions::PROCESS_RESULTS,
+        sextant_tracker::conventions::span_name::PROCESS_RESULTS
+    );
+
+    let spans = web_search_turn(true);
+    let find = |name: &str| {
+        spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+            panic!(
+                "no {name} span in {:?}",
+                spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        })
+    };
+    let root = find("invoke_agent researcher");
+    let tool = find("execute_tool web_search");
+    let plan = find("plan_query");
+    let process = find("process_results");
+    assert_eq!(tool.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+    for child in [plan, process] {
+        assert_eq!(
+            child.parent_span_id.as_deref(),
+            Some(tool.span_id.as_str()),
+            "{} is not under the tool span",
+            child.name
+        );
+        assert_eq!(attribute(child, "sextant.search.backend"), "corpus");
+        assert_eq!(attribute(child, "mlflow.spanType"), "CHAIN");
+    }
+    assert!(plan.end_time_unix_nano <= process.start_time_unix_nano);
+    assert_eq!(attribute(plan, "sextant.search.query.terms"), 3);
+    assert_eq!(attribute(plan, "sextant.search.query"), "Qdrant HNSW index");
+    let returned = attribute(process, "sextant.search.results.returned")
+        .as_i64()
+        .unwrap();
+    assert!(returned >= 1);
+    let urls: Vec<String> = serde_json::from_str(
+        attribute(process, "sextant.search.results.urls")
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(urls.len() as i64, returned);
+    assert!(
+        attribute(tool, "gen_ai.tool.call.result")
+            .as_str()
+            .is_some_and(|r| r.contains("[1] ")),
+        "the cited results are the tool span's result"
+    );
+}
+
+#[test]
+fn without_content_capture_tool_sub_spans_carry_no_query_or_urls() {
+    let spans = web_search_turn(false);
+    for span in &spans {
+        for key in [
+            "sextant.search.query",
+            "sextant.search.query.rewritten",
+            "sextant.search.results.urls",
+            "gen_ai.tool.call.arguments",
+            "gen_ai.tool.call.result",
+        ] {
+            assert!(
+                !span.attributes.contains_key(key),
+                "{} carries {key} with content capture off",
+                span.name
+            );
+        }
+    }
+    let plan = spans.iter().find(|s| s.name == "plan_query").unwrap();
+    assert_eq!(attribute(plan, "sextant.search.query.terms"), 3);
 }

@@ -2,19 +2,25 @@
 //! the tokenizer. The GGUF comes from `SEXTANT_TEST_GGUF` if set, else from the default model cache
 //! (pulled on first use).
 
+use std::sync::Arc;
+
 use futures::StreamExt;
 use serde_json::{Value, json};
 use sextant_agent::model_files::ModelCache;
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
+use sextant_agent::{Agent, StopReason};
 use sextant_agent::{
     ChatChunk, ChatModel, ChatOptions, ChatRequest, FinishReason, Message, ToolCall, ToolChoice,
     ToolDefinition,
 };
+use sextant_tools::{ToolSet, ToolsConfig};
+use sextant_tracker::{Telemetry, TelemetryConfig};
 use tokio::sync::OnceCell;
+use tracing::instrument::WithSubscriber;
 
-static MODEL: OnceCell<LocalChatModel> = OnceCell::const_new();
+static MODEL: OnceCell<Arc<LocalChatModel>> = OnceCell::const_new();
 
-async fn model() -> &'static LocalChatModel {
+async fn model() -> &'static Arc<LocalChatModel> {
     MODEL
         .get_or_init(|| async {
             let options = LocalModelOptions {
@@ -22,7 +28,7 @@ async fn model() -> &'static LocalChatModel {
                 max_tokens: Some(48),
                 ..Default::default()
             };
-            match std::env::var("SEXTANT_TEST_GGUF") {
+            Arc::new(match std::env::var("SEXTANT_TEST_GGUF") {
                 Ok(path) => LocalChatModel::load(path, options).expect("load SEXTANT_TEST_GGUF"),
                 Err(_) => {
                     let cache = ModelCache::from_env().expect("model cache");
@@ -30,7 +36,7 @@ async fn model() -> &'static LocalChatModel {
                         .await
                         .expect("pull and load the default model")
                 }
-            }
+            })
         })
         .await
 }
@@ -157,6 +163,89 @@ async fn calls_the_calculator() {
     assert!(!expression.trim().is_empty());
     validate(&arguments, &calculator().parameters, "arguments").expect("valid against the schema");
     assert!(response.usage.output_tokens > 0);
+}
+
+/// The seed's first demo on the embedded model: the agent calls `get_weather` before answering, and
+/// the trace shows the tool span nested under the agent span, between the two model calls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_turn_calls_get_weather_inside_its_trace() {
+    let model = model().await.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let telemetry = Telemetry::builder(&TelemetryConfig {
+        local_store: Some(dir.path().join("traces.db")),
+        ..TelemetryConfig::default()
+    })
+    .build()
+    .unwrap();
+    let tools = ToolSet::from_config(&["get_weather"], &ToolsConfig::default()).unwrap();
+    let weather_schema = tools.get("get_weather").unwrap().parameters();
+    let agent = Agent::builder("weather-demo", model)
+        .system_prompt("You are a helpful assistant. Answer questions concisely and accurately.")
+        .tools(tools)
+        .max_steps(3)
+        .capture_content(true)
+        .metrics(telemetry.metrics())
+        .build();
+    let outcome = {
+        let _subscriber = telemetry.set_thread_default();
+        agent
+            .run("What's the weather like in Oslo today?")
+            .with_current_subscriber()
+            .await
+            .expect("the turn")
+    };
+    eprintln!(
+        "answer: {:?}\ncalls: {:?}",
+        outcome.answer, outcome.tool_calls
+    );
+
+    assert_eq!(outcome.stop_reason, StopReason::Answered);
+    let call = outcome.tool_calls.first().expect("a tool call");
+    assert_eq!(call.name, "get_weather");
+    assert!(!call.is_error, "{call:?}");
+    let arguments: Value = serde_json::from_str(&call.arguments).unwrap();
+    validate(&arguments, &weather_schema, "arguments").expect("schema-valid arguments");
+    let report: Value = serde_json::from_str(&call.result).expect("the report is JSON");
+    assert!(report["temperature"].is_number());
+
+    telemetry.force_flush().unwrap();
+    let spans = telemetry
+        .trace_store()
+        .unwrap()
+        .spans(outcome.trace_id.as_deref().unwrap())
+        .unwrap();
+    let root = spans.iter().find(|s| s.parent_span_id.is_none()).unwrap();
+    assert_eq!(root.name, "invoke_agent weather-demo");
+    assert!(
+        root.attributes["gen_ai.usage.input_tokens"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
+    let chats: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name.starts_with("chat "))
+        .collect();
+    let tool = spans
+        .iter()
+        .find(|s| s.name == "execute_tool get_weather")
+        .expect("a tool span");
+    assert_eq!(tool.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+    assert_eq!(tool.attributes["mlflow.spanType"], "TOOL");
+    assert!(chats.len() >= 2);
+    let times: Vec<_> = spans
+        .iter()
+        .map(|s| (&s.name, s.start_time_unix_nano, s.end_time_unix_nano))
+        .collect();
+    assert!(
+        chats[0].end_time_unix_nano <= tool.start_time_unix_nano,
+        "{times:#?}"
+    );
+    assert!(
+        tool.end_time_unix_nano <= chats[1].start_time_unix_nano,
+        "{times:#?}"
+    );
+    telemetry.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

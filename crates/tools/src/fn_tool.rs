@@ -47,19 +47,24 @@ where
     F: Fn(A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<String, ToolError>> + Send,
 {
-    let mut parameters = serde_json::to_value(schemars::schema_for!(A)).unwrap_or_default();
-    if let Some(object) = parameters.as_object_mut() {
-        // Noise for a model: the meta-schema URL and the Rust type's name.
-        object.remove("$schema");
-        object.remove("title");
-    }
     FnTool {
         name: name.to_owned(),
         description: description.to_owned(),
-        parameters,
+        parameters: schema_of::<A>(),
         function,
         arguments: PhantomData,
     }
+}
+
+/// The JSON Schema of `A` as a tool's parameters: derived by schemars, without the meta-schema URL
+/// and the Rust type's name, which are noise for a model.
+pub(crate) fn schema_of<A: JsonSchema>() -> serde_json::Value {
+    let mut parameters = serde_json::to_value(schemars::schema_for!(A)).unwrap_or_default();
+    if let Some(object) = parameters.as_object_mut() {
+        object.remove("$schema");
+        object.remove("title");
+    }
+    parameters
 }
 
 #[async_trait]

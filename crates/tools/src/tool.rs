@@ -1,5 +1,7 @@
 //! The [`Tool`] trait and its error type.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 /// Something an agent can call: a function with a name, a description for the model and a JSON
@@ -20,7 +22,8 @@ pub trait Tool: Send + Sync {
 }
 
 /// Why a tool call failed. The agent sends the message back to the model as the tool result, so it
-/// says what was wrong in words the model can act on.
+/// says what was wrong in words the model can act on; [`ToolError::error_type`] is what the span's
+/// `error.type` says.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ToolError {
     /// The arguments do not fit the tool's schema or cannot be used.
@@ -29,6 +32,33 @@ pub enum ToolError {
     /// The tool ran and failed.
     #[error("{0}")]
     Failed(String),
+    /// A service the tool relies on failed or answered with an error status.
+    #[error("{0}")]
+    Upstream(String),
+    /// The call was refused by a safety policy (e.g. the fetch guard against private addresses).
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The call did not finish within the tool's time limit.
+    #[error("the tool did not finish within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// The model called a tool that is not in the set.
+    #[error("there is no tool `{name}`; the tools are: {}", available.join(", "))]
+    UnknownTool {
+        /// The name the model used.
+        name: String,
+        /// The tools that exist.
+        available: Vec<String>,
+    },
+    /// The model asked for more calls at once than the set allows; this one was not run.
+    #[error(
+        "not run: at most {max} tool calls run per step; call `{name}` again in your next step if you still need it"
+    )]
+    TooManyCalls {
+        /// The tool that was not run.
+        name: String,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl ToolError {
@@ -37,6 +67,11 @@ impl ToolError {
         match self {
             ToolError::InvalidArguments(_) => "invalid_arguments",
             ToolError::Failed(_) => "tool_error",
+            ToolError::Upstream(_) => "upstream_error",
+            ToolError::Refused(_) => "refused",
+            ToolError::Timeout(_) => "timeout",
+            ToolError::UnknownTool { .. } => "unknown_tool",
+            ToolError::TooManyCalls { .. } => "max_parallel_exceeded",
         }
     }
 }

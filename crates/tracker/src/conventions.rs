@@ -119,6 +119,10 @@ pub const MLFLOW_CHAT_TOKEN_USAGE: &str = "mlflow.chat.tokenUsage";
 /// `openinference.span.kind`: the OpenInference span kind read by Phoenix.
 pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
 
+/// `sextant.tool.result.chars`: the length of a tool result that was cut to the size limit, in
+/// characters (set only when it was cut).
+pub const SEXTANT_TOOL_RESULT_CHARS: &str = "sextant.tool.result.chars";
+
 /// `sextant.prompt.version`: the registry version of the prompt used (the conventions name the
 /// prompt but not its version).
 pub const SEXTANT_PROMPT_VERSION: &str = "sextant.prompt.version";

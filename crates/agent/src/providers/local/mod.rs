@@ -251,8 +251,7 @@ impl LocalChatModel {
         let pool = Arc::clone(&self.pool);
         let name = self.name.clone();
         let span = tracing::debug_span!("local_generation", model = %name);
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        spawn_traced(span, move || {
             let mut guard = engine
                 .lock()
                 .map_err(|_| local("an earlier generation panicked; reload the model"))?;
@@ -262,6 +261,22 @@ impl LocalChatModel {
         .await
         .map_err(|err| local(format!("generation stopped: {err}")))?
     }
+}
+
+/// Runs `work` on the blocking pool inside `span`, under the caller's tracing dispatcher. The pool's
+/// threads have none of their own unless a global one is set; without it, closing `span` there
+/// would not reach the caller's subscriber and the parent `chat` span would never be released.
+fn spawn_traced<T: Send + 'static>(
+    span: tracing::Span,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+    tokio::task::spawn_blocking(move || {
+        tracing::dispatcher::with_default(&dispatch, move || {
+            let _entered = span.enter();
+            work()
+        })
+    })
 }
 
 /// Quantizations that candle's CPU backend multiplies with scalar code only (no AVX/NEON kernel).
@@ -341,8 +356,7 @@ impl ChatModel for LocalChatModel {
         let pool = Arc::clone(&self.pool);
         let name = self.name.clone();
         let span = tracing::debug_span!("local_generation", model = %name);
-        tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
+        spawn_traced(span, move || {
             let result = match engine.lock() {
                 Ok(mut guard) => {
                     let engine: &mut Engine = &mut guard;
