@@ -5,7 +5,7 @@ Used by `cargo xtask test|servers`. xllamacpp embeds llama.cpp's `llama-server`:
 as the Python object does, so this script keeps the process alive until SIGTERM/SIGINT.
 
 Usage: llama_server.py --model PATH --port PORT [--alias NAME] [--threads 1] [--ctx 4096]
-                       [--chat-template-file chatml_tools.jinja]
+                       [--chat-template-file chatml_tools.jinja] [--embeddings]
 
 SmolLM2-135M-Instruct's own chat template (in the GGUF) knows nothing of tools, so llama.cpp would
 drop the `tools` of a request. `chatml_tools.jinja` beside this file is the same ChatML format with the
@@ -40,6 +40,11 @@ def main() -> int:
     ap.add_argument("--ctx", type=int, default=4096)
     ap.add_argument("--parallel", type=int, default=1)
     ap.add_argument(
+        "--embeddings",
+        action="store_true",
+        help="serve /v1/embeddings (mean pooling, L2-normalised) instead of chat (llama-server --embeddings)",
+    )
+    ap.add_argument(
         "--chat-template-file",
         default="",
         help="a jinja chat template replacing the GGUF's (llama-server --chat-template-file)",
@@ -60,6 +65,9 @@ def main() -> int:
     if args.chat_template_file:
         with open(args.chat_template_file, encoding="utf-8") as f:
             params.chat_template = f.read()
+    if args.embeddings:
+        params.embedding = True
+        params.pooling_type = xllamacpp.llama_pooling_type.LLAMA_POOLING_TYPE_MEAN
     params.warmup = False
     params.endpoint_metrics = True
     if os.environ.get("LLAMA_SERVER_VERBOSE"):

@@ -15,6 +15,8 @@ Endpoints:
                          with `tools`, `tool_calls` in the answer message
                          (`{"function": {"name": ..., "arguments": {object}}}`), `done`,
                          `done_reason`, `prompt_eval_count`, `eval_count` and the four durations (ns)
+  POST /api/embed        `{"model", "input": str | [str]}` -> `{"model", "embeddings", "prompt_eval_count"}`,
+                         computed by the llama.cpp embeddings server given as `--embed-upstream`
 Anything else answers 404 (or 501 for known Ollama endpoints outside this subset).
 
 Deliberate difference from Ollama, for deterministic tests with a 135M model: when a request offers
@@ -188,8 +190,8 @@ def final_fields(usage, timings, started_ns, finish_reason):
 # ---------------------------------------------------------------- upstream HTTP
 
 
-def upstream_post(path, body):
-    u = urllib.parse.urlparse(ARGS.upstream)
+def upstream_post(path, body, base=None):
+    u = urllib.parse.urlparse(base or ARGS.upstream)
     conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=ARGS.upstream_timeout)
     conn.request(
         "POST",
@@ -278,9 +280,41 @@ class Handler(BaseHTTPRequestHandler):
             if not model_matches(name):
                 return self.send_error_json(404, f"model '{name}' not found")
             return self.send_json(200, show_entry())
+        if path == "/api/embed" and ARGS.embed_upstream:
+            return self.embed(req)
         if path in ("/api/generate", "/api/embed", "/api/embeddings", "/api/pull", "/api/create"):
             return self.send_error_json(501, f"{path} is not implemented by the Ollama API test double")
         self.send_error_json(404, "404 page not found")
+
+    # -- /api/embed
+
+    def embed(self, req):
+        model = req.get("model", "")
+        texts = req.get("input", "")
+        if isinstance(texts, str):
+            texts = [texts]
+        try:
+            conn, resp = upstream_post(
+                "/embeddings", {"model": ARGS.embed_upstream_model, "input": texts}, ARGS.embed_upstream
+            )
+        except OSError as e:
+            return self.send_error_json(502, f"upstream llama.cpp embeddings server unreachable: {e}")
+        try:
+            text = resp.read().decode("utf-8", "replace")
+        finally:
+            conn.close()
+        if resp.status != 200:
+            return self.send_error_json(resp.status, f"upstream: {text}")
+        answer = json.loads(text)
+        data = sorted(answer["data"], key=lambda d: d["index"])
+        self.send_json(
+            200,
+            {
+                "model": model,
+                "embeddings": [d["embedding"] for d in data],
+                "prompt_eval_count": (answer.get("usage") or {}).get("prompt_tokens", 0),
+            },
+        )
 
     # -- /api/chat
 
@@ -453,6 +487,8 @@ def main() -> int:
     ap.add_argument("--model-name", default="smollm2:135m", help="the Ollama model name served")
     ap.add_argument("--model-file", default="", help="the GGUF, for the size in /api/tags")
     ap.add_argument("--upstream-timeout", type=float, default=600.0)
+    ap.add_argument("--embed-upstream", default="", help="OpenAI base URL of a llama.cpp embeddings server")
+    ap.add_argument("--embed-upstream-model", default="", help="model id of the embeddings server")
     ap.add_argument(
         "--no-force-tool-call",
         dest="force_tool_call",

@@ -2,6 +2,7 @@
 //!
 //! - MLflow tracking server (`mlflow server`, SQLite backend, artifacts in a temp dir);
 //! - a llama.cpp server (xllamacpp) with SmolLM2-135M-Instruct, OpenAI-compatible API, 1 thread;
+//! - a second llama.cpp server serving `/v1/embeddings` over the same GGUF;
 //! - the Ollama API test double (`xtask/servers/ollama_api_double.py`) in front of the llama.cpp server.
 //!
 //! Each server runs in its own process group, so stopping it kills its workers too (MLflow's
@@ -29,6 +30,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 const OPENAI_MODEL_ALIAS: &str = "smollm2-135m-instruct";
 /// The model name the Ollama API test double serves.
 const OLLAMA_MODEL: &str = "smollm2:135m";
+/// The model id of the embeddings server (SmolLM2's mean-pooled hidden states, 576 dimensions:
+/// a real `/v1/embeddings`, not a good embedding model).
+const EMBED_MODEL_ALIAS: &str = "smollm2-135m-embed";
 
 /// One running server process (the leader of its own process group).
 pub struct Server {
@@ -163,6 +167,7 @@ pub struct TestServers {
     servers: Vec<Server>,
     mlflow_port: u16,
     llama_port: u16,
+    embed_port: u16,
     ollama_port: u16,
     openai_model: String,
     mlflow_python: PathBuf,
@@ -186,11 +191,12 @@ impl TestServers {
         let scratch = std::env::temp_dir().join(format!("sextant-xtask-{}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch)?;
-        let [mlflow_port, llama_port, ollama_port] = http::free_ports::<3>()?;
+        let [mlflow_port, llama_port, embed_port, ollama_port] = http::free_ports::<4>()?;
         let mut me = TestServers {
             servers: Vec::new(),
             mlflow_port,
             llama_port,
+            embed_port,
             ollama_port,
             openai_model: String::new(),
             mlflow_python: mlflow_venv.python(),
@@ -203,6 +209,8 @@ impl TestServers {
             .push(Server::spawn("mlflow", me.mlflow_command(&mlflow_venv))?);
         me.servers
             .push(Server::spawn("llama", me.llama_command(&llama_venv))?);
+        me.servers
+            .push(Server::spawn("llama-embed", me.embed_command(&llama_venv))?);
 
         let llama_port = me.llama_port;
         let model = me.wait_ready(1, LLAMA_START_TIMEOUT, |_| {
@@ -218,13 +226,22 @@ impl TestServers {
             started.elapsed()
         );
         me.openai_model = model;
+        let embed_port = me.embed_port;
+        me.wait_ready(2, LLAMA_START_TIMEOUT, |_| {
+            let health = http::get(embed_port, "/health", Duration::from_secs(2))?;
+            Ok((health.status == 200).then_some(()))
+        })?;
+        println!(
+            "xtask: llama.cpp embeddings server up after {:.1?}",
+            started.elapsed()
+        );
 
         me.servers.push(Server::spawn(
             "ollama-double",
             me.ollama_command(&llama_venv),
         )?);
         let ollama_port = me.ollama_port;
-        me.wait_ready(2, OLLAMA_START_TIMEOUT, |_| {
+        me.wait_ready(3, OLLAMA_START_TIMEOUT, |_| {
             let r = http::get(ollama_port, "/api/version", Duration::from_secs(2))?;
             Ok((r.status == 200).then_some(()))
         })?;
@@ -289,6 +306,28 @@ impl TestServers {
         cmd
     }
 
+    /// A second llama.cpp server over the same GGUF, serving `/v1/embeddings` (mean pooling):
+    /// llama.cpp serves either chat or embeddings, so embeddings need their own instance.
+    fn embed_command(&self, venv: &Venv) -> Command {
+        let mut cmd = Command::new(venv.python());
+        cmd.arg(paths::servers_dir().join("llama_server.py"))
+            .arg("--model")
+            .arg(&self.gguf)
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(self.embed_port.to_string())
+            .args([
+                "--alias",
+                EMBED_MODEL_ALIAS,
+                "--threads",
+                "1",
+                "--ctx",
+                "2048",
+            ])
+            .arg("--embeddings")
+            .env("PYTHONUNBUFFERED", "1");
+        cmd
+    }
+
     fn ollama_command(&self, venv: &Venv) -> Command {
         let mut cmd = Command::new(venv.python());
         cmd.arg(paths::servers_dir().join("ollama_api_double.py"))
@@ -296,6 +335,9 @@ impl TestServers {
             .arg(self.ollama_port.to_string())
             .arg("--upstream")
             .arg(format!("http://127.0.0.1:{}/v1", self.llama_port))
+            .arg("--embed-upstream")
+            .arg(format!("http://127.0.0.1:{}/v1", self.embed_port))
+            .args(["--embed-upstream-model", EMBED_MODEL_ALIAS])
             .arg("--upstream-model")
             .arg(&self.openai_model)
             .args(["--model-name", OLLAMA_MODEL])
@@ -348,6 +390,14 @@ impl TestServers {
                 format!("http://127.0.0.1:{}/v1", self.llama_port),
             ),
             ("SEXTANT_TEST_OPENAI_MODEL", self.openai_model.clone()),
+            (
+                "SEXTANT_TEST_OPENAI_EMBED_URL",
+                format!("http://127.0.0.1:{}/v1", self.embed_port),
+            ),
+            (
+                "SEXTANT_TEST_OPENAI_EMBED_MODEL",
+                EMBED_MODEL_ALIAS.to_string(),
+            ),
             (
                 "SEXTANT_TEST_OLLAMA_HOST",
                 format!("http://127.0.0.1:{}", self.ollama_port),

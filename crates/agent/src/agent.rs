@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use serde::Serialize;
+use sextant_memory::{RetrievalError, RetrievedChunk, Retriever};
 use sextant_tools::{ToolError, ToolSet, with_content_capture};
 use sextant_tracker::conventions as sc;
 use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
@@ -23,6 +24,7 @@ use crate::chat::{
     ToolDefinition, Usage,
 };
 use crate::error::ChatError;
+use crate::memory::{Citation, cite, question_with_sources};
 use crate::span_content;
 
 /// Why a turn failed. Tool failures are not here: they go back to the model.
@@ -36,6 +38,24 @@ pub enum AgentError {
         /// The model's error (part of the message, so not repeated as a source).
         error: ChatError,
     },
+    /// Retrieving the turn's context from memory failed.
+    #[error("agent `{agent}`: retrieving context failed: {error}")]
+    Retrieval {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: RetrievalError,
+    },
+}
+
+impl AgentError {
+    /// The `error.type` of this failure.
+    pub fn error_type(&self) -> String {
+        match self {
+            Self::Chat { error, .. } => error.error_type().to_string(),
+            Self::Retrieval { error, .. } => error.error_type().to_owned(),
+        }
+    }
 }
 
 /// How a turn ended.
@@ -84,6 +104,9 @@ pub struct AgentOutcome {
     pub stop_reason: StopReason,
     /// The conversation after the turn, system prompt first.
     pub messages: Vec<Message>,
+    /// The sources retrieved for the question (memory in context mode), numbered as in the
+    /// prompt; the answer ends with a list of those it cites.
+    pub citations: Vec<Citation>,
 }
 
 /// Records a failure on `span` the way every backend reads it: `error.type` for grouping, and an
@@ -153,6 +176,7 @@ pub struct Agent {
     options: ChatOptions,
     capture_content: bool,
     metrics: GenAiMetrics,
+    context_retriever: Option<Arc<Retriever>>,
 }
 
 /// Builds an [`Agent`].
@@ -198,6 +222,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Retrieve context for every question from `retriever` and answer from it with citations
+    /// (RAG). The retrieval is a `retrieval {collection}` span under the turn's agent span.
+    pub fn context_retriever(mut self, retriever: Arc<Retriever>) -> Self {
+        self.agent.context_retriever = Some(retriever);
+        self
+    }
+
     /// The agent.
     pub fn build(self) -> Agent {
         self.agent
@@ -217,6 +248,7 @@ impl Agent {
                 options: ChatOptions::default(),
                 capture_content: false,
                 metrics: GenAiMetrics::global(),
+                context_retriever: None,
             },
         }
     }
@@ -307,8 +339,7 @@ impl Agent {
                 Ok(outcome)
             }
             Err(error) => {
-                let AgentError::Chat { error: cause, .. } = &error;
-                mark_failed(&span, &cause.error_type(), &error.to_string());
+                mark_failed(&span, &error.error_type(), &error.to_string());
                 Err(error)
             }
         }
@@ -325,7 +356,12 @@ impl Agent {
             messages.push(Message::system(self.system_prompt.clone()));
         }
         messages.extend_from_slice(history);
-        messages.push(Message::user(question));
+        let sources = self.retrieve_context(question).await?;
+        match &sources {
+            Some(chunks) => messages.push(Message::user(question_with_sources(question, chunks))),
+            None => messages.push(Message::user(question)),
+        }
+        let sources = sources.unwrap_or_default();
         let tools: Vec<ToolDefinition> = self
             .tools
             .iter()
@@ -359,8 +395,10 @@ impl Agent {
             usage += response.usage;
             messages.push(response.to_message());
             if response.tool_calls.is_empty() {
+                let (answer, citations) = cite(&response.content, &sources);
                 return Ok(AgentOutcome {
-                    answer: response.content,
+                    answer,
+                    citations,
                     trace_id: None,
                     steps: step,
                     usage,
@@ -390,8 +428,10 @@ impl Agent {
             .find(|m| !m.content.is_empty())
             .map(|m| m.content.clone())
             .unwrap_or_default();
+        let (answer, citations) = cite(&answer, &sources);
         Ok(AgentOutcome {
             answer,
+            citations,
             trace_id: None,
             steps: self.max_steps,
             usage,
@@ -399,6 +439,24 @@ impl Agent {
             stop_reason: StopReason::MaxSteps,
             messages,
         })
+    }
+
+    /// The question's context from the agent's memory, if it retrieves for every turn.
+    async fn retrieve_context(
+        &self,
+        question: &str,
+    ) -> Result<Option<Vec<RetrievedChunk>>, AgentError> {
+        let Some(retriever) = &self.context_retriever else {
+            return Ok(None);
+        };
+        retriever
+            .retrieve(question)
+            .await
+            .map(Some)
+            .map_err(|error| AgentError::Retrieval {
+                agent: self.name.clone(),
+                error,
+            })
     }
 
     /// One model call, traced as `chat {model}`.

@@ -4,10 +4,12 @@
 //!
 //! Nested keys are reached from the environment with `__`: `SEXTANT_TELEMETRY__CAPTURE_CONTENT=true`.
 //! `SEXTANT_HOME` sets [`SextantConfig::home`], `SEXTANT_THREADS` the local model's threads and
-//! `SEXTANT_SEARXNG_URL` switches `web_search` to that SearXNG instance. A bad
+//! `SEXTANT_SEARXNG_URL` switches `web_search` to that SearXNG instance, `SEXTANT_QDRANT_URL`
+//! the vector store to that Qdrant server. A bad
 //! value is an error that names the key and the file it came from.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::Figment;
@@ -16,11 +18,16 @@ use figment::value::{Dict, Map};
 use figment::{Metadata, Profile, Provider};
 use serde::Deserialize;
 
+use sextant_memory::{MemoryConfig, Retriever};
 use sextant_tools::{ToolSet, ToolSetError, ToolsConfig};
 
 use crate::agent::Agent;
 use crate::chat::ChatOptions;
 use crate::error::ChatError;
+use crate::memory::{
+    AgentMemoryConfig, MemoryBuildError, SEARCH_MEMORY, build_embedder, build_store,
+    search_memory_tool,
+};
 use crate::model_files::{ModelCache, ModelFilesError};
 use crate::providers;
 use crate::retry::RetryPolicy;
@@ -79,6 +86,9 @@ pub struct SextantConfig {
     /// Tool limits and the built-in tools' settings (`[tools]`).
     #[serde(default)]
     pub tools: ToolsConfig,
+    /// Embedder, vector store, chunking and retrieval (`[memory]`).
+    #[serde(default)]
+    pub memory: MemoryConfig,
 }
 
 /// `[agent]`.
@@ -218,6 +228,16 @@ impl SextantConfig {
                 "HOME" => "home".to_owned(),
                 "DATA_DIR" => "data_dir".to_owned(),
                 "THREADS" => "providers.local.threads".to_owned(),
+                "QDRANT_URL" => {
+                    if !value.is_empty() {
+                        figment = figment.merge(EnvVariable {
+                            name: key.clone(),
+                            path: "memory.store".into(),
+                            value: "qdrant".into(),
+                        });
+                    }
+                    "memory.qdrant.url".to_owned()
+                }
                 "SEARXNG_URL" => {
                     if !value.is_empty() {
                         figment = figment.merge(EnvVariable {
@@ -234,6 +254,7 @@ impl SextantConfig {
                     "PROVIDERS__",
                     "RETRY__",
                     "TOOLS__",
+                    "MEMORY__",
                 ]
                 .iter()
                 .any(|p| rest.starts_with(p)) =>
@@ -252,6 +273,14 @@ impl SextantConfig {
             });
         }
         let config: SextantConfig = figment.extract()?;
+        config
+            .memory
+            .validate()
+            .map_err(|message| ConfigError::Value {
+                key: "memory".into(),
+                source_name: "the configuration".into(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -323,6 +352,14 @@ pub enum BuildError {
         agent: String,
         /// Which tool and why (part of the message, so not repeated as a source).
         error: ToolSetError,
+    },
+    /// The agent's memory could not be set up (embedder, store, retrieval settings).
+    #[error("agent `{agent}`: memory: {error}")]
+    Memory {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: MemoryBuildError,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
     #[error("agent `{agent}`: {error}")]
@@ -412,6 +449,9 @@ pub struct AgentConfig {
     pub capture_content: Option<bool>,
     /// Its model.
     pub model: ModelConfig,
+    /// The knowledge base it answers from, if any.
+    #[serde(default)]
+    pub memory: Option<AgentMemoryConfig>,
 }
 
 fn default_max_steps() -> u32 {
@@ -439,28 +479,59 @@ impl AgentConfig {
     /// The agent this file describes: its tools picked from the built-in tool set, its model made
     /// by the configured provider (the local model is pulled on first use).
     pub async fn build(&self, config: &SextantConfig) -> Result<Agent, BuildError> {
-        let tools = ToolSet::from_config(&self.tools, &config.tools).map_err(|error| {
-            BuildError::Tools {
+        // `search_memory` comes from the memory section, not the built-in tools.
+        let builtin: Vec<String> = self
+            .tools
+            .iter()
+            .filter(|name| self.memory.is_none() || name.as_str() != SEARCH_MEMORY)
+            .cloned()
+            .collect();
+        let mut tools =
+            ToolSet::from_config(&builtin, &config.tools).map_err(|error| BuildError::Tools {
                 agent: self.name.clone(),
                 error,
+            })?;
+        let capture_content = self
+            .capture_content
+            .unwrap_or(config.telemetry.capture_content);
+        let mut context_retriever = None;
+        if let Some(memory) = &self.memory {
+            let memory_error = |error| BuildError::Memory {
+                agent: self.name.clone(),
+                error,
+            };
+            let options = memory
+                .retrieval_options(&config.memory.retrieval)
+                .map_err(|message| memory_error(MemoryBuildError::Config(message)))?;
+            let embedder = build_embedder(config).await.map_err(memory_error)?;
+            let store = build_store(config).map_err(memory_error)?;
+            let retriever = Arc::new(
+                Retriever::new(embedder, store, &memory.collection, options)
+                    .capture_content(capture_content),
+            );
+            if memory.mode.offers_tool() || self.tools.iter().any(|t| t == SEARCH_MEMORY) {
+                tools = tools.with(search_memory_tool(retriever.clone()));
             }
-        })?;
+            if memory.mode.injects_context() {
+                context_retriever = Some(retriever);
+            }
+        }
         let model = providers::build(&self.model, config)
             .await
             .map_err(|error| BuildError::Model {
                 agent: self.name.clone(),
                 error,
             })?;
-        Ok(Agent::builder(&self.name, model)
+        let mut builder = Agent::builder(&self.name, model)
             .system_prompt(&self.system_prompt)
             .tools(tools)
             .max_steps(self.max_steps)
             .options(self.model.options())
-            .capture_content(
-                self.capture_content
-                    .unwrap_or(config.telemetry.capture_content),
-            )
-            .build())
+            .capture_content(capture_content);
+        if let Some(retriever) = context_retriever {
+            builder = builder.context_retriever(retriever);
+        }
+        Ok(builder.build())
     }
 
     fn validate(self, source_name: &str) -> Result<Self, ConfigError> {
@@ -469,6 +540,15 @@ impl AgentConfig {
                 key: "max_steps".into(),
                 source_name: source_name.into(),
                 message: "must be at least 1".into(),
+            });
+        }
+        if let Some(memory) = &self.memory
+            && let Err(error) = sextant_memory::validate_collection_name(&memory.collection)
+        {
+            return Err(ConfigError::Value {
+                key: "memory.collection".into(),
+                source_name: source_name.into(),
+                message: error.to_string(),
             });
         }
         if let Some(t) = self.model.temperature
@@ -572,6 +652,32 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("max_paralel"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_memory_section_is_the_built_in_default_and_qdrant_url_selects_qdrant() {
+        let config = SextantConfig::load_with_env(None, false).unwrap();
+        assert_eq!(config.memory, MemoryConfig::default());
+        let config = SextantConfig::load_with_vars(
+            None,
+            vec![
+                ("SEXTANT_QDRANT_URL".into(), "http://10.0.0.5:6334".into()),
+                ("SEXTANT_MEMORY__RETRIEVAL__TOP_K".into(), "6".into()),
+            ],
+        )
+        .unwrap();
+        assert_eq!(config.memory.store, sextant_memory::StoreKind::Qdrant);
+        assert_eq!(config.memory.qdrant.url, "http://10.0.0.5:6334");
+        assert_eq!(config.memory.retrieval.top_k, 6);
+        let err = SextantConfig::load_with_vars(
+            None,
+            vec![(
+                "SEXTANT_MEMORY__CHUNKING__OVERLAP_TOKENS".into(),
+                "500".into(),
+            )],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("overlap_tokens (500)"), "{err}");
     }
 
     #[test]

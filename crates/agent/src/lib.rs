@@ -2,13 +2,16 @@
 //!
 //! An [`Agent`] answers a question by calling a [`ChatModel`] and the tools of its
 //! [`ToolSet`](sextant_tools::ToolSet) until the model gives a final answer; every step is a span of
-//! the OpenTelemetry GenAI conventions, nested under the agent's `invoke_agent` span.
+//! the OpenTelemetry GenAI conventions, nested under the agent's `invoke_agent` span. An agent with
+//! [memory] retrieves from a knowledge base for each question (RAG) or through a `search_memory`
+//! tool.
 #![deny(missing_docs)]
 
 pub mod agent;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod memory;
 pub mod model_files;
 pub mod providers;
 pub mod retry;

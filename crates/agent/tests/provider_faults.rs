@@ -250,3 +250,91 @@ async fn ollama_statuses_and_malformed_lines() {
         "{error:?}"
     );
 }
+
+/// The embedders share the chat providers' clients: the same double checks their wire format
+/// (the OpenAI and Ollama embeddings shapes), the order of returned vectors and their failures.
+mod embedders {
+    use super::*;
+    use sextant_agent::providers::ollama::OllamaEmbedder;
+    use sextant_agent::providers::openai::OpenAiEmbedder;
+    use sextant_memory::{EmbedError, embed};
+
+    const OPENAI_EMBEDDINGS: &str = r#"{"object":"list","model":"double","data":[{"object":"embedding","index":1,"embedding":[0.0,1.0]},{"object":"embedding","index":0,"embedding":[1.0,0.0]}],"usage":{"prompt_tokens":7,"total_tokens":7}}"#;
+
+    #[tokio::test]
+    async fn openai_embeddings_come_back_in_input_order_with_the_key_only_in_the_header() {
+        let double = FaultyServerDouble::start(vec![Reply::Json(OPENAI_EMBEDDINGS)]).await;
+        let key = "sk-embed-secret-1234";
+        let embedder =
+            OpenAiEmbedder::new(&format!("{}/v1", double.url), Some(key.into()), "double", 2);
+        let vectors = embed(&embedder, &["first".into(), "second".into()])
+            .await
+            .unwrap();
+        assert_eq!(vectors, vec![vec![1.0, 0.0], vec![0.0, 1.0]]);
+        let request = double.bodies.lock().unwrap()[0].clone();
+        assert!(request.starts_with("POST /v1/embeddings"), "{request}");
+        assert!(
+            request.contains(&format!("Bearer {key}")),
+            "the key goes in the header"
+        );
+        let body: serde_json::Value =
+            serde_json::from_str(request.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["input"], serde_json::json!(["first", "second"]));
+        assert_eq!(body["model"], "double");
+    }
+
+    #[tokio::test]
+    async fn openai_embedding_failures_are_upstream_errors_without_the_key() {
+        let double = FaultyServerDouble::start(vec![Reply::Status(
+            500,
+            r#"{"error":{"message":"model not loaded","type":"server_error"}}"#,
+        )])
+        .await;
+        let embedder = OpenAiEmbedder::new(
+            &format!("{}/v1", double.url),
+            Some("sk-never-shown".into()),
+            "double",
+            2,
+        );
+        let err = embed(&embedder, &["x".into()]).await.unwrap_err();
+        assert!(matches!(err, EmbedError::Upstream { .. }), "{err:?}");
+        assert!(err.to_string().contains("model not loaded"), "{err}");
+        assert!(!format!("{err:?}").contains("sk-never-shown"));
+    }
+
+    #[tokio::test]
+    async fn ollama_embeddings_shapes_and_failures() {
+        let double = FaultyServerDouble::start(vec![
+            Reply::Json(r#"{"model":"nomic-embed-text","embeddings":[[0.6,0.8],[1.0,0.0]]}"#),
+            Reply::Json(r#"{"model":"nomic-embed-text","embeddings":[[0.6,0.8,0.0]]}"#),
+            Reply::Json(r#"{"embeddings": "#),
+            Reply::Status(
+                404,
+                r#"{"error":"model \"nomic-embed-text\" not found, try pulling it first"}"#,
+            ),
+        ])
+        .await;
+        let embedder = OllamaEmbedder::new(&double.url, "nomic-embed-text", 2).unwrap();
+        let vectors = embed(&embedder, &["a".into(), "b".into()]).await.unwrap();
+        assert_eq!(vectors[0], vec![0.6, 0.8]);
+        let request = double.bodies.lock().unwrap()[0].clone();
+        assert!(request.starts_with("POST /api/embed"), "{request}");
+        assert!(request.contains(r#""input":["a","b"]"#), "{request}");
+
+        let wrong_dimension = embed(&embedder, &["a".into()]).await.unwrap_err();
+        assert!(
+            wrong_dimension
+                .to_string()
+                .contains("3 dimensions; it declares 2"),
+            "{wrong_dimension}"
+        );
+        let malformed = embed(&embedder, &["a".into()]).await.unwrap_err();
+        assert_eq!(malformed.error_type(), "invalid_response", "{malformed}");
+        let missing = embed(&embedder, &["a".into()]).await.unwrap_err();
+        assert!(
+            missing.to_string().contains("HTTP 404")
+                && missing.to_string().contains("try pulling it"),
+            "{missing}"
+        );
+    }
+}

@@ -28,6 +28,57 @@ pub enum Command {
     /// Manage the default model files.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Read files (text, Markdown, HTML, PDF) into a memory collection; unchanged files are skipped.
+    Ingest(IngestArgs),
+    /// Inspect and search memory collections.
+    #[command(subcommand)]
+    Memory(MemoryCommand),
+}
+
+/// `sextant ingest`.
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Files or directories (searched recursively for .txt, .md, .html and .pdf).
+    #[arg(required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// The collection to fill (created if missing).
+    #[arg(long, short = 'c', default_value = "kb")]
+    pub collection: String,
+    /// Print one JSON object with the counts instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `sextant memory …`.
+#[derive(Debug, Subcommand)]
+pub enum MemoryCommand {
+    /// A collection's size and dimension.
+    Info {
+        /// The collection.
+        collection: String,
+    },
+    /// Retrieve the chunks an agent would get for a query (embed, search, rerank).
+    Search {
+        /// The collection.
+        collection: String,
+        /// The query.
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        /// How many chunks.
+        #[arg(long, short = 'k')]
+        top_k: Option<usize>,
+        /// Payload conditions, e.g. `source=docs/memory.md,chunk_index=0`.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Print the chunks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a collection and its points.
+    Delete {
+        /// The collection.
+        collection: String,
+    },
 }
 
 /// `sextant run`.

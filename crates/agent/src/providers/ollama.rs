@@ -333,6 +333,121 @@ fn wire_message(message: &Message) -> ChatMessage {
     wire
 }
 
+/// Embeddings from an Ollama server's `/api/embed`, e.g. `nomic-embed-text` (768 dimensions).
+pub struct OllamaEmbedder {
+    http: reqwest::Client,
+    embed_url: url::Url,
+    host: String,
+    model: String,
+    dimension: usize,
+    max_batch: usize,
+}
+
+impl OllamaEmbedder {
+    /// The embedding model `model` on the Ollama server at `host`, whose vectors have `dimension`
+    /// entries.
+    pub fn new(
+        host: &str,
+        model: &str,
+        dimension: usize,
+    ) -> Result<Self, sextant_memory::EmbedError> {
+        let invalid = |message: String| sextant_memory::EmbedError::Load {
+            model: model.to_owned(),
+            message,
+        };
+        let base = url::Url::parse(host)
+            .map_err(|e| invalid(format!("`{host}` is not a valid Ollama host URL: {e}")))?;
+        let embed_url = base
+            .join("api/embed")
+            .map_err(|e| invalid(format!("cannot build the embed URL from `{host}`: {e}")))?;
+        Ok(Self {
+            http: reqwest::Client::new(),
+            embed_url,
+            host: host.to_owned(),
+            model: model.to_owned(),
+            dimension,
+            max_batch: 32,
+        })
+    }
+
+    /// Sends at most `max_batch` texts per request.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl sextant_memory::Embedder for OllamaEmbedder {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    async fn embed_batch(
+        &self,
+        texts: &[String],
+    ) -> Result<sextant_memory::Embeddings, sextant_memory::EmbedError> {
+        use ollama_rs::generation::embeddings::GenerateEmbeddingsResponse;
+        use ollama_rs::generation::embeddings::request::{
+            EmbeddingsInput, GenerateEmbeddingsRequest,
+        };
+        let upstream = |message: String| sextant_memory::EmbedError::Upstream {
+            model: self.model.clone(),
+            message,
+        };
+        let request = GenerateEmbeddingsRequest::new(
+            self.model.clone(),
+            EmbeddingsInput::Multiple(texts.to_vec()),
+        );
+        let response = self
+            .http
+            .post(self.embed_url.clone())
+            .json(&request)
+            .send()
+            .await
+            .map_err(|e| {
+                upstream(format!(
+                    "cannot reach {}: {}",
+                    self.host,
+                    super::error_chain(&e)
+                ))
+            })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| upstream(format!("reading the response failed: {e}")))?;
+        if !status.is_success() {
+            return Err(upstream(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                String::from_utf8_lossy(&body[..body.len().min(300)])
+            )));
+        }
+        let parsed: GenerateEmbeddingsResponse =
+            serde_json::from_slice(&body).map_err(|e| sextant_memory::EmbedError::Shape {
+                model: self.model.clone(),
+                message: format!("a response that is not an embeddings object: {e}"),
+            })?;
+        Ok(sextant_memory::Embeddings {
+            vectors: parsed.embeddings,
+            input_tokens: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -447,6 +447,89 @@ fn truncate(text: &str, max: usize) -> String {
     }
 }
 
+/// Embeddings from an OpenAI-compatible server's `/v1/embeddings` (OpenAI, vLLM, the llama.cpp
+/// server started with `--embeddings`, …), through the same client as [`OpenAiChatModel`].
+pub struct OpenAiEmbedder {
+    client: Client<OpenAIConfig>,
+    base_url: String,
+    model: String,
+    dimension: usize,
+    max_batch: usize,
+}
+
+impl OpenAiEmbedder {
+    /// The embedding model `model` at `base_url` (with `/v1`), whose vectors have `dimension`
+    /// entries; the key, if any, is only sent as the `Authorization` header.
+    pub fn new(base_url: &str, api_key: Option<String>, model: &str, dimension: usize) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = OpenAIConfig::new()
+            .with_api_base(base_url.trim_end_matches('/'))
+            .with_api_key(api_key.unwrap_or_default());
+        Self {
+            client: Client::with_config(config),
+            base_url: base_url.to_owned(),
+            model: model.to_owned(),
+            dimension,
+            max_batch: 32,
+        }
+    }
+
+    /// Sends at most `max_batch` texts per request.
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+}
+
+#[async_trait::async_trait]
+impl sextant_memory::Embedder for OpenAiEmbedder {
+    fn provider(&self) -> &str {
+        PROVIDER
+    }
+
+    fn model(&self) -> &str {
+        &self.model
+    }
+
+    fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    fn max_batch(&self) -> usize {
+        self.max_batch
+    }
+
+    async fn embed_batch(
+        &self,
+        texts: &[String],
+    ) -> Result<sextant_memory::Embeddings, sextant_memory::EmbedError> {
+        use async_openai::types::embeddings::{CreateEmbeddingRequest, EmbeddingInput};
+        let request = CreateEmbeddingRequest {
+            model: self.model.clone(),
+            input: EmbeddingInput::StringArray(texts.to_vec()),
+            ..Default::default()
+        };
+        let response = self
+            .client
+            .embeddings()
+            .create(request)
+            .await
+            .map_err(|error| sextant_memory::EmbedError::Upstream {
+                model: self.model.clone(),
+                message: map_error(error, &self.base_url).to_string(),
+            })?;
+        let mut data = response.data;
+        data.sort_by_key(|embedding| embedding.index);
+        Ok(sextant_memory::Embeddings {
+            vectors: data
+                .into_iter()
+                .map(|embedding| embedding.embedding)
+                .collect(),
+            input_tokens: Some(u64::from(response.usage.prompt_tokens)),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
 //! One module per command.
 
+mod ingest;
+mod memory;
 mod models;
 mod run;
 mod traces;
@@ -14,5 +16,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Run(args) => run::run(&config, args).await,
         Command::Traces(command) => traces::traces(&config, command),
         Command::Models(command) => models::models(&config, command).await,
+        Command::Ingest(args) => ingest::ingest_command(&config, args).await,
+        Command::Memory(command) => memory::memory(&config, command).await,
     }
 }

@@ -52,10 +52,17 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
             "stop_reason": outcome.stop_reason,
             "usage": outcome.usage,
             "tool_calls": outcome.tool_calls,
+            "citations": outcome.citations,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         if streaming {
+            // The streamed text is the model's; the list of cited sources is added after it.
+            if let Some(at) = outcome.answer.rfind("\n\nSources:\n")
+                && !outcome.citations.is_empty()
+            {
+                print!("{}", &outcome.answer[at..]);
+            }
             println!();
         } else {
             println!("{}", outcome.answer.trim());

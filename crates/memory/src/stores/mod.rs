@@ -1,0 +1,30 @@
+//! The vector stores: [`EmbeddedStore`] (Qdrant's engine in-process) and [`QdrantStore`] (a
+//! Qdrant server over gRPC).
+
+mod embedded;
+mod qdrant;
+
+pub use embedded::{EmbeddedStore, IndexInfo};
+pub use qdrant::QdrantStore;
+
+use serde_json::{Value, json};
+
+use crate::vector_store::{Filter, MatchValue};
+
+/// The filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}]}`), which both
+/// the embedded engine and the server understand.
+pub(crate) fn qdrant_filter_json(filter: &Filter) -> Value {
+    let must: Vec<Value> = filter
+        .must
+        .iter()
+        .map(|condition| {
+            let value = match &condition.value {
+                MatchValue::Keyword(value) => json!(value),
+                MatchValue::Integer(value) => json!(value),
+                MatchValue::Bool(value) => json!(value),
+            };
+            json!({"key": condition.key, "match": {"value": value}})
+        })
+        .collect();
+    json!({ "must": must })
+}
