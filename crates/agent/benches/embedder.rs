@@ -1,5 +1,5 @@
 //! Throughput of the local embedder (all-MiniLM-L6-v2 in-process): texts per second for batches of
-//! typical chunk length (~200 tokens, what ingestion produces) and of query length (~12 tokens).
+//! chunk length (~250 tokens, about what ingestion produces) and of query length (~12 tokens).
 //!
 //! `cargo bench -p sextant-agent --bench embedder` (or `cargo xtask bench`, on one thread).
 
@@ -24,7 +24,7 @@ fn throughput(c: &mut Criterion) {
     let mut group = c.benchmark_group("local_embedder");
     group.sample_size(10);
     for (name, text, batch) in [
-        ("chunk_200_tokens", &chunk, 32usize),
+        ("chunk_252_tokens", &chunk, 32usize),
         ("query_12_tokens", &query, 1),
         ("query_12_tokens", &query, 32),
     ] {
