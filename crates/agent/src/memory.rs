@@ -137,11 +137,12 @@ pub async fn build_embedder(config: &SextantConfig) -> Result<Arc<dyn Embedder>,
                 tokenizer: dir.join("tokenizer.json"),
                 weights: dir.join("model.safetensors"),
             };
-            let threads = config
-                .providers
-                .local
-                .threads
-                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+            // The same thread count as the local chat model.
+            let threads = crate::providers::local::LocalModelOptions {
+                threads: config.providers.local.threads,
+                ..Default::default()
+            }
+            .resolved_threads();
             let name = settings.model.clone();
             let embedder =
                 tokio::task::spawn_blocking(move || LocalEmbedder::load(&name, &files, threads))
