@@ -15,6 +15,7 @@ use serde::Serialize;
 use sextant_memory::{RetrievalError, RetrievedChunk, Retriever};
 use sextant_tools::{ToolError, ToolSet, with_content_capture};
 use sextant_tracker::conventions as sc;
+use sextant_tracker::prompts::{PromptVersionRef, RegistryError};
 use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
 use tracing::Instrument;
 use tracing::field::Empty;
@@ -24,7 +25,8 @@ use crate::chat::{
     ToolDefinition, Usage,
 };
 use crate::error::ChatError;
-use crate::memory::{Citation, cite, question_with_sources};
+use crate::memory::{Citation, cite};
+use crate::prompt::{AgentPrompts, ConstructedPrompt, linked_prompts, user_message};
 use crate::span_content;
 
 /// Why a turn failed. Tool failures are not here: they go back to the model.
@@ -37,6 +39,14 @@ pub enum AgentError {
         agent: String,
         /// The model's error (part of the message, so not repeated as a source).
         error: ChatError,
+    },
+    /// The prompt could not be loaded from the registry or rendered.
+    #[error("agent `{agent}`: constructing the prompt failed: {error}")]
+    Prompt {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: RegistryError,
     },
     /// Retrieving the turn's context from memory failed.
     #[error("agent `{agent}`: retrieving context failed: {error}")]
@@ -54,6 +64,7 @@ impl AgentError {
         match self {
             Self::Chat { error, .. } => error.error_type().to_string(),
             Self::Retrieval { error, .. } => error.error_type().to_owned(),
+            Self::Prompt { error, .. } => error.error_type().to_owned(),
         }
     }
 }
@@ -107,11 +118,13 @@ pub struct AgentOutcome {
     /// The sources retrieved for the question (memory in context mode), numbered as in the
     /// prompt; the answer ends with a list of those it cites.
     pub citations: Vec<Citation>,
+    /// The registry prompt versions the turn was built from (system prompt first).
+    pub prompt_versions: Vec<PromptVersionRef>,
 }
 
 /// Records a failure on `span` the way every backend reads it: `error.type` for grouping, and an
 /// ERROR status with a description (tracing-opentelemetry's `otel.status_*` fields).
-fn mark_failed(span: &tracing::Span, error_type: &str, description: &str) {
+pub(crate) fn mark_failed(span: &tracing::Span, error_type: &str, description: &str) {
     span.record(sc::ERROR_TYPE, error_type);
     span.record(sc::OTEL_STATUS_CODE, "ERROR");
     span.record(sc::OTEL_STATUS_DESCRIPTION, description);
@@ -177,6 +190,7 @@ pub struct Agent {
     capture_content: bool,
     metrics: GenAiMetrics,
     context_retriever: Option<Arc<Retriever>>,
+    prompts: Option<AgentPrompts>,
 }
 
 /// Builds an [`Agent`].
@@ -229,6 +243,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Take the system prompt and/or the turn's message template from the prompt registry,
+    /// resolved every turn as a `prompt {name}` span (see [`AgentPrompts`]).
+    pub fn prompts(mut self, prompts: AgentPrompts) -> Self {
+        self.agent.prompts = Some(prompts);
+        self
+    }
+
     /// The agent.
     pub fn build(self) -> Agent {
         self.agent
@@ -249,6 +270,7 @@ impl Agent {
                 capture_content: false,
                 metrics: GenAiMetrics::global(),
                 context_retriever: None,
+                prompts: None,
             },
         }
     }
@@ -266,6 +288,11 @@ impl Agent {
     /// The agent's tools.
     pub fn tools(&self) -> &ToolSet {
         &self.tools
+    }
+
+    /// Where the agent's registry prompts come from, if it has any.
+    pub fn prompts(&self) -> Option<&AgentPrompts> {
+        self.prompts.as_ref()
     }
 
     /// Answers `question` with no earlier conversation.
@@ -294,6 +321,9 @@ impl Agent {
             { sc::GEN_AI_PROVIDER_NAME } = %self.model.provider(),
             { sc::GEN_AI_REQUEST_MODEL } = %self.model.model(),
             { sc::GEN_AI_CONVERSATION_ID } = Empty,
+            { sc::GEN_AI_PROMPT_NAME } = Empty,
+            { sc::SEXTANT_PROMPT_VERSION } = Empty,
+            { sc::MLFLOW_LINKED_PROMPTS } = Empty,
             { sc::SESSION_ID } = Empty,
             { sc::USER_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
@@ -351,16 +381,41 @@ impl Agent {
         question: &str,
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
-        let mut messages = Vec::with_capacity(history.len() + 2);
-        if !self.system_prompt.is_empty() {
-            messages.push(Message::system(self.system_prompt.clone()));
+        let sources = self.retrieve_context(question).await?;
+        let constructed = match &self.prompts {
+            Some(prompts) => prompts
+                .construct(question, sources.as_deref(), self.capture_content)
+                .await
+                .map_err(|error| AgentError::Prompt {
+                    agent: self.name.clone(),
+                    error,
+                })?,
+            None => ConstructedPrompt {
+                messages: vec![user_message(question, sources.as_deref())],
+                ..ConstructedPrompt::default()
+            },
+        };
+        // The agent span names the prompt that shaped the question: the template's, else the
+        // system prompt's.
+        if let Some(used) = constructed.versions.last() {
+            let span = tracing::Span::current();
+            span.record(sc::GEN_AI_PROMPT_NAME, used.name.as_str());
+            span.record(sc::SEXTANT_PROMPT_VERSION, i64::from(used.version));
+            span.record(
+                sc::MLFLOW_LINKED_PROMPTS,
+                linked_prompts(&constructed.versions).as_str(),
+            );
+        }
+        let mut messages = Vec::with_capacity(history.len() + constructed.messages.len() + 1);
+        let system = constructed
+            .system
+            .unwrap_or_else(|| self.system_prompt.clone());
+        if !system.is_empty() {
+            messages.push(Message::system(system));
         }
         messages.extend_from_slice(history);
-        let sources = self.retrieve_context(question).await?;
-        match &sources {
-            Some(chunks) => messages.push(Message::user(question_with_sources(question, chunks))),
-            None => messages.push(Message::user(question)),
-        }
+        messages.extend(constructed.messages);
+        let prompt_versions = constructed.versions;
         let sources = sources.unwrap_or_default();
         let tools: Vec<ToolDefinition> = self
             .tools
@@ -405,6 +460,7 @@ impl Agent {
                     tool_calls: records,
                     stop_reason: StopReason::Answered,
                     messages,
+                    prompt_versions,
                 });
             }
             // Calls past the set's parallel limit are not run; the model is told so.
@@ -438,6 +494,7 @@ impl Agent {
             tool_calls: records,
             stop_reason: StopReason::MaxSteps,
             messages,
+            prompt_versions,
         })
     }
 

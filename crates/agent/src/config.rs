@@ -20,6 +20,8 @@ use serde::Deserialize;
 
 use sextant_memory::{MemoryConfig, Retriever};
 use sextant_tools::{ToolSet, ToolSetError, ToolsConfig};
+use sextant_tracker::TrackingConfig;
+use sextant_tracker::prompts::{CachedPromptRegistry, PromptUri, RegistryError};
 
 use crate::agent::Agent;
 use crate::chat::ChatOptions;
@@ -29,6 +31,7 @@ use crate::memory::{
     search_memory_tool,
 };
 use crate::model_files::{ModelCache, ModelFilesError};
+use crate::prompt::AgentPrompts;
 use crate::providers;
 use crate::retry::RetryPolicy;
 
@@ -89,6 +92,9 @@ pub struct SextantConfig {
     /// Embedder, vector store, chunking and retrieval (`[memory]`).
     #[serde(default)]
     pub memory: MemoryConfig,
+    /// Where runs and the prompt registry live: embedded or an MLflow server (`[tracking]`).
+    #[serde(default)]
+    pub tracking: TrackingConfig,
 }
 
 /// `[agent]`.
@@ -228,6 +234,7 @@ impl SextantConfig {
                 "HOME" => "home".to_owned(),
                 "DATA_DIR" => "data_dir".to_owned(),
                 "THREADS" => "providers.local.threads".to_owned(),
+                "TRACKING_URI" => "tracking.uri".to_owned(),
                 "QDRANT_URL" => {
                     if !value.is_empty() {
                         figment = figment.merge(EnvVariable {
@@ -255,6 +262,7 @@ impl SextantConfig {
                     "RETRY__",
                     "TOOLS__",
                     "MEMORY__",
+                    "TRACKING__",
                 ]
                 .iter()
                 .any(|p| rest.starts_with(p)) =>
@@ -281,7 +289,21 @@ impl SextantConfig {
                 source_name: "the configuration".into(),
                 message,
             })?;
+        config
+            .tracking
+            .validate()
+            .map_err(|(key, message)| ConfigError::Value {
+                key: format!("tracking.{key}"),
+                source_name: "the configuration".into(),
+                message,
+            })?;
         Ok(config)
+    }
+
+    /// The prompt registry `[tracking]` names (embedded: `registry.db` in the data directory),
+    /// behind its alias cache.
+    pub fn prompt_registry(&self) -> Result<Arc<CachedPromptRegistry>, RegistryError> {
+        self.tracking.prompt_registry(&self.data_dir())
     }
 
     /// Where the default model files live.
@@ -361,6 +383,14 @@ pub enum BuildError {
         /// Why (part of the message, so not repeated as a source).
         error: MemoryBuildError,
     },
+    /// The prompt registry could not be opened, or a prompt URI is malformed.
+    #[error("agent `{agent}`: prompt registry: {error}")]
+    Prompts {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: RegistryError,
+    },
     /// The model could not be set up (bad URL, model file unavailable …).
     #[error("agent `{agent}`: {error}")]
     Model {
@@ -436,8 +466,18 @@ pub struct AgentConfig {
     /// What it is for.
     #[serde(default)]
     pub description: String,
-    /// Its system prompt.
+    /// Its system prompt: the text, or a registry URI (`prompts:/name@alias`, `prompts:/name/3`).
+    #[serde(default)]
     pub system_prompt: String,
+    /// The template of each turn's messages, from the registry (`prompts:/qa-prompt@production`):
+    /// a text template becomes the user message; a chat template's messages replace the system
+    /// prompt and the user message. It can use `{{ question }}`, `{{ context }}` (retrieved
+    /// sources) and the `[variables]`.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// Extra variables for the prompt templates.
+    #[serde(default)]
+    pub variables: serde_json::Map<String, serde_json::Value>,
     /// Names of the tools it may call.
     #[serde(default)]
     pub tools: Vec<String>,
@@ -522,8 +562,14 @@ impl AgentConfig {
                 agent: self.name.clone(),
                 error,
             })?;
+        let prompts = self.prompts(config)?;
+        let system_prompt = if prompts.as_ref().is_some_and(|p| p.system.is_some()) {
+            ""
+        } else {
+            &self.system_prompt
+        };
         let mut builder = Agent::builder(&self.name, model)
-            .system_prompt(&self.system_prompt)
+            .system_prompt(system_prompt)
             .tools(tools)
             .max_steps(self.max_steps)
             .options(self.model.options())
@@ -531,10 +577,54 @@ impl AgentConfig {
         if let Some(retriever) = context_retriever {
             builder = builder.context_retriever(retriever);
         }
+        if let Some(prompts) = prompts {
+            builder = builder.prompts(prompts);
+        }
         Ok(builder.build())
     }
 
+    /// The registry URIs of the system prompt and the template, if they are URIs.
+    pub fn prompt_uris(&self) -> Result<(Option<PromptUri>, Option<PromptUri>), RegistryError> {
+        let system = PromptUri::is_uri(&self.system_prompt)
+            .then(|| self.system_prompt.parse())
+            .transpose()?;
+        let template = self.prompt.as_deref().map(str::parse).transpose()?;
+        Ok((system, template))
+    }
+
+    /// The agent's registry prompts, if it names any (the registry is opened only then).
+    fn prompts(&self, config: &SextantConfig) -> Result<Option<AgentPrompts>, BuildError> {
+        let error = |error| BuildError::Prompts {
+            agent: self.name.clone(),
+            error,
+        };
+        let (system, template) = self.prompt_uris().map_err(error)?;
+        if system.is_none() && template.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(AgentPrompts {
+            registry: config.prompt_registry().map_err(error)?,
+            system,
+            template,
+            variables: self.variables.clone(),
+        }))
+    }
+
     fn validate(self, source_name: &str) -> Result<Self, ConfigError> {
+        if let Err(error) = self.prompt_uris() {
+            let key = if PromptUri::is_uri(&self.system_prompt)
+                && self.system_prompt.parse::<PromptUri>().is_err()
+            {
+                "system_prompt"
+            } else {
+                "prompt"
+            };
+            return Err(ConfigError::Value {
+                key: key.into(),
+                source_name: source_name.into(),
+                message: error.to_string(),
+            });
+        }
         if self.max_steps == 0 {
             return Err(ConfigError::Value {
                 key: "max_steps".into(),
@@ -678,6 +768,57 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("overlap_tokens (500)"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_tracking_section_is_the_built_in_default_and_the_uri_selects_mlflow() {
+        let config = SextantConfig::load_with_env(None, false).unwrap();
+        assert_eq!(config.tracking, TrackingConfig::default());
+        let config = SextantConfig::load_with_vars(
+            None,
+            vec![(
+                "SEXTANT_TRACKING_URI".into(),
+                "http://127.0.0.1:5000".into(),
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            config.tracking.backend().unwrap(),
+            sextant_tracker::TrackingBackend::Mlflow("http://127.0.0.1:5000".into())
+        );
+        let err = SextantConfig::load_with_vars(
+            None,
+            vec![("SEXTANT_TRACKING_URI".into(), "mlflow.example".into())],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("tracking.uri") && err.contains("mlflow.example"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_malformed_prompt_uri_in_an_agent_file_names_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = dir.path().join("agent.toml");
+        std::fs::write(
+            &agent,
+            "name = \"a\"\nprompt = \"prompts:/qa/x\"\n[model]\nprovider = \"local\"\nname = \"m\"\n",
+        )
+        .unwrap();
+        let err = AgentConfig::load(&agent).unwrap_err().to_string();
+        assert!(
+            err.contains("prompt in") && err.contains("prompts:/qa/x"),
+            "{err}"
+        );
+        std::fs::write(
+            &agent,
+            "name = \"a\"\nsystem_prompt = \"prompts:/sys@\"\n[model]\nprovider = \"local\"\nname = \"m\"\n",
+        )
+        .unwrap();
+        let err = AgentConfig::load(&agent).unwrap_err().to_string();
+        assert!(err.contains("system_prompt"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! [`ToolSet`](sextant_tools::ToolSet) until the model gives a final answer; every step is a span of
 //! the OpenTelemetry GenAI conventions, nested under the agent's `invoke_agent` span. An agent with
 //! [memory] retrieves from a knowledge base for each question (RAG) or through a `search_memory`
-//! tool.
+//! tool. An agent's prompts can come from the versioned [prompt] registry.
 #![deny(missing_docs)]
 
 pub mod agent;
@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod memory;
 pub mod model_files;
+pub mod prompt;
 pub mod providers;
 pub mod retry;
 mod span_content;

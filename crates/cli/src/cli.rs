@@ -33,6 +33,94 @@ pub enum Command {
     /// Inspect and search memory collections.
     #[command(subcommand)]
     Memory(MemoryCommand),
+    /// The prompt registry: versioned prompts and their aliases (embedded, or MLflow with
+    /// SEXTANT_TRACKING_URI).
+    #[command(subcommand)]
+    Prompts(PromptsCommand),
+}
+
+/// `sextant prompts …`.
+#[derive(Debug, Subcommand)]
+pub enum PromptsCommand {
+    /// List prompts with their latest version and aliases.
+    List {
+        /// Only names containing this text.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only prompts with this tag, `KEY=VALUE` (repeatable).
+        #[arg(long = "tag", value_parser = parse_key_value)]
+        tags: Vec<(String, String)>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a prompt (NAME: its versions) or one version (NAME/3, NAME@production, prompts:/…).
+    Show {
+        /// The prompt, optionally with /VERSION or @ALIAS.
+        prompt: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sync prompt files (a .toml file or a directory of them) to the registry: a version is
+    /// registered only where its template changed; aliases follow the files.
+    Push {
+        /// A prompt file or a directory of them (e.g. configs/prompts/).
+        path: PathBuf,
+        /// Report what would change without writing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register a new version of NAME from a file: text, or a JSON list of {role, content}
+    /// messages (a chat prompt).
+    Register {
+        /// The prompt's name.
+        name: String,
+        /// The template file.
+        #[arg(long, short = 'f')]
+        file: PathBuf,
+        /// The commit message.
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+        /// A version tag, `KEY=VALUE` (repeatable).
+        #[arg(long = "tag", value_parser = parse_key_value)]
+        tags: Vec<(String, String)>,
+        /// Also point this alias at the new version.
+        #[arg(long)]
+        alias: Option<String>,
+    },
+    /// Point ALIAS of NAME at VERSION, or remove it with --delete.
+    Alias {
+        /// The prompt's name.
+        name: String,
+        /// The alias, e.g. production.
+        alias: String,
+        /// The version it should point at.
+        #[arg(required_unless_present = "delete")]
+        version: Option<u32>,
+        /// Remove the alias.
+        #[arg(long, conflicts_with = "version")]
+        delete: bool,
+    },
+    /// Show a unified diff of two versions of NAME.
+    Diff {
+        /// The prompt's name.
+        name: String,
+        /// The old version.
+        from: u32,
+        /// The new version.
+        to: u32,
+    },
+}
+
+fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
 }
 
 /// `sextant ingest`.

@@ -5,7 +5,12 @@ use sextant_agent::SextantConfig;
 use sextant_tracker::{TelemetryConfig, TelemetryGuard};
 
 /// Installs tracing + OpenTelemetry for this process; the guard flushes and shuts down on drop.
-pub fn init(config: &SextantConfig) -> anyhow::Result<TelemetryGuard> {
+///
+/// With tracking on an MLflow server and no OTLP endpoint configured (in the file or the
+/// OTEL_EXPORTER_OTLP_* variables), traces go to that server's `/v1/traces`, in the configured
+/// experiment. If the server cannot be reached, the command still runs: the local trace store
+/// keeps the spans and a warning says what happened.
+pub async fn init(config: &SextantConfig) -> anyhow::Result<TelemetryGuard> {
     let settings = &config.telemetry;
     let mut telemetry = TelemetryConfig {
         service_name: settings.service_name.clone(),
@@ -18,8 +23,27 @@ pub fn init(config: &SextantConfig) -> anyhow::Result<TelemetryGuard> {
         ..TelemetryConfig::default()
     };
     telemetry.otlp = settings.otlp.clone();
+    let otlp_from_env = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|name| std::env::var(name).is_ok_and(|v| !v.trim().is_empty()));
+    let mut mlflow_warning = None;
+    if telemetry.otlp.is_none() && !otlp_from_env {
+        match config.tracking.mlflow_trace_export().await {
+            Ok(export) => telemetry.otlp = export,
+            Err(error) => mlflow_warning = Some(error),
+        }
+    }
     telemetry
         .apply_otel_env()
         .context("reading the OTEL_* environment variables")?;
-    sextant_tracker::init(&telemetry).context("starting telemetry")
+    let guard = sextant_tracker::init(&telemetry).context("starting telemetry")?;
+    if let Some(error) = mlflow_warning {
+        tracing::warn!(
+            "traces will not reach MLflow (they stay in the local trace store): {error}"
+        );
+    }
+    Ok(guard)
 }

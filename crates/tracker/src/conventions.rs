@@ -116,6 +116,10 @@ pub const MLFLOW_SPAN_INPUTS: &str = "mlflow.spanInputs";
 pub const MLFLOW_SPAN_OUTPUTS: &str = "mlflow.spanOutputs";
 /// `mlflow.chat.tokenUsage`: `{"input_tokens":N,"output_tokens":M,"total_tokens":N+M}`.
 pub const MLFLOW_CHAT_TOKEN_USAGE: &str = "mlflow.chat.tokenUsage";
+/// `mlflow.traceTag.mlflow.linkedPrompts`: on the root span, the prompt versions the trace used
+/// (JSON `[{"name": …, "version": "3"}]`); MLflow's OTLP ingest turns it into the trace tag
+/// `mlflow.linkedPrompts` that its UI and `mlflow.get_trace` show.
+pub const MLFLOW_LINKED_PROMPTS: &str = "mlflow.traceTag.mlflow.linkedPrompts";
 /// `openinference.span.kind`: the OpenInference span kind read by Phoenix.
 pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
 
@@ -126,6 +130,10 @@ pub const SEXTANT_TOOL_RESULT_CHARS: &str = "sextant.tool.result.chars";
 /// `sextant.prompt.version`: the registry version of the prompt used (the conventions name the
 /// prompt but not its version).
 pub const SEXTANT_PROMPT_VERSION: &str = "sextant.prompt.version";
+/// `sextant.prompt.alias`: the alias the prompt was named by (`production`, `latest` …), if any.
+pub const SEXTANT_PROMPT_ALIAS: &str = "sextant.prompt.alias";
+/// `sextant.prompt.uri`: the exact version used, `prompts:/name/version`.
+pub const SEXTANT_PROMPT_URI: &str = "sextant.prompt.uri";
 
 /// Metric names and bucket boundaries of the GenAI client metrics.
 pub mod metric {

@@ -1,6 +1,7 @@
 //! Telemetry for Sextant agents: GenAI span conventions, the OpenTelemetry pipeline (a bounded,
 //! non-blocking batch processor feeding the local SQLite trace store and OTLP), the GenAI client
-//! metrics, and the trace store reader and tree renderer behind `sextant traces`.
+//! metrics, and the trace store reader and tree renderer behind `sextant traces`; and the prompt
+//! registry ([`prompts`]) with its embedded ([`local`]) and MLflow ([`mlflow`]) backends.
 //!
 //! Other crates instrument themselves with plain `tracing` spans whose field names come from
 //! [`conventions`]; [`init`] installs the layer that turns them into OpenTelemetry spans, and the
@@ -10,11 +11,15 @@
 pub mod batch_processor;
 pub mod conventions;
 pub mod enrich;
+pub mod local;
 pub mod metrics;
+pub mod mlflow;
 mod otlp;
+pub mod prompts;
 pub mod span_tree;
 pub mod telemetry;
 pub mod trace_store;
+pub mod tracking_config;
 
 pub use conventions::GenAiSpanKind;
 pub use metrics::{GenAiMetricAttributes, GenAiMetrics};
@@ -24,3 +29,4 @@ pub use telemetry::{
     TelemetryError, TelemetryGuard, current_trace_id, init, set_parent_from_traceparent,
 };
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};
+pub use tracking_config::{TrackingBackend, TrackingConfig};

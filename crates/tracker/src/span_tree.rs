@@ -150,6 +150,12 @@ pub fn summary_line(span: &StoredSpan) -> String {
     if let Some(reasons) = finish_reasons(span) {
         let _ = write!(line, "  finish {reasons}");
     }
+    if let Some(uri) = span.attribute_str(conventions::SEXTANT_PROMPT_URI) {
+        let _ = write!(line, "  {uri}");
+        if let Some(alias) = span.attribute_str(conventions::SEXTANT_PROMPT_ALIAS) {
+            let _ = write!(line, " (@{alias})");
+        }
+    }
     if span.is_error() {
         let message = span.status.message.as_str();
         let error_type = span.attribute_str(conventions::ERROR_TYPE).unwrap_or("");
@@ -232,6 +238,22 @@ mod tests {
             depth += 1;
         }
         depth
+    }
+
+    #[test]
+    fn a_prompt_span_shows_the_version_it_resolved_and_the_alias() {
+        let spans = vec![span(
+            "p",
+            None,
+            "prompt qa",
+            0,
+            json!({"sextant.prompt.uri": "prompts:/qa/2", "sextant.prompt.alias": "production"}),
+        )];
+        let text = SpanTree::build(&spans).render();
+        assert!(
+            text.contains("[PARSER]  prompts:/qa/2 (@production)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -207,21 +207,7 @@ impl LocalTraceStore {
             path: path.clone(),
             source,
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|error| {
-                open_error(rusqlite::Error::ToSqlConversionFailure(Box::new(error)))
-            })?;
-        }
-        let connection = Connection::open(&path).map_err(open_error)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open_error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
-            .map_err(open_error)?;
-        connection
-            .pragma_update(None, "synchronous", "NORMAL")
-            .map_err(open_error)?;
+        let connection = crate::local::open_sqlite(&path).map_err(open_error)?;
         connection.execute_batch(SCHEMA).map_err(open_error)?;
         Ok(Self {
             path,

@@ -3,6 +3,7 @@
 mod ingest;
 mod memory;
 mod models;
+mod prompts;
 mod run;
 mod traces;
 
@@ -18,5 +19,6 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Models(command) => models::models(&config, command).await,
         Command::Ingest(args) => ingest::ingest_command(&config, args).await,
         Command::Memory(command) => memory::memory(&config, command).await,
+        Command::Prompts(command) => prompts::prompts(&config, command).await,
     }
 }

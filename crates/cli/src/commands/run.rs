@@ -12,7 +12,7 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         Some(path) => AgentConfig::load(path)?,
         None => AgentConfig::builtin_default(),
     };
-    let guard = crate::telemetry::init(config)?;
+    let guard = crate::telemetry::init(config).await?;
     let agent = agent_config.build(config).await?;
     let question = args.question.join(" ");
 
@@ -36,6 +36,17 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
     if let Err(error) = guard.force_flush() {
         tracing::warn!("exporting the turn's telemetry failed: {error}");
     }
+    // The registry records which prompt versions made this trace (on MLflow: the trace's linked
+    // prompts). A failure costs the link, not the answer.
+    if let (Some(prompts), Some(trace_id)) = (agent.prompts(), &outcome.trace_id)
+        && !outcome.prompt_versions.is_empty()
+        && let Err(error) = prompts
+            .registry
+            .link_trace(trace_id, &outcome.prompt_versions)
+            .await
+    {
+        tracing::warn!("linking trace {trace_id} to its prompt versions failed: {error}");
+    }
 
     let spans = match (&outcome.trace_id, guard.trace_store()) {
         (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
@@ -53,6 +64,7 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
             "usage": outcome.usage,
             "tool_calls": outcome.tool_calls,
             "citations": outcome.citations,
+            "prompt_versions": outcome.prompt_versions,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
