@@ -191,6 +191,7 @@ pub struct Agent {
     metrics: GenAiMetrics,
     context_retriever: Option<Arc<Retriever>>,
     prompts: Option<AgentPrompts>,
+    model_version: Option<String>,
 }
 
 /// Builds an [`Agent`].
@@ -271,6 +272,7 @@ impl Agent {
                 metrics: GenAiMetrics::global(),
                 context_retriever: None,
                 prompts: None,
+                model_version: None,
             },
         }
     }
@@ -288,6 +290,17 @@ impl Agent {
     /// The agent's tools.
     pub fn tools(&self) -> &ToolSet {
         &self.tools
+    }
+
+    /// The same agent, recorded as registered version `uri` (`models:/name/3`) on every trace.
+    pub fn with_model_version(mut self, uri: impl Into<String>) -> Self {
+        self.model_version = Some(uri.into());
+        self
+    }
+
+    /// The registered version this agent is, when it was loaded from the model registry.
+    pub fn model_version(&self) -> Option<&str> {
+        self.model_version.as_deref()
     }
 
     /// Where the agent's registry prompts come from, if it has any.
@@ -324,6 +337,7 @@ impl Agent {
             { sc::GEN_AI_PROMPT_NAME } = Empty,
             { sc::SEXTANT_PROMPT_VERSION } = Empty,
             { sc::MLFLOW_LINKED_PROMPTS } = Empty,
+            { sc::SEXTANT_AGENT_VERSION } = self.model_version.as_deref(),
             { sc::SESSION_ID } = Empty,
             { sc::USER_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,

@@ -508,6 +508,18 @@ impl AgentConfig {
         config.validate(&path.display().to_string())
     }
 
+    /// Reads an agent definition from TOML text; `source_name` names it in errors.
+    pub fn from_toml(text: &str, source_name: &str) -> Result<Self, ConfigError> {
+        let config: AgentConfig = Figment::from(Toml::string(text))
+            .extract()
+            .map_err(|error| ConfigError::Value {
+                key: error.path.join("."),
+                source_name: source_name.into(),
+                message: error.to_string(),
+            })?;
+        config.validate(source_name)
+    }
+
     /// The built-in default agent (`configs/agents/assistant.toml`).
     pub fn builtin_default() -> Self {
         let config: AgentConfig = Figment::from(Toml::string(DEFAULT_AGENT))

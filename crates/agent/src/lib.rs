@@ -15,7 +15,9 @@ pub mod memory;
 pub mod model_files;
 pub mod prompt;
 pub mod providers;
+pub mod registry;
 pub mod retry;
+pub mod run_logging;
 mod span_content;
 pub mod testing;
 

@@ -25,9 +25,16 @@ pub enum Command {
     /// Read the local trace store.
     #[command(subcommand)]
     Traces(TracesCommand),
-    /// Manage the default model files.
+    /// The model registry (agent configurations, versions, aliases, stages) and the default
+    /// model files.
     #[command(subcommand)]
     Models(ModelsCommand),
+    /// Tracking runs: list, show (with a metric's history), compare.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Tracking experiments.
+    #[command(subcommand)]
+    Experiments(ExperimentsCommand),
     /// Read files (text, Markdown, HTML, PDF) into a memory collection; unchanged files are skipped.
     Ingest(IngestArgs),
     /// Inspect and search memory collections.
@@ -172,9 +179,16 @@ pub enum MemoryCommand {
 /// `sextant run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The agent file (default: configs/agents/assistant.toml, built in).
+    /// The agent: a file, or a registered version (`models:/rag-agent@production`,
+    /// `models:/rag-agent/2`). Default: configs/agents/assistant.toml, built in.
     #[arg(long)]
-    pub agent: Option<PathBuf>,
+    pub agent: Option<String>,
+    /// The experiment the run is logged to (default: `[tracking] experiment`).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Do not log this execution as a tracking run.
+    #[arg(long)]
+    pub no_log: bool,
     /// Print one JSON object (answer, trace_id, usage, tool calls …) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -214,11 +228,112 @@ pub enum TracesCommand {
 /// `sextant models …`.
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
-    /// Download the default models (or the named ones) into the model cache.
+    /// List registered models with their latest version and aliases.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a model's versions, or one version (NAME/3, NAME@production, NAME/Production).
+    Show {
+        /// The model, optionally with /VERSION, @ALIAS or /STAGE (a models:/ URI works too).
+        model: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Register an agent file (its registry prompts pinned to their current versions) as the next
+    /// version of NAME.
+    Register {
+        /// The model's name, e.g. rag-agent.
+        name: String,
+        /// The agent file.
+        #[arg(long)]
+        from: PathBuf,
+        /// A description of this version.
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+    },
+    /// Point an alias at a version and/or move it to a stage.
+    Promote {
+        /// The model's name.
+        name: String,
+        /// The version.
+        version: u32,
+        /// The alias to point at it, e.g. production.
+        #[arg(long)]
+        alias: Option<String>,
+        /// The stage to move it to (None, Staging, Production, Archived).
+        #[arg(long)]
+        stage: Option<String>,
+        /// With --stage Staging/Production: archive the versions already in that stage.
+        #[arg(long)]
+        archive_existing: bool,
+    },
+    /// Move a version to the Archived stage.
+    Archive {
+        /// The model's name.
+        name: String,
+        /// The version.
+        version: u32,
+    },
+    /// Download the default model files (or the named ones) into the model cache.
     Pull {
-        /// Model names (see `sextant models list`); default: all.
+        /// Model names (see `sextant models files`); default: all.
         names: Vec<String>,
     },
-    /// List the default models and whether they are present.
-    List,
+    /// List the default model files and whether they are present.
+    Files,
+}
+
+/// `sextant runs …`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        /// The experiment (default: `[tracking] experiment`).
+        #[arg(long)]
+        experiment: Option<String>,
+        /// MLflow's filter syntax, e.g. "params.model = 'x' and metrics.latency_ms < 900".
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// Order, e.g. "metrics.latency_ms DESC" (repeatable).
+        #[arg(long = "order-by")]
+        order_by: Vec<String>,
+        /// How many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a run: params, metrics, tags, artifacts; --metric plots a metric's history.
+    Show {
+        /// The run id.
+        run_id: String,
+        /// Plot this metric's history in the terminal.
+        #[arg(long)]
+        metric: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print two runs' params and metrics side by side.
+    Compare {
+        /// The first run.
+        a: String,
+        /// The second run.
+        b: String,
+    },
+}
+
+/// `sextant experiments …`.
+#[derive(Debug, Subcommand)]
+pub enum ExperimentsCommand {
+    /// List the experiments.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }

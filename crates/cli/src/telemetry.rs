@@ -10,7 +10,10 @@ use sextant_tracker::{TelemetryConfig, TelemetryGuard};
 /// OTEL_EXPORTER_OTLP_* variables), traces go to that server's `/v1/traces`, in the configured
 /// experiment. If the server cannot be reached, the command still runs: the local trace store
 /// keeps the spans and a warning says what happened.
-pub async fn init(config: &SextantConfig) -> anyhow::Result<TelemetryGuard> {
+///
+/// `run_id` (a tracking run on that MLflow server) goes along as `x-mlflow-run-id`, which links the
+/// traces to the run.
+pub async fn init(config: &SextantConfig, run_id: Option<&str>) -> anyhow::Result<TelemetryGuard> {
     let settings = &config.telemetry;
     let mut telemetry = TelemetryConfig {
         service_name: settings.service_name.clone(),
@@ -32,7 +35,14 @@ pub async fn init(config: &SextantConfig) -> anyhow::Result<TelemetryGuard> {
     let mut mlflow_warning = None;
     if telemetry.otlp.is_none() && !otlp_from_env {
         match config.tracking.mlflow_trace_export().await {
-            Ok(export) => telemetry.otlp = export,
+            Ok(mut export) => {
+                if let (Some(export), Some(run_id)) = (export.as_mut(), run_id) {
+                    export
+                        .traces_headers
+                        .insert("x-mlflow-run-id".into(), run_id.to_owned());
+                }
+                telemetry.otlp = export;
+            }
             Err(error) => mlflow_warning = Some(error),
         }
     }

@@ -3,45 +3,13 @@
 //! set (`cargo xtask test`), where the Python client (`SEXTANT_TEST_PYTHON`) must see the same
 //! versions and the trace linked to the version used.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn sextant(data_dir: &Path, envs: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
-    command
-        .args(args)
-        .current_dir(repo())
-        .env("SEXTANT_DATA_DIR", data_dir)
-        .env("SEXTANT_THREADS", "1")
-        .env_remove("SEXTANT_TRACKING_URI")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
-    for (key, value) in envs {
-        command.env(key, value);
-    }
-    command.output().expect("the sextant binary runs")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "sextant failed: {}\nstdout: {}",
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-fn json_of(output: Output) -> Value {
-    let stdout = ok(output);
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
-}
+mod support;
+use support::{json_of, mlflow_url, ok, python, sextant};
 
 /// Push, list, show, alias, diff and register against one registry (`envs` picks it).
 fn prompt_commands(data: &Path, envs: &[(&str, &str)]) {
@@ -314,47 +282,6 @@ fn an_agent_runs_from_the_production_prompt_on_the_embedded_registry() {
         !failed.status.success() && err.contains("qa-prompt"),
         "{err}"
     );
-}
-
-fn mlflow_url() -> Option<String> {
-    let url = std::env::var("SEXTANT_TEST_MLFLOW_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "skipped: SEXTANT_TEST_MLFLOW_URL is not set; `cargo xtask test` starts a real MLflow server"
-        );
-    }
-    url
-}
-
-fn python(url: &str, script: &str, args: &[&str]) -> Option<Value> {
-    let Some(python) = std::env::var("SEXTANT_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    else {
-        eprintln!(
-            "skipped the Python check: SEXTANT_TEST_PYTHON is not set (`cargo xtask test` sets it)"
-        );
-        return None;
-    };
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("MLFLOW_TRACKING_URI", url)
-        .output()
-        .expect("python runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(
-        serde_json::from_str(stdout.lines().last().unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{e}: {stdout}")),
-    )
 }
 
 const PY_SEE: &str = r#"

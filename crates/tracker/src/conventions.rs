@@ -130,6 +130,9 @@ pub const SEXTANT_TOOL_RESULT_CHARS: &str = "sextant.tool.result.chars";
 /// `sextant.prompt.version`: the registry version of the prompt used (the conventions name the
 /// prompt but not its version).
 pub const SEXTANT_PROMPT_VERSION: &str = "sextant.prompt.version";
+/// `sextant.agent.version`: the registered agent configuration that ran the turn,
+/// `models:/name/version` (set when the agent was loaded from the model registry).
+pub const SEXTANT_AGENT_VERSION: &str = "sextant.agent.version";
 /// `sextant.prompt.alias`: the alias the prompt was named by (`production`, `latest` …), if any.
 pub const SEXTANT_PROMPT_ALIAS: &str = "sextant.prompt.alias";
 /// `sextant.prompt.uri`: the exact version used, `prompts:/name/version`.

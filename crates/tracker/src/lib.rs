@@ -1,7 +1,8 @@
 //! Telemetry for Sextant agents: GenAI span conventions, the OpenTelemetry pipeline (a bounded,
 //! non-blocking batch processor feeding the local SQLite trace store and OTLP), the GenAI client
 //! metrics, and the trace store reader and tree renderer behind `sextant traces`; and the prompt
-//! registry ([`prompts`]) with its embedded ([`local`]) and MLflow ([`mlflow`]) backends.
+//! registry ([`prompts`]), experiment tracking ([`tracking`]) and the model registry
+//! ([`model_registry`]), each with an embedded ([`local`]) and an MLflow ([`mlflow`]) backend.
 //!
 //! Other crates instrument themselves with plain `tracing` spans whose field names come from
 //! [`conventions`]; [`init`] installs the layer that turns them into OpenTelemetry spans, and the
@@ -14,11 +15,13 @@ pub mod enrich;
 pub mod local;
 pub mod metrics;
 pub mod mlflow;
+pub mod model_registry;
 mod otlp;
 pub mod prompts;
 pub mod span_tree;
 pub mod telemetry;
 pub mod trace_store;
+pub mod tracking;
 pub mod tracking_config;
 
 pub use conventions::GenAiSpanKind;

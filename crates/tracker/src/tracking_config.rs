@@ -9,8 +9,11 @@ use serde::Deserialize;
 
 use crate::OtlpConfig;
 use crate::local::LocalPromptRegistry;
-use crate::mlflow::{MlflowClient, MlflowPromptRegistry, experiments};
+use crate::local::{LocalModelRegistry, LocalTrackingStore};
+use crate::mlflow::{MlflowClient, MlflowModelRegistry, MlflowPromptRegistry, MlflowTrackingStore};
+use crate::model_registry::{ModelRegistry, ModelRegistryError};
 use crate::prompts::{CachedPromptRegistry, PromptRegistry, RegistryError};
+use crate::tracking::{Tracker, TrackingError, TrackingStore};
 
 /// The header that tells MLflow's `/v1/traces` which experiment a trace belongs to.
 pub const EXPERIMENT_ID_HEADER: &str = "x-mlflow-experiment-id";
@@ -30,6 +33,10 @@ pub struct TrackingConfig {
     pub prompt_alias_ttl_secs: f64,
     /// Per-request timeout towards the server, seconds.
     pub timeout_secs: f64,
+    /// Log every agent run (`sextant run`) as a tracking run: params, metrics, the interaction.
+    pub log_runs: bool,
+    /// How long a resolved model alias (`models:/rag-agent@production`) is trusted, seconds.
+    pub model_alias_ttl_secs: f64,
 }
 
 impl Default for TrackingConfig {
@@ -40,6 +47,8 @@ impl Default for TrackingConfig {
             token_env: "MLFLOW_TRACKING_TOKEN".into(),
             prompt_alias_ttl_secs: 60.0,
             timeout_secs: 30.0,
+            log_runs: true,
+            model_alias_ttl_secs: 60.0,
         }
     }
 }
@@ -82,6 +91,15 @@ impl TrackingConfig {
                 ),
             ));
         }
+        if !(self.model_alias_ttl_secs >= 0.0 && self.model_alias_ttl_secs.is_finite()) {
+            return Err((
+                "model_alias_ttl_secs",
+                format!(
+                    "{} is not a number of seconds >= 0",
+                    self.model_alias_ttl_secs
+                ),
+            ));
+        }
         if !(self.timeout_secs > 0.0 && self.timeout_secs.is_finite()) {
             return Err((
                 "timeout_secs",
@@ -112,11 +130,13 @@ impl TrackingConfig {
         let Some(client) = self.mlflow_client()? else {
             return Ok(None);
         };
-        let id = experiments::experiment_id(&client, &self.experiment)
+        let base_url = client.base_url().to_owned();
+        let id = MlflowTrackingStore::new(client)
+            .get_or_create_experiment(&self.experiment)
             .await
             .map_err(|error| format!("experiment `{}`: {error}", self.experiment))?;
         let mut export = OtlpConfig {
-            traces_endpoint: Some(format!("{}/v1/traces", client.base_url())),
+            traces_endpoint: Some(format!("{base_url}/v1/traces")),
             ..OtlpConfig::default()
         };
         export
@@ -131,6 +151,46 @@ impl TrackingConfig {
                 .insert("authorization".into(), format!("Bearer {token}"));
         }
         Ok(Some(export))
+    }
+
+    /// The tracking store of this backend (`data_dir/tracking.db` and `data_dir/artifacts` when
+    /// local).
+    pub fn tracking_store(&self, data_dir: &Path) -> Result<Arc<dyn TrackingStore>, TrackingError> {
+        let client = self
+            .mlflow_client()
+            .map_err(|message| TrackingError::Invalid {
+                what: "tracking.uri".into(),
+                message,
+            })?;
+        Ok(match client {
+            None => Arc::new(LocalTrackingStore::open(data_dir)?),
+            Some(client) => Arc::new(MlflowTrackingStore::new(client)),
+        })
+    }
+
+    /// A [`Tracker`] on this backend, spooling under `data_dir/spool`.
+    pub fn tracker(&self, data_dir: &Path) -> Result<Tracker, TrackingError> {
+        Ok(Tracker::new(
+            self.tracking_store(data_dir)?,
+            data_dir.join("spool"),
+        ))
+    }
+
+    /// The model registry of this backend (`data_dir/registry.db` when local).
+    pub fn model_registry(
+        &self,
+        data_dir: &Path,
+    ) -> Result<Arc<dyn ModelRegistry>, ModelRegistryError> {
+        let client = self
+            .mlflow_client()
+            .map_err(|message| ModelRegistryError::Invalid {
+                what: "tracking.uri".into(),
+                message,
+            })?;
+        Ok(match client {
+            None => Arc::new(LocalModelRegistry::open(data_dir.join("registry.db"))?),
+            Some(client) => Arc::new(MlflowModelRegistry::new(client)),
+        })
     }
 
     /// The prompt registry of this backend (`data_dir/registry.db` when local), behind a cache

@@ -5,13 +5,12 @@
 //! concurrent registration.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::{Value, json};
+use serde_json::json;
 use sextant_tracker::local::LocalPromptRegistry;
 use sextant_tracker::mlflow::{MlflowClient, MlflowPromptRegistry};
 use sextant_tracker::prompts::{
@@ -20,29 +19,11 @@ use sextant_tracker::prompts::{
     TemplateError,
 };
 
-fn mlflow_url() -> Option<String> {
-    let url = std::env::var("SEXTANT_TEST_MLFLOW_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!(
-            "skipped the MLflow backend: SEXTANT_TEST_MLFLOW_URL is not set; `cargo xtask test` starts a real MLflow server"
-        );
-    }
-    url
-}
+mod support;
+use support::{mlflow_url, python, unique};
 
 fn mlflow_registry(url: &str) -> MlflowPromptRegistry {
     MlflowPromptRegistry::new(MlflowClient::new(url, None, Duration::from_secs(30)).unwrap())
-}
-
-/// A name no earlier run on the same server used.
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
 fn chat_v1() -> NewPromptVersion {
@@ -237,34 +218,6 @@ async fn the_embedded_registry_keeps_the_contract() {
 async fn the_mlflow_registry_keeps_the_contract() {
     let Some(url) = mlflow_url() else { return };
     contract(&mlflow_registry(&url)).await;
-}
-
-/// Runs Python with the mlflow client against `url`; the script prints one JSON value.
-fn python(url: &str, script: &str, args: &[&str]) -> Option<Value> {
-    let Some(python) = std::env::var("SEXTANT_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-    else {
-        eprintln!(
-            "skipped the Python round trip: SEXTANT_TEST_PYTHON is not set (`cargo xtask test` sets it)"
-        );
-        return None;
-    };
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("MLFLOW_TRACKING_URI", url)
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    Some(serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}")))
 }
 
 const PY_LOAD: &str = r#"

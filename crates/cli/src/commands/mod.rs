@@ -1,10 +1,12 @@
 //! One module per command.
 
+mod experiments;
 mod ingest;
 mod memory;
 mod models;
 mod prompts;
 mod run;
+mod runs;
 mod traces;
 
 use sextant_agent::SextantConfig;
@@ -20,5 +22,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Ingest(args) => ingest::ingest_command(&config, args).await,
         Command::Memory(command) => memory::memory(&config, command).await,
         Command::Prompts(command) => prompts::prompts(&config, command).await,
+        Command::Runs(command) => runs::runs(&config, command).await,
+        Command::Experiments(command) => experiments::experiments(&config, command).await,
     }
 }

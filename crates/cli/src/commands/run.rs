@@ -1,20 +1,77 @@
-//! `sextant run`: one question, one answer, one trace.
+//! `sextant run`: one question, one answer, one trace — and, with tracking on, one run.
 
 use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
+use sextant_agent::registry::AgentRegistry;
+use sextant_agent::run_logging::log_turn;
 use sextant_agent::{AgentConfig, SextantConfig, TurnContext};
 use sextant_tracker::SpanTree;
+use sextant_tracker::TrackingBackend;
+use sextant_tracker::model_registry::ModelUri;
+use sextant_tracker::tracking::RunSpec;
 
 use crate::cli::RunArgs;
 
 pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
-    let agent_config = match args.agent.as_deref().or(config.agent.default.as_deref()) {
-        Some(path) => AgentConfig::load(path)?,
-        None => AgentConfig::builtin_default(),
+    // --experiment names where both the run and (on MLflow) the trace go.
+    let mut config = config.clone();
+    if let Some(experiment) = &args.experiment {
+        config.tracking.experiment = experiment.clone();
+    }
+    let config = &config;
+    let agent_name = args.agent.clone().or_else(|| {
+        config
+            .agent
+            .default
+            .as_ref()
+            .map(|p| p.display().to_string())
+    });
+    let (agent_config, model_version) = match agent_name.as_deref() {
+        Some(text) if ModelUri::is_uri(text) => {
+            let uri: ModelUri = text.parse()?;
+            let (version, agent) = AgentRegistry::from_config(config)?.resolve(&uri).await?;
+            (agent, Some(version.uri().to_string()))
+        }
+        Some(path) => (AgentConfig::load(Path::new(path))?, None),
+        None => (AgentConfig::builtin_default(), None),
     };
-    let guard = crate::telemetry::init(config).await?;
-    let agent = agent_config.build(config).await?;
+
+    // The tracking run starts first, so the trace export can name it. Writes a previous command
+    // could not deliver go out first.
+    let tracker = if config.tracking.log_runs && !args.no_log {
+        let tracker = config.tracking.tracker(&config.data_dir())?;
+        match tracker.replay().await {
+            Ok(report) if !report.delivered.is_empty() => tracing::info!(
+                "delivered {} spooled run(s) to the tracking store",
+                report.delivered.len()
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!("replaying spooled tracking writes failed: {error}"),
+        }
+        Some(tracker)
+    } else {
+        None
+    };
     let question = args.question.join(" ");
+    let active = match &tracker {
+        Some(tracker) => Some(tracker.start_run(RunSpec {
+            experiment: config.tracking.experiment.clone(),
+            run_name: Some(format!("{} {}", agent_config.name, short(&question))),
+            ..RunSpec::default()
+        })?),
+        None => None,
+    };
+    let run_id = match (&active, config.tracking.backend()) {
+        (Some(run), Ok(TrackingBackend::Mlflow(_))) => run.run_id(Duration::from_secs(3)).await,
+        _ => None,
+    };
+    let guard = crate::telemetry::init(config, run_id.as_deref()).await?;
+    let mut agent = agent_config.build(config).await?;
+    if let Some(version) = model_version {
+        agent = agent.with_model_version(version);
+    }
 
     let print_stream = |piece: &str| {
         let mut out = std::io::stdout().lock();
@@ -22,20 +79,30 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         let _ = out.flush();
     };
     let streaming = args.stream && !args.json;
-    let outcome = agent
+    let started = Instant::now();
+    let result = agent
         .run_turn(
             &[],
             &question,
             &TurnContext::default(),
             streaming.then_some(&print_stream as _),
         )
-        .await?;
+        .await;
+    let latency = started.elapsed();
     // Everything the turn produced reaches the trace store before it is read back. A backend that
     // refuses the export never fails the turn: the failure is logged and counted, the local store
     // still has the spans.
     if let Err(error) = guard.force_flush() {
         tracing::warn!("exporting the turn's telemetry failed: {error}");
     }
+    let report = match active {
+        Some(run) => {
+            let status = log_turn(&run, &agent, &question, result.as_ref(), latency);
+            Some(run.end(status).await)
+        }
+        None => None,
+    };
+    let outcome = result?;
     // The registry records which prompt versions made this trace (on MLflow: the trace's linked
     // prompts). A failure costs the link, not the answer.
     if let (Some(prompts), Some(trace_id)) = (agent.prompts(), &outcome.trace_id)
@@ -47,6 +114,7 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
     {
         tracing::warn!("linking trace {trace_id} to its prompt versions failed: {error}");
     }
+    let run_id = report.as_ref().and_then(|r| r.run_id.clone());
 
     let spans = match (&outcome.trace_id, guard.trace_store()) {
         (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
@@ -56,7 +124,9 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         let value = serde_json::json!({
             "answer": outcome.answer,
             "trace_id": outcome.trace_id,
+            "run_id": run_id,
             "agent": agent.name(),
+            "agent_version": agent.model_version(),
             "provider": agent.model().provider(),
             "model": agent.model().model(),
             "steps": outcome.steps,
@@ -89,6 +159,14 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
                 &id[..12.min(id.len())]
             );
         }
+        if let Some(report) = &report {
+            match (&report.run_id, report.delivered) {
+                (Some(id), true) => eprintln!("run {id}  (sextant runs show {id})"),
+                _ => eprintln!(
+                    "run spooled: the tracking store is unavailable; the next command delivers it"
+                ),
+            }
+        }
     }
     let report = guard.shutdown()?;
     if report.dropped > 0 {
@@ -98,4 +176,14 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The first words of the question, for the run's name.
+fn short(question: &str) -> String {
+    let words: Vec<&str> = question.split_whitespace().take(6).collect();
+    let mut text = words.join(" ");
+    if text.len() > 48 {
+        text = text.chars().take(48).collect();
+    }
+    text
 }

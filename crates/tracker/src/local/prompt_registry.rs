@@ -5,12 +5,12 @@
 //! a duplicate or a gap.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::Path;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::database::{Database, WorkError};
 use crate::prompts::{
     LATEST, NewPromptVersion, PromptFilter, PromptInfo, PromptRegistry, PromptTemplate,
     PromptVersion, PromptVersionRef, RegistryError, now_ms, validate_alias, validate_prompt_name,
@@ -55,14 +55,13 @@ CREATE INDEX IF NOT EXISTS prompt_trace_links_by_version ON prompt_trace_links (
 /// Prompts in a SQLite file; see the [module docs](self).
 #[derive(Clone)]
 pub struct LocalPromptRegistry {
-    path: PathBuf,
-    connection: Arc<Mutex<Connection>>,
+    database: Database,
 }
 
 impl std::fmt::Debug for LocalPromptRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalPromptRegistry")
-            .field("path", &self.path)
+            .field("path", &self.database.path())
             .finish()
     }
 }
@@ -70,23 +69,19 @@ impl std::fmt::Debug for LocalPromptRegistry {
 impl LocalPromptRegistry {
     /// Opens (creating if needed) the registry at `path`, e.g. `data_dir/registry.db`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, RegistryError> {
-        let path = path.as_ref().to_path_buf();
-        let unavailable = |error: rusqlite::Error| RegistryError::Unavailable {
-            backend: "local",
-            location: path.display().to_string(),
-            message: error.to_string(),
-        };
-        let connection = super::open_sqlite(&path).map_err(unavailable)?;
-        connection.execute_batch(SCHEMA).map_err(unavailable)?;
-        Ok(Self {
-            path,
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        let path = path.as_ref();
+        let database =
+            Database::open(path, SCHEMA).map_err(|error| RegistryError::Unavailable {
+                backend: "local",
+                location: path.display().to_string(),
+                message: error.to_string(),
+            })?;
+        Ok(Self { database })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.database.path()
     }
 
     /// The traces linked to a prompt version, newest link first.
@@ -124,43 +119,27 @@ impl LocalPromptRegistry {
         action: &'static str,
         work: impl FnOnce(&mut Connection) -> Result<T, LocalError> + Send + 'static,
     ) -> Result<T, RegistryError> {
-        let connection = self.connection.clone();
-        let path = self.path.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // A panic while holding the lock leaves no half-done transaction (it rolls back).
-            let mut connection = connection.lock().unwrap_or_else(|e| e.into_inner());
-            work(&mut connection)
-        })
-        .await
-        .map_err(|error| RegistryError::Backend {
-            backend: "local",
-            message: format!("{action}: {error}"),
-        })?;
-        result.map_err(|error| match error {
-            LocalError::Registry(error) => error,
-            LocalError::Sqlite(error) => RegistryError::Backend {
+        let path = self.database.path().display().to_string();
+        self.database.call(work).await.map_err(|error| match error {
+            WorkError::Domain(error) => error,
+            WorkError::Sqlite(error) => RegistryError::Backend {
                 backend: "local",
-                message: format!("could not {action} in {}: {error}", path.display()),
+                message: format!("could not {action} in {path}: {error}"),
+            },
+            WorkError::Panicked(message) => RegistryError::Backend {
+                backend: "local",
+                message: format!("{action}: {message}"),
             },
         })
     }
 }
 
 /// What the work inside a connection can fail with.
-enum LocalError {
-    Registry(RegistryError),
-    Sqlite(rusqlite::Error),
-}
+type LocalError = WorkError<RegistryError>;
 
-impl From<rusqlite::Error> for LocalError {
-    fn from(error: rusqlite::Error) -> Self {
-        Self::Sqlite(error)
-    }
-}
-
-impl From<RegistryError> for LocalError {
+impl From<RegistryError> for WorkError<RegistryError> {
     fn from(error: RegistryError) -> Self {
-        Self::Registry(error)
+        Self::Domain(error)
     }
 }
 

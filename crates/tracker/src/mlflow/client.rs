@@ -163,6 +163,22 @@ impl MlflowClient {
         self.call(Method::DELETE, path, &[], Some(body)).await
     }
 
+    /// `PUT path` with raw bytes (artifact uploads).
+    pub async fn put_bytes(&self, path: &str, contents: Vec<u8>) -> Result<(), MlflowError> {
+        self.send(Method::PUT, path, &[], Payload::Bytes(contents))
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET path?query`, the answer as raw bytes (artifact downloads).
+    pub async fn get_bytes(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<u8>, MlflowError> {
+        self.send(Method::GET, path, query, Payload::None).await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -170,6 +186,32 @@ impl MlflowClient {
         query: &[(&str, String)],
         body: Option<&impl Serialize>,
     ) -> Result<T, MlflowError> {
+        let payload =
+            match body {
+                Some(body) => Payload::Json(serde_json::to_value(body).map_err(|error| {
+                    MlflowError::Decode {
+                        endpoint: path.to_owned(),
+                        message: format!("the request does not serialize: {error}"),
+                    }
+                })?),
+                None => Payload::None,
+            };
+        let bytes = self.send(method, path, query, payload).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        let text = if text.trim().is_empty() { "{}" } else { &text };
+        serde_json::from_str(text).map_err(|error| MlflowError::Decode {
+            endpoint: path.to_owned(),
+            message: format!("{error} in {}", truncate(text, 300)),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        payload: Payload,
+    ) -> Result<Vec<u8>, MlflowError> {
         let url = self
             .base
             .join(path.trim_start_matches('/'))
@@ -178,9 +220,13 @@ impl MlflowClient {
                 message: format!("bad endpoint path: {error}"),
             })?;
         let mut request = self.http.request(method, url.clone()).query(query);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
+        request = match payload {
+            Payload::Json(body) => request.json(&body),
+            Payload::Bytes(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body(bytes),
+            Payload::None => request,
+        };
         request = match &self.credentials {
             Some(Credentials::Bearer(token)) => request.bearer_auth(token),
             Some(Credentials::Basic { user, password }) => request.basic_auth(user, Some(password)),
@@ -206,37 +252,41 @@ impl MlflowClient {
             })
         })?;
         let status = response.status();
-        let text = response
-            .text()
+        let bytes = response
+            .bytes()
             .await
             .map_err(|error| unavailable(format!("reading the answer failed: {error}")))?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let text = String::from_utf8_lossy(&bytes);
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(unavailable(format!(
                 "HTTP {status}: {}",
                 truncate(&text, 300)
             )));
         }
-        if !status.is_success() {
-            let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            return Err(MlflowError::Api {
-                endpoint: path.to_owned(),
-                status: status.as_u16(),
-                error_code: parsed["error_code"]
-                    .as_str()
-                    .unwrap_or("UNKNOWN")
-                    .to_owned(),
-                message: parsed["message"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| format!("HTTP {status}: {}", truncate(&text, 300))),
-            });
-        }
-        let text = if text.trim().is_empty() { "{}" } else { &text };
-        serde_json::from_str(text).map_err(|error| MlflowError::Decode {
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        Err(MlflowError::Api {
             endpoint: path.to_owned(),
-            message: format!("{error} in {}", truncate(text, 300)),
+            status: status.as_u16(),
+            error_code: parsed["error_code"]
+                .as_str()
+                .unwrap_or("UNKNOWN")
+                .to_owned(),
+            message: parsed["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("HTTP {status}: {}", truncate(&text, 300))),
         })
     }
+}
+
+/// What a request carries.
+enum Payload {
+    None,
+    Json(serde_json::Value),
+    Bytes(Vec<u8>),
 }
 
 fn truncate(text: &str, max: usize) -> &str {

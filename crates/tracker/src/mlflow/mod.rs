@@ -1,8 +1,12 @@
 //! The MLflow tracking server backends, wire-compatible with the Python `mlflow` client.
 
 mod client;
-pub mod experiments;
+mod model_registry;
 mod prompt_registry;
+mod tracking_store;
+mod wire;
 
 pub use client::{MlflowClient, MlflowError};
+pub use model_registry::MlflowModelRegistry;
 pub use prompt_registry::{MlflowPromptRegistry, mlflow_trace_id, python_json};
+pub use tracking_store::MlflowTrackingStore;

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::wire::{WireAlias, WireTag, tag_list};
 use super::{MlflowClient, MlflowError};
 use crate::prompts::{
     NewPromptVersion, PromptFilter, PromptInfo, PromptRegistry, PromptTemplate, PromptVersion,
@@ -139,19 +140,6 @@ struct WireRegisteredModel {
 }
 
 #[derive(Deserialize)]
-struct WireTag {
-    key: String,
-    #[serde(default)]
-    value: String,
-}
-
-#[derive(Deserialize)]
-struct WireAlias {
-    alias: String,
-    version: String,
-}
-
-#[derive(Deserialize)]
 struct ModelVersionAnswer {
     model_version: WireModelVersion,
 }
@@ -267,12 +255,6 @@ impl WireModelVersion {
             aliases: self.aliases,
         })
     }
-}
-
-fn tag_list(tags: impl IntoIterator<Item = (String, String)>) -> Vec<Value> {
-    tags.into_iter()
-        .map(|(key, value)| json!({ "key": key, "value": value }))
-        .collect()
 }
 
 /// Quotes a value for an MLflow filter string.

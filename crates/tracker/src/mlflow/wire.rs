@@ -1,0 +1,37 @@
+//! Wire shapes every MLflow endpoint family shares: `{key, value}` tags and `{alias, version}`
+//! aliases (MLflow sends tags as lists, versions as strings).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// One tag as MLflow sends it.
+#[derive(Deserialize)]
+pub(super) struct WireTag {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+/// One registered-model alias as MLflow sends it.
+#[derive(Deserialize)]
+pub(super) struct WireAlias {
+    pub alias: String,
+    pub version: String,
+}
+
+/// Tags as a map.
+pub(super) fn tag_map(tags: Vec<WireTag>) -> BTreeMap<String, String> {
+    tags.into_iter().map(|t| (t.key, t.value)).collect()
+}
+
+/// Tags as MLflow takes them: a list of `{key, value}`.
+pub(super) fn tag_list<K: AsRef<str>, V: AsRef<str>>(
+    pairs: impl IntoIterator<Item = (K, V)>,
+) -> Vec<Value> {
+    pairs
+        .into_iter()
+        .map(|(key, value)| json!({ "key": key.as_ref(), "value": value.as_ref() }))
+        .collect()
+}

@@ -1,0 +1,537 @@
+//! [`Tracker`] and [`ActiveRun`]: logging to a run without ever making the caller wait for the
+//! backend. Each write goes to a background task that appends it to the run's spool file and sends
+//! writes in batches (within MLflow's log-batch limits). While the backend is down, writes stay in
+//! the spool and are retried with backoff; [`ActiveRun::end`] makes the spool durable, so a finished
+//! run's data survives an outage or a killed process, and [`Tracker::replay`] (run at the start of
+//! the next command) delivers what is left.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::spool::{Op, Spool, spool_files};
+use super::{LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore};
+
+/// A run to start with a [`Tracker`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunSpec {
+    /// The experiment's name (created if missing when the run is created).
+    pub experiment: String,
+    /// A display name.
+    pub run_name: Option<String>,
+    /// Tags to start with.
+    pub tags: std::collections::BTreeMap<String, String>,
+    /// Nest it under this run (the backend's id).
+    pub parent_run_id: Option<String>,
+}
+
+/// How a [`Tracker`] batches and retries.
+#[derive(Debug, Clone)]
+pub struct TrackerOptions {
+    /// How often buffered writes are sent.
+    pub flush_interval: Duration,
+    /// The longest wait between retries while the backend is down.
+    pub max_backoff: Duration,
+    /// How long [`ActiveRun::end`] tries to deliver before leaving the rest to [`Tracker::replay`].
+    pub end_timeout: Duration,
+}
+
+impl Default for TrackerOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(30),
+            end_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Starts runs on a [`TrackingStore`], spooling their writes under `spool_dir`.
+#[derive(Clone)]
+pub struct Tracker {
+    store: Arc<dyn TrackingStore>,
+    spool_dir: PathBuf,
+    options: TrackerOptions,
+}
+
+/// How a run's writes ended up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunReport {
+    /// The backend's run id, once the run was created there.
+    pub run_id: Option<String>,
+    /// Whether every write reached the backend.
+    pub delivered: bool,
+    /// Where the undelivered writes wait for [`Tracker::replay`].
+    pub spool: Option<PathBuf>,
+    /// Writes the backend refused (not retried), as messages.
+    pub refused: Vec<String>,
+}
+
+/// What [`Tracker::replay`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplayReport {
+    /// Runs whose remaining writes were all delivered.
+    pub delivered: Vec<String>,
+    /// Spool files still waiting (the backend is still down).
+    pub waiting: usize,
+    /// Writes the backend refused, as messages.
+    pub refused: Vec<String>,
+}
+
+impl Tracker {
+    /// A tracker writing to `store`, spooling under `spool_dir`.
+    pub fn new(store: Arc<dyn TrackingStore>, spool_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            store,
+            spool_dir: spool_dir.into(),
+            options: TrackerOptions::default(),
+        }
+    }
+
+    /// With other batching and retry settings.
+    pub fn with_options(mut self, options: TrackerOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The store behind the tracker.
+    pub fn store(&self) -> &Arc<dyn TrackingStore> {
+        &self.store
+    }
+
+    fn backend_id(&self) -> String {
+        format!("{} {}", self.store.backend(), self.store.location())
+    }
+
+    /// Starts a run. Returns at once: the run is created in the background (and, while the backend
+    /// is down, later). Fails only if the spool cannot be written (a full or read-only disk).
+    pub fn start_run(&self, run: RunSpec) -> Result<ActiveRun, TrackingError> {
+        let spool_error = |error: std::io::Error| TrackingError::Backend {
+            backend: "spool",
+            message: format!(
+                "cannot write the run's spool under {}: {error}",
+                self.spool_dir.display()
+            ),
+        };
+        let mut spool = Spool::create(&self.spool_dir, &self.backend_id()).map_err(spool_error)?;
+        let create = Op::Create {
+            experiment: run.experiment,
+            run_name: run.run_name,
+            start_time_ms: crate::prompts::now_ms(),
+            tags: run.tags,
+            parent_run_id: run.parent_run_id,
+        };
+        let seq = spool.append(&create, None).map_err(spool_error)?;
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (run_id_sender, run_id) = watch::channel(None);
+        let delivery = Delivery {
+            store: self.store.clone(),
+            spool,
+            pending: vec![(seq, create)],
+            run_id: None,
+            refused: Vec::new(),
+            retry_at: None,
+            backoff: Duration::ZERO,
+            max_backoff: self.options.max_backoff,
+            run_id_sender: Some(run_id_sender),
+        };
+        let worker = tokio::spawn(work(delivery, receiver, self.options.clone()));
+        Ok(ActiveRun {
+            sender,
+            run_id,
+            worker,
+        })
+    }
+
+    /// Delivers the writes left in spool files by earlier processes for this backend (skipping
+    /// runs still live in another process). Stops at the first outage.
+    pub async fn replay(&self) -> Result<ReplayReport, TrackingError> {
+        let mut report = ReplayReport::default();
+        let backend = self.backend_id();
+        for path in spool_files(&self.spool_dir) {
+            let recovered = match Spool::recover(&path) {
+                Ok(Some(recovered)) if recovered.backend == backend => recovered,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!("skipping spool file {}: {error}", path.display());
+                    continue;
+                }
+            };
+            let mut pending = recovered.pending;
+            let mut spool = recovered.spool;
+            if !recovered.ended {
+                // Its process died before ending it (the spool was not locked).
+                let end = Op::End {
+                    status: RunStatus::Killed,
+                    end_time_ms: crate::prompts::now_ms(),
+                };
+                match spool.append(&end, None) {
+                    Ok(seq) => pending.push((seq, end)),
+                    Err(error) => tracing::warn!("cannot spool a run's end: {error}"),
+                }
+            }
+            let mut delivery = Delivery {
+                store: self.store.clone(),
+                spool,
+                pending,
+                run_id: recovered.run_id,
+                refused: Vec::new(),
+                retry_at: None,
+                backoff: Duration::ZERO,
+                max_backoff: self.options.max_backoff,
+                run_id_sender: None,
+            };
+            let outage = delivery.deliver().await;
+            report.refused.append(&mut delivery.refused);
+            match outage {
+                Err(error) => {
+                    report.waiting += 1;
+                    tracing::warn!("replaying {}: {error}", path.display());
+                    return Ok(report);
+                }
+                Ok(()) => {
+                    if let Some(id) = delivery.run_id.clone() {
+                        report.delivered.push(id);
+                    }
+                    delivery.spool.remove();
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+enum Message {
+    Op(Op, Option<Vec<u8>>),
+}
+
+/// A run being logged to; see the [module docs](self). Dropping it without [`ActiveRun::end`]
+/// ends the run as `KILLED`.
+pub struct ActiveRun {
+    sender: mpsc::UnboundedSender<Message>,
+    run_id: watch::Receiver<Option<String>>,
+    worker: tokio::task::JoinHandle<RunReport>,
+}
+
+impl ActiveRun {
+    fn send(&self, op: Op, artifact: Option<Vec<u8>>) {
+        // The worker lives until `end`; a send can only fail after a panic there.
+        let _ = self.sender.send(Message::Op(op, artifact));
+    }
+
+    /// Logs parameters (immutable: logging a key again with another value is refused).
+    pub fn log_params<K: Into<String>, V: ToString>(
+        &self,
+        params: impl IntoIterator<Item = (K, V)>,
+    ) {
+        let batch = LogBatch {
+            params: params
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.to_string()))
+                .collect(),
+            ..LogBatch::default()
+        };
+        for part in batch.split() {
+            self.send(Op::Log { batch: part }, None);
+        }
+    }
+
+    /// Logs one metric value at `step`, timestamped now.
+    pub fn log_metric(&self, key: impl Into<String>, value: f64, step: i64) {
+        self.log_metrics([(key, value)], step);
+    }
+
+    /// Logs several metric values at `step`, timestamped now.
+    pub fn log_metrics<K: Into<String>>(
+        &self,
+        metrics: impl IntoIterator<Item = (K, f64)>,
+        step: i64,
+    ) {
+        let now = crate::prompts::now_ms();
+        let batch = LogBatch {
+            metrics: metrics
+                .into_iter()
+                .map(|(key, value)| Metric {
+                    key: key.into(),
+                    value,
+                    timestamp_ms: now,
+                    step,
+                })
+                .collect(),
+            ..LogBatch::default()
+        };
+        for part in batch.split() {
+            self.send(Op::Log { batch: part }, None);
+        }
+    }
+
+    /// Sets tags.
+    pub fn set_tags<K: Into<String>, V: Into<String>>(
+        &self,
+        tags: impl IntoIterator<Item = (K, V)>,
+    ) {
+        let batch = LogBatch {
+            tags: tags
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            ..LogBatch::default()
+        };
+        for part in batch.split() {
+            self.send(Op::Log { batch: part }, None);
+        }
+    }
+
+    /// Stores `contents` as the artifact at `path` (relative, `/`-separated).
+    pub fn log_artifact(&self, path: impl Into<String>, contents: Vec<u8>) {
+        self.send(Op::Artifact { path: path.into() }, Some(contents));
+    }
+
+    /// The backend's id of the run, waiting up to `timeout` for it to be created.
+    pub async fn run_id(&self, timeout: Duration) -> Option<String> {
+        let mut receiver = self.run_id.clone();
+        let wait = receiver.wait_for(Option::is_some);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(id)) => id.clone(),
+            _ => self.run_id.borrow().clone(),
+        }
+    }
+
+    /// Ends the run with `status`: delivers what it can within the tracker's end timeout and
+    /// leaves the rest, durably, for [`Tracker::replay`].
+    pub async fn end(self, status: RunStatus) -> RunReport {
+        self.send(
+            Op::End {
+                status,
+                end_time_ms: crate::prompts::now_ms(),
+            },
+            None,
+        );
+        drop(self.sender);
+        self.worker.await.unwrap_or_else(|error| RunReport {
+            refused: vec![format!("the tracking task failed: {error}")],
+            ..RunReport::default()
+        })
+    }
+}
+
+/// The writes of one run still to deliver, and where they stand.
+struct Delivery {
+    store: Arc<dyn TrackingStore>,
+    spool: Spool,
+    pending: Vec<(u64, Op)>,
+    run_id: Option<String>,
+    refused: Vec<String>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    max_backoff: Duration,
+    run_id_sender: Option<watch::Sender<Option<String>>>,
+}
+
+impl Delivery {
+    fn ack(&mut self, seq: u64) {
+        if let Err(error) = self.spool.ack(seq, self.run_id.as_deref()) {
+            tracing::warn!(
+                "cannot write to the spool {}: {error}",
+                self.spool.path().display()
+            );
+        }
+    }
+
+    /// Sends pending writes in order; stops at an outage (retried later).
+    async fn deliver(&mut self) -> Result<(), TrackingError> {
+        while !self.pending.is_empty() {
+            let (seq, op) = self.pending[0].clone();
+            let result = match &op {
+                Op::Create {
+                    experiment,
+                    run_name,
+                    start_time_ms,
+                    tags,
+                    parent_run_id,
+                } if self.run_id.is_none() => {
+                    match self.store.get_or_create_experiment(experiment).await {
+                        Ok(experiment_id) => self
+                            .store
+                            .create_run(NewRun {
+                                experiment_id,
+                                run_name: run_name.clone(),
+                                start_time_ms: Some(*start_time_ms),
+                                tags: tags.clone(),
+                                parent_run_id: parent_run_id.clone(),
+                            })
+                            .await
+                            .map(|info| {
+                                self.run_id = Some(info.run_id.clone());
+                                if let Some(sender) = &self.run_id_sender {
+                                    let _ = sender.send(Some(info.run_id));
+                                }
+                            }),
+                        Err(error) => Err(error),
+                    }
+                }
+                Op::Create { .. } => Ok(()),
+                Op::Log { .. } => {
+                    // Consecutive writes travel together while they fit one call.
+                    let mut batch = LogBatch::default();
+                    let mut last = seq;
+                    let mut taken = 0;
+                    for (s, op) in &self.pending {
+                        let Op::Log { batch: next } = op else { break };
+                        if batch.metrics.len() + next.metrics.len() > LogBatch::MAX_METRICS
+                            || batch.params.len() + next.params.len() > LogBatch::MAX_PARAMS
+                            || batch.tags.len() + next.tags.len() > LogBatch::MAX_TAGS
+                        {
+                            break;
+                        }
+                        batch.metrics.extend(next.metrics.iter().cloned());
+                        batch.params.extend(next.params.iter().cloned());
+                        batch.tags.extend(next.tags.iter().cloned());
+                        last = *s;
+                        taken += 1;
+                    }
+                    let run_id = self.run_id.clone().unwrap_or_default();
+                    match self.store.log_batch(&run_id, &batch).await {
+                        Ok(()) => {
+                            for (s, _) in self.pending.drain(..taken).collect::<Vec<_>>() {
+                                if s != last {
+                                    self.ack(s);
+                                }
+                            }
+                            self.ack(last);
+                            self.succeeded();
+                            continue;
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+                Op::Artifact { path } => {
+                    let run_id = self.run_id.clone().unwrap_or_default();
+                    match std::fs::read(self.spool.artifact_path(seq)) {
+                        Ok(bytes) => self.store.log_artifact(&run_id, path, bytes).await,
+                        Err(error) => Err(TrackingError::Invalid {
+                            what: format!("artifact `{path}`"),
+                            message: format!("its spooled copy is gone: {error}"),
+                        }),
+                    }
+                }
+                Op::End {
+                    status,
+                    end_time_ms,
+                } => {
+                    let run_id = self.run_id.clone().unwrap_or_default();
+                    self.store
+                        .update_run(&run_id, *status, Some(*end_time_ms))
+                        .await
+                }
+            };
+            match result {
+                Ok(()) => {
+                    self.pending.remove(0);
+                    self.ack(seq);
+                    self.succeeded();
+                }
+                Err(error) if error.is_outage() => {
+                    let floor = Duration::from_millis(500).min(self.max_backoff);
+                    self.backoff = (self.backoff * 2).max(floor).min(self.max_backoff);
+                    self.retry_at = Some(Instant::now() + self.backoff);
+                    return Err(error);
+                }
+                Err(error) => {
+                    let create_failed = matches!(op, Op::Create { .. });
+                    tracing::warn!("the tracking backend refused a write: {error}");
+                    self.refused.push(error.to_string());
+                    self.pending.remove(0);
+                    self.ack(seq);
+                    if create_failed {
+                        // Nothing can be written to a run that was never created.
+                        for (s, _) in std::mem::take(&mut self.pending) {
+                            self.ack(s);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn succeeded(&mut self) {
+        self.backoff = Duration::ZERO;
+        self.retry_at = None;
+    }
+
+    fn may_retry(&self) -> bool {
+        self.retry_at.is_none_or(|at| Instant::now() >= at)
+    }
+}
+
+async fn work(
+    mut delivery: Delivery,
+    mut receiver: mpsc::UnboundedReceiver<Message>,
+    options: TrackerOptions,
+) -> RunReport {
+    let mut ticker = tokio::time::interval(options.flush_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            message = receiver.recv() => {
+                let (op, artifact) = match message {
+                    Some(Message::Op(op, artifact)) => (op, artifact),
+                    // Dropped without `end`: the run did not finish.
+                    None => (Op::End { status: RunStatus::Killed, end_time_ms: crate::prompts::now_ms() }, None),
+                };
+                let is_end = matches!(op, Op::End { .. });
+                match delivery.spool.append(&op, artifact.as_deref()) {
+                    Ok(seq) => delivery.pending.push((seq, op)),
+                    Err(error) => tracing::warn!("cannot spool a tracking write: {error}"),
+                }
+                if is_end {
+                    break;
+                }
+            }
+            _ = ticker.tick() => {
+                if delivery.may_retry() && !delivery.pending.is_empty() {
+                    let _ = delivery.deliver().await;
+                }
+            }
+        }
+    }
+    if let Err(error) = delivery.spool.sync() {
+        tracing::warn!("cannot sync the tracking spool: {error}");
+    }
+    // Final delivery, bounded: the rest waits in the spool.
+    let deadline = Instant::now() + options.end_timeout;
+    loop {
+        match tokio::time::timeout_at(deadline.into(), delivery.deliver()).await {
+            Ok(Ok(())) => break,
+            Ok(Err(_)) if Instant::now() < deadline => {
+                let wait = delivery
+                    .retry_at
+                    .map(|at| at.saturating_duration_since(Instant::now()))
+                    .unwrap_or_default();
+                tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now())))
+                    .await;
+            }
+            _ => break,
+        }
+    }
+    let delivered = delivery.pending.is_empty();
+    let spool = (!delivered).then(|| delivery.spool.path().to_owned());
+    let report = RunReport {
+        run_id: delivery.run_id.clone(),
+        delivered,
+        spool,
+        refused: std::mem::take(&mut delivery.refused),
+    };
+    if delivered {
+        delivery.spool.remove();
+    } else {
+        tracing::warn!(
+            "the tracking backend is unavailable: the run's remaining writes wait in {} and are sent by the next command",
+            delivery.spool.path().display()
+        );
+    }
+    report
+}
