@@ -34,6 +34,7 @@ use crate::model_files::{ModelCache, ModelFilesError};
 use crate::prompt::AgentPrompts;
 use crate::providers;
 use crate::retry::RetryPolicy;
+use crate::session::HistoryWindow;
 
 /// The defaults, as shipped in `configs/sextant.toml`.
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/sextant.toml");
@@ -95,6 +96,18 @@ pub struct SextantConfig {
     /// Where runs and the prompt registry live: embedded or an MLflow server (`[tracking]`).
     #[serde(default)]
     pub tracking: TrackingConfig,
+    /// Multi-turn sessions (`[sessions]`).
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+}
+
+/// `[sessions]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Which earlier turns of a session the model sees.
+    #[serde(default)]
+    pub window: HistoryWindow,
 }
 
 /// `[agent]`.
@@ -263,6 +276,7 @@ impl SextantConfig {
                     "TOOLS__",
                     "MEMORY__",
                     "TRACKING__",
+                    "SESSIONS__",
                 ]
                 .iter()
                 .any(|p| rest.starts_with(p)) =>
@@ -325,6 +339,11 @@ impl SextantConfig {
                 .map(|dirs| dirs.data_dir().to_owned())
                 .unwrap_or_else(|| PathBuf::from(".sextant")),
         }
+    }
+
+    /// The session store's file.
+    pub fn session_store_path(&self) -> PathBuf {
+        self.data_dir().join("sessions.db")
     }
 
     /// The local trace store's file.

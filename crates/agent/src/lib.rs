@@ -18,6 +18,7 @@ pub mod providers;
 pub mod registry;
 pub mod retry;
 pub mod run_logging;
+pub mod session;
 mod span_content;
 pub mod testing;
 

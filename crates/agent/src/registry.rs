@@ -227,6 +227,28 @@ impl AgentRegistry {
     }
 }
 
+/// The agent `name` names: a `models:/…` URI (resolved in the registry; its version is returned
+/// too), an agent file, or — when `None` — `[agent] default` or the built-in assistant.
+pub async fn load_agent(
+    config: &SextantConfig,
+    name: Option<&str>,
+) -> Result<(AgentConfig, Option<ModelVersion>), AgentRegistryError> {
+    let default = config
+        .agent
+        .default
+        .as_ref()
+        .map(|p| p.display().to_string());
+    match name.map(str::to_owned).or(default) {
+        Some(text) if ModelUri::is_uri(&text) => {
+            let uri: ModelUri = text.parse()?;
+            let (version, agent) = AgentRegistry::from_config(config)?.resolve(&uri).await?;
+            Ok((agent, Some(version)))
+        }
+        Some(path) => Ok((AgentConfig::load(Path::new(&path))?, None)),
+        None => Ok((AgentConfig::builtin_default(), None)),
+    }
+}
+
 fn sextant_now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

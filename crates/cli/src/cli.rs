@@ -22,6 +22,11 @@ pub struct Cli {
 pub enum Command {
     /// Ask an agent one question; prints the answer and the turn's span tree.
     Run(RunArgs),
+    /// Talk with an agent, turn after turn, streaming its answers; resumes a session by id.
+    Chat(ChatArgs),
+    /// Stored conversations.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
     /// Read the local trace store.
     #[command(subcommand)]
     Traces(TracesCommand),
@@ -173,6 +178,43 @@ pub enum MemoryCommand {
     Delete {
         /// The collection.
         collection: String,
+    },
+}
+
+/// `sextant chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The agent: a file or a `models:/` URI (default: the built-in assistant). A resumed session
+    /// keeps talking to the agent given here.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Resume this session.
+    #[arg(long)]
+    pub session: Option<String>,
+    /// Who is talking (`user.id` on every turn's trace).
+    #[arg(long)]
+    pub user: Option<String>,
+}
+
+/// `sextant sessions …`.
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// List sessions, most recently active first.
+    List {
+        /// How many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay a session: each turn's question, answer and trace id.
+    Show {
+        /// The session id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 

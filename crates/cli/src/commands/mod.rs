@@ -1,5 +1,6 @@
 //! One module per command.
 
+mod chat;
 mod experiments;
 mod ingest;
 mod memory;
@@ -7,6 +8,7 @@ mod models;
 mod prompts;
 mod run;
 mod runs;
+mod sessions;
 mod traces;
 
 use sextant_agent::SextantConfig;
@@ -17,6 +19,8 @@ use crate::cli::{Cli, Command};
 pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&config, args).await,
+        Command::Chat(args) => chat::chat(&config, args).await,
+        Command::Sessions(command) => sessions::sessions(&config, command),
         Command::Traces(command) => traces::traces(&config, command),
         Command::Models(command) => models::models(&config, command).await,
         Command::Ingest(args) => ingest::ingest_command(&config, args).await,

@@ -1,15 +1,13 @@
 //! `sextant run`: one question, one answer, one trace — and, with tracking on, one run.
 
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sextant_agent::registry::AgentRegistry;
+use sextant_agent::registry::load_agent;
 use sextant_agent::run_logging::log_turn;
-use sextant_agent::{AgentConfig, SextantConfig, TurnContext};
+use sextant_agent::{SextantConfig, TurnContext};
 use sextant_tracker::SpanTree;
 use sextant_tracker::TrackingBackend;
-use sextant_tracker::model_registry::ModelUri;
 use sextant_tracker::tracking::RunSpec;
 
 use crate::cli::RunArgs;
@@ -21,22 +19,8 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         config.tracking.experiment = experiment.clone();
     }
     let config = &config;
-    let agent_name = args.agent.clone().or_else(|| {
-        config
-            .agent
-            .default
-            .as_ref()
-            .map(|p| p.display().to_string())
-    });
-    let (agent_config, model_version) = match agent_name.as_deref() {
-        Some(text) if ModelUri::is_uri(text) => {
-            let uri: ModelUri = text.parse()?;
-            let (version, agent) = AgentRegistry::from_config(config)?.resolve(&uri).await?;
-            (agent, Some(version.uri().to_string()))
-        }
-        Some(path) => (AgentConfig::load(Path::new(path))?, None),
-        None => (AgentConfig::builtin_default(), None),
-    };
+    let (agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+    let model_version = model_version.map(|v| v.uri().to_string());
 
     // The tracking run starts first, so the trace export can name it. Writes a previous command
     // could not deliver go out first.

@@ -1,0 +1,403 @@
+//! Multi-turn sessions: a conversation's id, user, agent and turns, kept in SQLite in the data
+//! directory (`sessions.db`) so a conversation resumes across processes, and the history window
+//! that decides which earlier turns the model sees.
+//!
+//! Every turn of a session runs with the session id as `gen_ai.conversation.id` / `session.id` and
+//! the user as `user.id`, so MLflow groups its traces by session and user.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::agent::{Agent, AgentError, AgentOutcome, TurnContext};
+use crate::chat::Message;
+
+/// Why a session operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No session has this id.
+    #[error("session `{0}` does not exist (see `sextant sessions list`)")]
+    NotFound(String),
+    /// The session store could not be read or written.
+    #[error("the session store {path} failed: {message}")]
+    Store {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        message: String,
+    },
+    /// The turn itself failed (the session is unchanged).
+    #[error(transparent)]
+    Turn(#[from] AgentError),
+}
+
+/// One question and answer of a session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionTurn {
+    /// The user's message.
+    pub question: String,
+    /// The agent's answer.
+    pub answer: String,
+    /// The turn's trace.
+    pub trace_id: Option<String>,
+    /// When it was answered, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// The id (`gen_ai.conversation.id`, `session.id`).
+    pub id: String,
+    /// Who is talking (`user.id`).
+    pub user_id: Option<String>,
+    /// The agent answering.
+    pub agent: String,
+    /// When it started, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// When its last turn was added.
+    pub updated_at_ms: i64,
+    /// Its turns, oldest first.
+    pub turns: Vec<SessionTurn>,
+}
+
+/// Which earlier turns the model sees (`[sessions]` in the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum HistoryWindow {
+    /// The last `max_turns` turns.
+    Turns {
+        /// How many.
+        max_turns: usize,
+    },
+    /// As many of the latest turns as fit in `max_tokens` (estimated at 4 characters a token,
+    /// the usual ratio for English with BPE tokenizers).
+    Tokens {
+        /// The budget.
+        max_tokens: usize,
+    },
+}
+
+impl Default for HistoryWindow {
+    fn default() -> Self {
+        Self::Turns { max_turns: 8 }
+    }
+}
+
+impl HistoryWindow {
+    /// The messages of the turns this window keeps, oldest first: each turn as a user message and
+    /// the assistant's answer.
+    pub fn history(&self, turns: &[SessionTurn]) -> Vec<Message> {
+        let kept = match *self {
+            Self::Turns { max_turns } => &turns[turns.len().saturating_sub(max_turns)..],
+            Self::Tokens { max_tokens } => {
+                let mut used = 0;
+                let mut first = turns.len();
+                for (i, turn) in turns.iter().enumerate().rev() {
+                    let cost = (turn.question.len() + turn.answer.len()).div_ceil(4);
+                    if used + cost > max_tokens {
+                        break;
+                    }
+                    used += cost;
+                    first = i;
+                }
+                &turns[first..]
+            }
+        };
+        kept.iter()
+            .flat_map(|turn| {
+                [
+                    Message::user(turn.question.clone()),
+                    Message::assistant(turn.answer.clone(), Vec::new()),
+                ]
+            })
+            .collect()
+    }
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT,
+    agent TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS session_turns (
+    session_id TEXT NOT NULL REFERENCES sessions (id),
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    trace_id TEXT,
+    created_at_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS session_turns_by_session ON session_turns (session_id, created_at_ms);
+";
+
+/// A session (without its turns) from the columns `id, user_id, agent, created_at_ms,
+/// updated_at_ms`.
+fn read_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
+    Ok(Session {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        agent: row.get(2)?,
+        created_at_ms: row.get(3)?,
+        updated_at_ms: row.get(4)?,
+        turns: Vec::new(),
+    })
+}
+
+/// Sessions in a SQLite file (WAL, busy timeout: several processes may share it).
+#[derive(Clone)]
+pub struct SessionStore {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl SessionStore {
+    /// Opens (creating if needed) the store at `path`, e.g. `data_dir/sessions.db`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, SessionError> {
+        let path = path.as_ref().to_path_buf();
+        let error = |e: rusqlite::Error| SessionError::Store {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| SessionError::Store {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        let connection = Connection::open(&path).map_err(error)?;
+        connection
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(error)?;
+        connection.execute_batch(SCHEMA).map_err(error)?;
+        Ok(Self {
+            path,
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, SessionError> {
+        // Short statements: holding the lock on the caller's thread is cheaper than a hop to the
+        // blocking pool.
+        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        work(&connection).map_err(|e| SessionError::Store {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Starts a session for `agent` (and `user`), with a new random id.
+    pub fn create(&self, agent: &str, user: Option<&str>) -> Result<Session, SessionError> {
+        let id: String = (0..16)
+            .map(|_| format!("{:02x}", rand::random::<u8>()))
+            .collect();
+        let now = now_ms();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO sessions (id, user_id, agent, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![id, user, agent, now],
+            )
+        })?;
+        Ok(Session {
+            id,
+            user_id: user.map(str::to_owned),
+            agent: agent.to_owned(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            turns: Vec::new(),
+        })
+    }
+
+    /// A session with its turns.
+    pub fn get(&self, id: &str) -> Result<Session, SessionError> {
+        let found = self.with(|c| {
+            let head = c
+                .query_row(
+                    "SELECT id, user_id, agent, created_at_ms, updated_at_ms FROM sessions WHERE id = ?1",
+                    params![id],
+                    read_session,
+                )
+                .optional()?;
+            let Some(mut session) = head else {
+                return Ok(None);
+            };
+            session.turns = c
+                .prepare_cached(
+                    "SELECT question, answer, trace_id, created_at_ms FROM session_turns
+                     WHERE session_id = ?1 ORDER BY created_at_ms, rowid",
+                )?
+                .query_map(params![id], |row| {
+                    Ok(SessionTurn {
+                        question: row.get(0)?,
+                        answer: row.get(1)?,
+                        trace_id: row.get(2)?,
+                        created_at_ms: row.get(3)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            Ok(Some(session))
+        })?;
+        found.ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// The most recently active sessions (without their turns), newest first, with turn counts.
+    pub fn list(&self, limit: usize) -> Result<Vec<(Session, usize)>, SessionError> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT s.id, s.user_id, s.agent, s.created_at_ms, s.updated_at_ms,
+                        (SELECT COUNT(*) FROM session_turns t WHERE t.session_id = s.id)
+                 FROM sessions s ORDER BY s.updated_at_ms DESC, s.id LIMIT ?1",
+            )?
+            .query_map(params![limit as i64], |row| {
+                Ok((read_session(row)?, row.get::<_, i64>(5)? as usize))
+            })?
+            .collect()
+        })
+    }
+
+    /// Adds a turn to session `id`.
+    pub fn append(&self, id: &str, turn: &SessionTurn) -> Result<(), SessionError> {
+        let changed =
+            self.with(|c| {
+                c.execute(
+                    "UPDATE sessions SET updated_at_ms = ?2 WHERE id = ?1",
+                    params![id, turn.created_at_ms],
+                )?;
+                if c.changes() == 0 {
+                    return Ok(0);
+                }
+                c.execute(
+                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, turn.question, turn.answer, turn.trace_id, turn.created_at_ms],
+            )
+            })?;
+        if changed == 0 {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Answers `question` as the next turn of `session` with `agent`: the window's history goes to the
+/// model, the trace carries the session and user ids, and the turn is stored (and added to
+/// `session`) once answered. A failed turn leaves the session unchanged.
+pub async fn run_session_turn(
+    store: &SessionStore,
+    session: &mut Session,
+    agent: &Agent,
+    window: HistoryWindow,
+    question: &str,
+    on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+) -> Result<AgentOutcome, SessionError> {
+    let history = window.history(&session.turns);
+    let context = TurnContext {
+        conversation_id: Some(session.id.clone()),
+        user_id: session.user_id.clone(),
+    };
+    let outcome = agent
+        .run_turn(&history, question, &context, on_content)
+        .await?;
+    let turn = SessionTurn {
+        question: question.to_owned(),
+        answer: outcome.answer.clone(),
+        trace_id: outcome.trace_id.clone(),
+        created_at_ms: now_ms(),
+    };
+    store.append(&session.id, &turn)?;
+    session.updated_at_ms = turn.created_at_ms;
+    session.turns.push(turn);
+    Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::Role;
+
+    fn turn(q: &str, a: &str) -> SessionTurn {
+        SessionTurn {
+            question: q.into(),
+            answer: a.into(),
+            trace_id: None,
+            created_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn the_window_keeps_the_latest_turns_by_count_or_budget() {
+        let turns = vec![
+            turn("first question", &"x".repeat(400)),
+            turn("second", "short"),
+            turn("third", "also short"),
+        ];
+        let by_count = HistoryWindow::Turns { max_turns: 2 }.history(&turns);
+        assert_eq!(by_count.len(), 4);
+        assert_eq!(by_count[0].role, Role::User);
+        assert_eq!(by_count[0].content, "second");
+        assert_eq!(by_count[3].role, Role::Assistant);
+        assert_eq!(by_count[3].content, "also short");
+        // ~104 tokens for the first turn: a budget of 50 keeps the last two only.
+        let by_budget = HistoryWindow::Tokens { max_tokens: 50 }.history(&turns);
+        assert_eq!(by_budget.len(), 4);
+        let all = HistoryWindow::Tokens { max_tokens: 500 }.history(&turns);
+        assert_eq!(all.len(), 6);
+        assert!(
+            HistoryWindow::Turns { max_turns: 0 }
+                .history(&turns)
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn sessions_persist_and_resume_from_another_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let store = SessionStore::open(&path).unwrap();
+        let session = store.create("assistant", Some("ada")).unwrap();
+        store.append(&session.id, &turn("hi", "hello")).unwrap();
+        store.append(&session.id, &turn("and?", "more")).unwrap();
+        let reopened = SessionStore::open(&path).unwrap();
+        let resumed = reopened.get(&session.id).unwrap();
+        assert_eq!(resumed.user_id.as_deref(), Some("ada"));
+        assert_eq!(
+            resumed
+                .turns
+                .iter()
+                .map(|t| t.question.as_str())
+                .collect::<Vec<_>>(),
+            ["hi", "and?"]
+        );
+        let listed = reopened.list(10).unwrap();
+        assert_eq!(
+            (listed[0].0.id.as_str(), listed[0].1),
+            (session.id.as_str(), 2)
+        );
+        assert!(matches!(
+            reopened.get("nope"),
+            Err(SessionError::NotFound(_))
+        ));
+        assert!(matches!(
+            reopened.append("nope", &turn("q", "a")),
+            Err(SessionError::NotFound(_))
+        ));
+    }
+}

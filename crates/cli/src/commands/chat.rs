@@ -1,0 +1,85 @@
+//! `sextant chat`: a conversation in the terminal, streamed, stored as a session that a later
+//! `sextant chat --session ID` resumes.
+
+use std::io::Write;
+
+use sextant_agent::SextantConfig;
+use sextant_agent::registry::load_agent;
+use sextant_agent::session::{SessionStore, run_session_turn};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::cli::ChatArgs;
+
+pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
+    let store = SessionStore::open(config.session_store_path())?;
+    let (agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+    let mut session = match &args.session {
+        Some(id) => {
+            let session = store.get(id)?;
+            if args.user.is_some() && args.user != session.user_id {
+                anyhow::bail!(
+                    "session {id} belongs to user {:?}; resume it without --user or with the same one",
+                    session.user_id.as_deref().unwrap_or("(none)")
+                );
+            }
+            session
+        }
+        None => store.create(&agent_config.name, args.user.as_deref())?,
+    };
+    let guard = crate::telemetry::init(config, None).await?;
+    let mut agent = agent_config.build(config).await?;
+    if let Some(version) = model_version {
+        agent = agent.with_model_version(version.uri().to_string());
+    }
+    eprintln!(
+        "session {}  ({} earlier turns; resume with `sextant chat --session {}`; /exit or Ctrl-D ends)",
+        session.id,
+        session.turns.len(),
+        session.id
+    );
+
+    let print_stream = |piece: &str| {
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(piece.as_bytes());
+        let _ = out.flush();
+    };
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        eprint!("you> ");
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let question = line.trim();
+        if question.is_empty() {
+            continue;
+        }
+        if question == "/exit" || question == "/quit" {
+            break;
+        }
+        match run_session_turn(
+            &store,
+            &mut session,
+            &agent,
+            config.sessions.window,
+            question,
+            Some(&print_stream),
+        )
+        .await
+        {
+            Ok(outcome) => {
+                println!();
+                if let Some(id) = &outcome.trace_id {
+                    eprintln!("  (trace {})", &id[..12.min(id.len())]);
+                }
+            }
+            // A failed turn is reported; the conversation goes on.
+            Err(error) => eprintln!("error: {error}"),
+        }
+    }
+    if let Err(error) = guard.force_flush() {
+        tracing::warn!("exporting the session's telemetry failed: {error}");
+    }
+    guard.shutdown()?;
+    eprintln!("session {} has {} turns", session.id, session.turns.len());
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! `sextant sessions`: list and replay stored conversations.
+
+use sextant_agent::SextantConfig;
+use sextant_agent::session::SessionStore;
+
+use crate::cli::SessionsCommand;
+
+pub fn sessions(config: &SextantConfig, command: SessionsCommand) -> anyhow::Result<()> {
+    let store = SessionStore::open(config.session_store_path())?;
+    match command {
+        SessionsCommand::List { limit, json } => {
+            let sessions = store.list(limit)?;
+            if json {
+                let value: Vec<serde_json::Value> = sessions
+                    .iter()
+                    .map(|(s, turns)| serde_json::json!({ "session": s, "turns": turns }))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else if sessions.is_empty() {
+                println!("no sessions yet (start one with `sextant chat`)");
+            } else {
+                println!(
+                    "{:<32}  {:>5}  {:<16} {:<12}",
+                    "session", "turns", "agent", "user"
+                );
+                for (session, turns) in sessions {
+                    println!(
+                        "{:<32}  {turns:>5}  {:<16} {:<12}",
+                        session.id,
+                        session.agent,
+                        session.user_id.as_deref().unwrap_or("-")
+                    );
+                }
+            }
+        }
+        SessionsCommand::Show { id, json } => {
+            let session = store.get(&id)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&session)?);
+                return Ok(());
+            }
+            println!(
+                "session {}  agent {}  user {}",
+                session.id,
+                session.agent,
+                session.user_id.as_deref().unwrap_or("-")
+            );
+            for (i, turn) in session.turns.iter().enumerate() {
+                println!();
+                println!(
+                    "[{}] trace {}",
+                    i + 1,
+                    turn.trace_id.as_deref().unwrap_or("-")
+                );
+                println!("you> {}", turn.question);
+                println!("{}", turn.answer.trim());
+            }
+        }
+    }
+    Ok(())
+}
