@@ -57,6 +57,47 @@ impl MlflowError {
     }
 }
 
+/// How a registered-model call (prompts and models alike) failed, in the terms both registries
+/// report: MLflow's codes and its alias endpoint's quirk are read here once.
+pub(crate) enum RegistryFailure {
+    /// The server is unreachable or failing.
+    Unavailable { url: String, message: String },
+    /// The thing does not exist.
+    NotFound,
+    /// The server refused the call as invalid or as a name already taken.
+    Refused { message: String },
+    /// Anything else.
+    Other(MlflowError),
+}
+
+impl MlflowError {
+    /// This failure as a registry reports it.
+    pub(crate) fn into_registry_failure(self) -> RegistryFailure {
+        match self {
+            Self::Unavailable { url, message } => RegistryFailure::Unavailable { url, message },
+            error if error.is_not_found() => RegistryFailure::NotFound,
+            // The alias endpoint answers a missing alias with 400 "... alias X not found.".
+            Self::Api {
+                ref error_code,
+                ref message,
+                ..
+            } if error_code == "INVALID_PARAMETER_VALUE" && message.contains("not found") => {
+                RegistryFailure::NotFound
+            }
+            Self::Api {
+                error_code,
+                message,
+                ..
+            } if error_code == "INVALID_PARAMETER_VALUE"
+                || error_code == "RESOURCE_ALREADY_EXISTS" =>
+            {
+                RegistryFailure::Refused { message }
+            }
+            error => RegistryFailure::Other(error),
+        }
+    }
+}
+
 enum Credentials {
     Bearer(String),
     Basic { user: String, password: String },

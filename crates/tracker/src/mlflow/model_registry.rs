@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::RegistryFailure;
 use super::wire::{WireAlias, WireTag, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::model_registry::{
@@ -136,33 +137,18 @@ impl MlflowModelRegistry {
         error: MlflowError,
         not_found: impl FnOnce() -> ModelRegistryError,
     ) -> ModelRegistryError {
-        match error {
-            MlflowError::Unavailable { url, message } => ModelRegistryError::Unavailable {
+        match error.into_registry_failure() {
+            RegistryFailure::Unavailable { url, message } => ModelRegistryError::Unavailable {
                 backend: "mlflow",
                 location: url,
                 message,
             },
-            error if error.is_not_found() => not_found(),
-            MlflowError::Api {
-                ref error_code,
-                ref message,
-                ..
-            } if error_code == "INVALID_PARAMETER_VALUE" && message.contains("not found") => {
-                not_found()
-            }
-            MlflowError::Api {
-                error_code,
+            RegistryFailure::NotFound => not_found(),
+            RegistryFailure::Refused { message } => ModelRegistryError::Invalid {
+                what: format!("MLflow at {}", self.client.base_url()),
                 message,
-                ..
-            } if error_code == "INVALID_PARAMETER_VALUE"
-                || error_code == "RESOURCE_ALREADY_EXISTS" =>
-            {
-                ModelRegistryError::Invalid {
-                    what: format!("MLflow at {}", self.client.base_url()),
-                    message,
-                }
-            }
-            error => ModelRegistryError::Backend {
+            },
+            RegistryFailure::Other(error) => ModelRegistryError::Backend {
                 backend: "mlflow",
                 message: error.to_string(),
             },

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::RegistryFailure;
 use super::wire::{WireAlias, WireTag, tag_list};
 use super::{MlflowClient, MlflowError};
 use crate::prompts::{
@@ -63,34 +64,18 @@ impl MlflowPromptRegistry {
         error: MlflowError,
         not_found: impl FnOnce() -> RegistryError,
     ) -> RegistryError {
-        match error {
-            MlflowError::Unavailable { url, message } => RegistryError::Unavailable {
+        match error.into_registry_failure() {
+            RegistryFailure::Unavailable { url, message } => RegistryError::Unavailable {
                 backend: "mlflow",
                 location: url,
                 message,
             },
-            error if error.is_not_found() => not_found(),
-            // The alias endpoint answers a missing alias with 400 "... alias X not found.".
-            MlflowError::Api {
-                ref error_code,
-                ref message,
-                ..
-            } if error_code == "INVALID_PARAMETER_VALUE" && message.contains("not found") => {
-                not_found()
-            }
-            MlflowError::Api {
-                error_code,
+            RegistryFailure::NotFound => not_found(),
+            RegistryFailure::Refused { message } => RegistryError::Invalid {
+                what: format!("MLflow at {}", self.client.base_url()),
                 message,
-                ..
-            } if error_code == "INVALID_PARAMETER_VALUE"
-                || error_code == "RESOURCE_ALREADY_EXISTS" =>
-            {
-                RegistryError::Invalid {
-                    what: format!("MLflow at {}", self.client.base_url()),
-                    message,
-                }
-            }
-            error => RegistryError::Backend {
+            },
+            RegistryFailure::Other(error) => RegistryError::Backend {
                 backend: "mlflow",
                 message: error.to_string(),
             },
