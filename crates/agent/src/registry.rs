@@ -131,7 +131,11 @@ impl AgentRegistry {
             .log_artifact(&run.run_id, AGENT_SOURCE_ARTIFACT, source.into_bytes())
             .await?;
         self.tracking
-            .update_run(&run.run_id, RunStatus::Finished, Some(sextant_now_ms()))
+            .update_run(
+                &run.run_id,
+                RunStatus::Finished,
+                Some(sextant_tracker::now_ms()),
+            )
             .await?;
         let version = self
             .models
@@ -247,13 +251,6 @@ pub async fn load_agent(
         Some(path) => Ok((AgentConfig::load(Path::new(&path))?, None)),
         None => Ok((AgentConfig::builtin_default(), None)),
     }
-}
-
-fn sextant_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// An agent served from a model URI, rebuilt when the version behind the URI changes; see the

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use sextant_tracker::now_ms;
 
 use crate::agent::{Agent, AgentError, AgentOutcome, TurnContext};
 use crate::chat::Message;
@@ -154,13 +155,6 @@ fn read_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
 pub struct SessionStore {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl SessionStore {

@@ -33,3 +33,11 @@ pub use telemetry::{
 };
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};
 pub use tracking_config::{TrackingBackend, TrackingConfig};
+
+/// Milliseconds since the Unix epoch, now: the timestamps of runs, registries and spools.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}

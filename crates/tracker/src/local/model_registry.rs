@@ -12,7 +12,7 @@ use crate::model_registry::{
     ModelRegistry, ModelRegistryError, ModelVersion, NewModelVersion, RegisteredModel, Stage,
     validate_model_alias, validate_model_name,
 };
-use crate::prompts::now_ms;
+use crate::now_ms;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS models (

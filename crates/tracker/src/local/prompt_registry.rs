@@ -11,9 +11,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::database::{Database, WorkError};
+use crate::now_ms;
 use crate::prompts::{
     LATEST, NewPromptVersion, PromptFilter, PromptInfo, PromptRegistry, PromptTemplate,
-    PromptVersion, PromptVersionRef, RegistryError, now_ms, validate_alias, validate_prompt_name,
+    PromptVersion, PromptVersionRef, RegistryError, validate_alias, validate_prompt_name,
 };
 
 const SCHEMA: &str = "

@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::database::{Database, WorkError};
+use crate::now_ms;
 use crate::tracking::{
     ArtifactFile, Experiment, LogBatch, Metric, NewRun, OrderBy, PARENT_RUN_ID_TAG, RUN_NAME_TAG,
     Run, RunFilter, RunInfo, RunStatus, TrackingError, TrackingStore, validate_artifact_path,
@@ -124,10 +125,6 @@ impl LocalTrackingStore {
     fn run_artifact_dir(&self, info: &RunInfo) -> PathBuf {
         PathBuf::from(&info.artifact_uri)
     }
-}
-
-fn now_ms() -> i64 {
-    crate::prompts::now_ms()
 }
 
 fn read_experiment(row: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {

@@ -292,7 +292,7 @@ impl TrackingStore for MlflowTrackingStore {
         }
         let mut body = json!({
             "experiment_id": run.experiment_id,
-            "start_time": run.start_time_ms.unwrap_or_else(crate::prompts::now_ms),
+            "start_time": run.start_time_ms.unwrap_or_else(crate::now_ms),
             "tags": tag_list(&tags),
         });
         if let Some(name) = run.run_name.as_deref().filter(|n| !n.trim().is_empty()) {

@@ -119,7 +119,7 @@ impl Tracker {
         let create = Op::Create {
             experiment: run.experiment,
             run_name: run.run_name,
-            start_time_ms: crate::prompts::now_ms(),
+            start_time_ms: crate::now_ms(),
             tags: run.tags,
             parent_run_id: run.parent_run_id,
         };
@@ -165,7 +165,7 @@ impl Tracker {
                 // Its process died before ending it (the spool was not locked).
                 let end = Op::End {
                     status: RunStatus::Killed,
-                    end_time_ms: crate::prompts::now_ms(),
+                    end_time_ms: crate::now_ms(),
                 };
                 match spool.append(&end, None) {
                     Ok(seq) => pending.push((seq, end)),
@@ -249,7 +249,7 @@ impl ActiveRun {
         metrics: impl IntoIterator<Item = (K, f64)>,
         step: i64,
     ) {
-        let now = crate::prompts::now_ms();
+        let now = crate::now_ms();
         let batch = LogBatch {
             metrics: metrics
                 .into_iter()
@@ -305,7 +305,7 @@ impl ActiveRun {
         self.send(
             Op::End {
                 status,
-                end_time_ms: crate::prompts::now_ms(),
+                end_time_ms: crate::now_ms(),
             },
             None,
         );
@@ -480,7 +480,7 @@ async fn work(
                 let (op, artifact) = match message {
                     Some(Message::Op(op, artifact)) => (op, artifact),
                     // Dropped without `end`: the run did not finish.
-                    None => (Op::End { status: RunStatus::Killed, end_time_ms: crate::prompts::now_ms() }, None),
+                    None => (Op::End { status: RunStatus::Killed, end_time_ms: crate::now_ms() }, None),
                 };
                 let is_end = matches!(op, Op::End { .. });
                 match delivery.spool.append(&op, artifact.as_deref()) {

@@ -65,11 +65,7 @@ impl Spool {
     /// A new spool in `dir` for a run on `backend`.
     pub fn create(dir: &Path, backend: &str) -> std::io::Result<Self> {
         std::fs::create_dir_all(dir)?;
-        let name = format!(
-            "{}-{:08x}.jsonl",
-            crate::prompts::now_ms(),
-            rand::random::<u32>()
-        );
+        let name = format!("{}-{:08x}.jsonl", crate::now_ms(), rand::random::<u32>());
         let path = dir.join(name);
         let file = OpenOptions::new()
             .create_new(true)
