@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
-use sextant_agent::session::{HistoryWindow, SessionStore, run_session_turn};
+use sextant_agent::session::{HistoryWindow, SessionStore, SessionsConfig, run_session_turn};
 use sextant_agent::{Agent, SextantConfig};
 use sextant_tracker::{SpanTree, TelemetryConfig};
 
@@ -48,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
             &sessions,
             &mut session,
             &agent,
-            HistoryWindow::Turns { max_turns: 4 },
+            &SessionsConfig {
+                window: HistoryWindow::Turns { max_turns: 4 },
+                ..SessionsConfig::default()
+            },
             question,
             None,
         )

@@ -4,6 +4,10 @@
 //!
 //! Every turn of a session runs with the session id as `gen_ai.conversation.id` / `session.id` and
 //! the user as `user.id`, so MLflow groups its traces by session and user.
+//!
+//! With `[sessions] summarize = true`, turns that leave the window are not forgotten: the agent's
+//! model folds them into a running summary (stored with the session), which the model sees before
+//! the window's turns.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -14,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use sextant_tracker::now_ms;
 
 use crate::agent::{Agent, AgentError, AgentOutcome, TurnContext};
-use crate::chat::Message;
+use crate::chat::{ChatOptions, ChatRequest, Message};
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +67,34 @@ pub struct Session {
     pub updated_at_ms: i64,
     /// Its turns, oldest first.
     pub turns: Vec<SessionTurn>,
+    /// A summary of its oldest turns (with `[sessions] summarize`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// How many of the oldest turns the summary covers.
+    #[serde(default)]
+    pub summarized_turns: usize,
+}
+
+/// `[sessions]`: what the model sees of a session's earlier turns.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Which earlier turns the model sees.
+    pub window: HistoryWindow,
+    /// Fold turns that leave the window into a running summary written by the agent's model.
+    pub summarize: bool,
+    /// The most tokens a summary may take.
+    pub summary_max_tokens: u32,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            window: HistoryWindow::default(),
+            summarize: false,
+            summary_max_tokens: 160,
+        }
+    }
 }
 
 /// Which earlier turns the model sees (`[sessions]` in the configuration).
@@ -89,11 +121,10 @@ impl Default for HistoryWindow {
 }
 
 impl HistoryWindow {
-    /// The messages of the turns this window keeps, oldest first: each turn as a user message and
-    /// the assistant's answer.
-    pub fn history(&self, turns: &[SessionTurn]) -> Vec<Message> {
-        let kept = match *self {
-            Self::Turns { max_turns } => &turns[turns.len().saturating_sub(max_turns)..],
+    /// The index of the oldest turn this window keeps.
+    pub fn first_kept(&self, turns: &[SessionTurn]) -> usize {
+        match *self {
+            Self::Turns { max_turns } => turns.len().saturating_sub(max_turns),
             Self::Tokens { max_tokens } => {
                 let mut used = 0;
                 let mut first = turns.len();
@@ -105,18 +136,28 @@ impl HistoryWindow {
                     used += cost;
                     first = i;
                 }
-                &turns[first..]
+                first
             }
-        };
-        kept.iter()
-            .flat_map(|turn| {
-                [
-                    Message::user(turn.question.clone()),
-                    Message::assistant(turn.answer.clone(), Vec::new()),
-                ]
-            })
-            .collect()
+        }
     }
+
+    /// The messages of the turns this window keeps, oldest first: each turn as a user message and
+    /// the assistant's answer.
+    pub fn history(&self, turns: &[SessionTurn]) -> Vec<Message> {
+        messages(&turns[self.first_kept(turns)..])
+    }
+}
+
+fn messages(turns: &[SessionTurn]) -> Vec<Message> {
+    turns
+        .iter()
+        .flat_map(|turn| {
+            [
+                Message::user(turn.question.clone()),
+                Message::assistant(turn.answer.clone(), Vec::new()),
+            ]
+        })
+        .collect()
 }
 
 const SCHEMA: &str = "
@@ -138,7 +179,7 @@ CREATE INDEX IF NOT EXISTS session_turns_by_session ON session_turns (session_id
 ";
 
 /// A session (without its turns) from the columns `id, user_id, agent, created_at_ms,
-/// updated_at_ms`.
+/// updated_at_ms, summary, summarized_turns`.
 fn read_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
     Ok(Session {
         id: row.get(0)?,
@@ -147,8 +188,14 @@ fn read_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
         created_at_ms: row.get(3)?,
         updated_at_ms: row.get(4)?,
         turns: Vec::new(),
+        summary: row.get(5)?,
+        summarized_turns: row.get::<_, i64>(6)? as usize,
     })
 }
+
+/// The columns [`read_session`] reads.
+const SESSION_COLUMNS: &str =
+    "id, user_id, agent, created_at_ms, updated_at_ms, summary, summarized_turns";
 
 /// Sessions in a SQLite file (WAL, busy timeout: several processes may share it).
 #[derive(Clone)]
@@ -179,6 +226,27 @@ impl SessionStore {
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(error)?;
         connection.execute_batch(SCHEMA).map_err(error)?;
+        // Stores written before summaries existed get the columns.
+        for (column, definition) in [
+            ("summary", "summary TEXT"),
+            (
+                "summarized_turns",
+                "summarized_turns INTEGER NOT NULL DEFAULT 0",
+            ),
+        ] {
+            let present: bool = connection
+                .query_row(
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
+                    params![column],
+                    |row| row.get(0),
+                )
+                .map_err(error)?;
+            if !present {
+                connection
+                    .execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {definition}"))
+                    .map_err(error)?;
+            }
+        }
         Ok(Self {
             path,
             connection: Arc::new(Mutex::new(connection)),
@@ -217,7 +285,41 @@ impl SessionStore {
             created_at_ms: now,
             updated_at_ms: now,
             turns: Vec::new(),
+            summary: None,
+            summarized_turns: 0,
         })
+    }
+
+    /// Stores `summary` as covering the oldest `turns` turns of session `id`.
+    pub fn set_summary(&self, id: &str, summary: &str, turns: usize) -> Result<(), SessionError> {
+        let changed = self.with(|c| {
+            c.execute(
+                "UPDATE sessions SET summary = ?2, summarized_turns = ?3 WHERE id = ?1",
+                params![id, summary, turns as i64],
+            )
+        })?;
+        if changed == 0 {
+            return Err(SessionError::NotFound(id.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Session `id` with its turns, started for `agent` and `user` if no session has that id
+    /// yet: for a service whose clients choose their session ids.
+    pub fn get_or_create(
+        &self,
+        id: &str,
+        agent: &str,
+        user: Option<&str>,
+    ) -> Result<Session, SessionError> {
+        let now = now_ms();
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO sessions (id, user_id, agent, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![id, user, agent, now],
+            )
+        })?;
+        self.get(id)
     }
 
     /// A session with its turns.
@@ -225,7 +327,7 @@ impl SessionStore {
         let found = self.with(|c| {
             let head = c
                 .query_row(
-                    "SELECT id, user_id, agent, created_at_ms, updated_at_ms FROM sessions WHERE id = ?1",
+                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
                     params![id],
                     read_session,
                 )
@@ -256,12 +358,13 @@ impl SessionStore {
     pub fn list(&self, limit: usize) -> Result<Vec<(Session, usize)>, SessionError> {
         self.with(|c| {
             c.prepare(
-                "SELECT s.id, s.user_id, s.agent, s.created_at_ms, s.updated_at_ms,
+                "SELECT s.id, s.user_id, s.agent, s.created_at_ms, s.updated_at_ms, s.summary,
+                        s.summarized_turns,
                         (SELECT COUNT(*) FROM session_turns t WHERE t.session_id = s.id)
                  FROM sessions s ORDER BY s.updated_at_ms DESC, s.id LIMIT ?1",
             )?
             .query_map(params![limit as i64], |row| {
-                Ok((read_session(row)?, row.get::<_, i64>(5)? as usize))
+                Ok((read_session(row)?, row.get::<_, i64>(7)? as usize))
             })?
             .collect()
         })
@@ -298,11 +401,11 @@ pub async fn run_session_turn(
     store: &SessionStore,
     session: &mut Session,
     agent: &Agent,
-    window: HistoryWindow,
+    settings: &SessionsConfig,
     question: &str,
     on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
 ) -> Result<AgentOutcome, SessionError> {
-    let history = window.history(&session.turns);
+    let history = session_history(store, session, agent, settings).await?;
     let context = TurnContext {
         conversation_id: Some(session.id.clone()),
         user_id: session.user_id.clone(),
@@ -320,6 +423,97 @@ pub async fn run_session_turn(
     session.updated_at_ms = turn.created_at_ms;
     session.turns.push(turn);
     Ok(outcome)
+}
+
+/// What the model sees of `session` before the next question: the window's turns, after a
+/// summary of the older ones when `settings.summarize` is on. Turns that left the window since the
+/// last summary are folded into it first, by `agent`'s model (a `chat` span of its own); if that
+/// fails, the turn goes on with the summary it had, and a warning says why.
+pub async fn session_history(
+    store: &SessionStore,
+    session: &mut Session,
+    agent: &Agent,
+    settings: &SessionsConfig,
+) -> Result<Vec<Message>, SessionError> {
+    let first = settings.window.first_kept(&session.turns);
+    let mut history = Vec::new();
+    if settings.summarize && first > 0 {
+        if session.summarized_turns < first {
+            let left = &session.turns[session.summarized_turns.min(first)..first];
+            match summarize(agent, session, left, settings.summary_max_tokens).await {
+                Ok(summary) => {
+                    store.set_summary(&session.id, &summary, first)?;
+                    session.summary = Some(summary);
+                    session.summarized_turns = first;
+                }
+                Err(error) => tracing::warn!(
+                    session = %session.id,
+                    "summarising earlier turns failed; going on with the previous summary: {error}"
+                ),
+            }
+        }
+        if let Some(summary) = &session.summary {
+            history.push(Message::system(format!(
+                "Summary of the earlier conversation:\n{summary}"
+            )));
+        }
+    }
+    history.extend(messages(&session.turns[first..]));
+    Ok(history)
+}
+
+/// The session's summary extended with `turns`, in the model's words.
+async fn summarize(
+    agent: &Agent,
+    session: &Session,
+    turns: &[SessionTurn],
+    max_tokens: u32,
+) -> Result<String, crate::error::ChatError> {
+    use sextant_tracker::conventions as sc;
+    let model = agent.model();
+    let mut transcript = String::new();
+    if let Some(summary) = &session.summary {
+        transcript.push_str(&format!("Summary so far:\n{summary}\n\nThen:\n"));
+    }
+    for turn in turns {
+        transcript.push_str(&format!(
+            "User: {}\nAssistant: {}\n",
+            turn.question, turn.answer
+        ));
+    }
+    let request = ChatRequest {
+        messages: vec![
+            Message::system(
+                "Summarise this conversation in a few short sentences for the assistant to \
+                 remember: who the user is, what they asked, what was answered or decided. \
+                 Write only the summary.",
+            ),
+            Message::user(transcript),
+        ],
+        tools: Vec::new(),
+        options: ChatOptions {
+            temperature: Some(0.0),
+            max_tokens: Some(max_tokens),
+            ..ChatOptions::default()
+        },
+    };
+    let span = tracing::info_span!(
+        "summarize_session",
+        otel.name = %format!("chat {}", model.model()),
+        otel.kind = "client",
+        { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
+        { sc::GEN_AI_PROVIDER_NAME } = %model.provider(),
+        { sc::GEN_AI_REQUEST_MODEL } = %model.model(),
+        { sc::GEN_AI_CONVERSATION_ID } = %session.id,
+        { sc::SESSION_ID } = %session.id,
+        { sc::USER_ID } = session.user_id.as_deref(),
+        { sc::GEN_AI_USAGE_INPUT_TOKENS } = tracing::field::Empty,
+        { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = tracing::field::Empty,
+    );
+    let response = tracing::Instrument::instrument(model.chat(&request), span.clone()).await?;
+    span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
+    span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
+    Ok(response.content.trim().to_owned())
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub enum Command {
     Run(RunArgs),
     /// Talk with an agent, turn after turn, streaming its answers; resumes a session by id.
     Chat(ChatArgs),
+    /// Serve agents over HTTP: OpenAI-compatible chat completions, Sextant's invoke API, traces,
+    /// health and Prometheus metrics ([serve] in the configuration).
+    Serve(ServeArgs),
     /// Stored conversations.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -179,6 +182,15 @@ pub enum MemoryCommand {
         /// The collection.
         collection: String,
     },
+}
+
+/// `sextant serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen, e.g. 127.0.0.1:8080 or 0.0.0.0:8080 (default: [serve] addr); port 0
+    /// picks a free port (the address is printed).
+    #[arg(long)]
+    pub addr: Option<String>,
 }
 
 /// `sextant chat`.

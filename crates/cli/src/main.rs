@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod serve;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -38,6 +39,10 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        // The service handles Ctrl-C and SIGTERM itself: it drains instead of stopping.
+        if matches!(cli.command, cli::Command::Serve(_)) {
+            return commands::dispatch(cli, config).await;
+        }
         // Ctrl-C ends the command like an error would, so every guard (and the telemetry flush
         // behind it) runs on the way out.
         tokio::select! {

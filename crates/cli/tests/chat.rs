@@ -7,11 +7,27 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 mod support;
-use support::{json_of, repo, sextant};
+use support::{json_of, mlflow_url, python, repo, sextant};
 
 /// Runs `sextant chat ARGS` with `input` on stdin; (stdout, stderr).
 fn chat(data: &Path, args: &[&str], input: &str) -> (String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+    chat_with(data, &[], args, input)
+}
+
+/// The session id `sextant chat` announces on stderr.
+fn announced_session(stderr: &str) -> String {
+    stderr
+        .split_whitespace()
+        .skip_while(|w| *w != "session")
+        .nth(1)
+        .expect("the session id is announced")
+        .to_owned()
+}
+
+/// [`chat`] with extra environment variables.
+fn chat_with(data: &Path, envs: &[(&str, &str)], args: &[&str], input: &str) -> (String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
+    command
         .arg("chat")
         .args(args)
         .current_dir(repo())
@@ -22,9 +38,11 @@ fn chat(data: &Path, args: &[&str], input: &str) -> (String, String) {
         .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("sextant chat starts");
+        .stderr(Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("sextant chat starts");
     child
         .stdin
         .take()
@@ -49,12 +67,7 @@ fn a_chat_resumes_across_processes_and_its_turns_group_by_session_and_user() {
         "Hello, my name is Ada.\n\nWhat is 2 + 2?\n/exit\nnot asked\n",
     );
     assert!(!stdout.trim().is_empty(), "the answers stream to stdout");
-    let id = stderr
-        .split_whitespace()
-        .skip_while(|w| *w != "session")
-        .nth(1)
-        .expect("the session id is announced")
-        .to_owned();
+    let id = announced_session(&stderr);
     assert!(
         stderr.contains(&format!("session {id} has 2 turns")),
         "{stderr}"
@@ -119,4 +132,54 @@ fn a_chat_resumes_across_processes_and_its_turns_group_by_session_and_user() {
         !unknown.status.success() && err.contains("session `nope` does not exist"),
         "{err}"
     );
+}
+
+const PY_SESSION_TRACES: &str = r#"
+import json, sys, mlflow
+exp = mlflow.get_experiment_by_name(sys.argv[1])
+session = sys.argv[2]
+found = []
+for _ in range(30):
+    found = mlflow.search_traces(
+        locations=[exp.experiment_id],
+        filter_string=f"metadata.`mlflow.trace.session` = '{session}'",
+        return_type="list",
+    )
+    if len(found) >= 3:
+        break
+    import time; time.sleep(1)
+print(json.dumps([
+    {"session": t.info.trace_metadata.get("mlflow.trace.session"),
+     "user": t.info.trace_metadata.get("mlflow.trace.user")}
+    for t in found
+]))
+"#;
+
+#[test]
+fn on_mlflow_a_resumed_chats_turns_group_by_session_and_user() {
+    let Some(url) = mlflow_url() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let experiment = format!("sextant-chat-{}", std::process::id());
+    let envs = [
+        ("SEXTANT_TRACKING_URI", url.as_str()),
+        ("SEXTANT_TRACKING__EXPERIMENT", experiment.as_str()),
+    ];
+    let (_, stderr) = chat_with(
+        data.path(),
+        &envs,
+        &["--user", "grace"],
+        "Hi, I am Grace.\nWhat is 3 + 4?\n",
+    );
+    let id = announced_session(&stderr);
+    // Resumed by another process: the third turn joins the same session in MLflow.
+    chat_with(data.path(), &envs, &["--session", &id], "Thanks!\n");
+    let Some(seen) = python(&url, PY_SESSION_TRACES, &[&experiment, &id]) else {
+        return;
+    };
+    let traces = seen.as_array().unwrap();
+    assert_eq!(traces.len(), 3, "{seen}");
+    for trace in traces {
+        assert_eq!(trace["session"], id.as_str());
+        assert_eq!(trace["user"], "grace");
+    }
 }

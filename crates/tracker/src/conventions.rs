@@ -107,6 +107,12 @@ pub const ERROR_TYPE: &str = semconv::ERROR_TYPE;
 pub const SESSION_ID: &str = semconv::SESSION_ID;
 /// `user.id`.
 pub const USER_ID: &str = semconv::USER_ID;
+/// `http.request.method` of a server span (`POST`).
+pub const HTTP_REQUEST_METHOD: &str = semconv::HTTP_REQUEST_METHOD;
+/// `http.route`: the matched route template (`/v1/agents/{name}/invoke`).
+pub const HTTP_ROUTE: &str = semconv::HTTP_ROUTE;
+/// `http.response.status_code`.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = semconv::HTTP_RESPONSE_STATUS_CODE;
 
 /// `mlflow.spanType`: MLflow's span type (see [`GenAiSpanKind::mlflow_span_type`]).
 pub const MLFLOW_SPAN_TYPE: &str = "mlflow.spanType";
@@ -156,6 +162,17 @@ pub mod metric {
     /// Bucket boundaries the conventions recommend for `gen_ai.client.operation.duration`.
     pub const OPERATION_DURATION_BOUNDARIES: [f64; 14] = [
         0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+    ];
+
+    /// `http.server.request.duration`: histogram of HTTP server request durations, unit `s`.
+    pub const HTTP_SERVER_REQUEST_DURATION: &str = semconv::HTTP_SERVER_REQUEST_DURATION;
+    /// `http.server.active_requests`: requests in flight, unit `{request}`.
+    pub const HTTP_SERVER_ACTIVE_REQUESTS: &str = semconv::HTTP_SERVER_ACTIVE_REQUESTS;
+    /// Bucket boundaries for `http.server.request.duration`: the conventions' advice up to 10 s,
+    /// extended to two minutes because an agent turn on a local model takes seconds.
+    pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 17] = [
+        0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0,
+        60.0, 120.0,
     ];
 }
 

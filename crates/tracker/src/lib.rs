@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod model_registry;
 mod otlp;
+pub mod prometheus;
 pub mod prompts;
 pub mod span_tree;
 pub mod telemetry;
@@ -25,11 +26,12 @@ pub mod tracking;
 pub mod tracking_config;
 
 pub use conventions::GenAiSpanKind;
-pub use metrics::{GenAiMetricAttributes, GenAiMetrics};
+pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics};
 pub use span_tree::SpanTree;
 pub use telemetry::{
     OtlpConfig, OtlpProtocol, ShutdownReport, Telemetry, TelemetryBuilder, TelemetryConfig,
-    TelemetryError, TelemetryGuard, current_trace_id, init, set_parent_from_traceparent,
+    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init,
+    set_parent_from_traceparent, traceparent_of,
 };
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};
 pub use tracking_config::{TrackingBackend, TrackingConfig};

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
 
 use crate::conventions::{self, metric};
 
@@ -133,6 +133,74 @@ impl GenAiMetrics {
             ));
         }
         self.operation_duration
+            .record(duration.as_secs_f64(), &values);
+    }
+}
+
+/// The HTTP server metrics of the conventions: `http.server.request.duration` (whose count is the
+/// request count) and `http.server.active_requests`.
+#[derive(Clone, Debug)]
+pub struct HttpServerMetrics {
+    request_duration: Histogram<f64>,
+    active_requests: UpDownCounter<i64>,
+}
+
+impl HttpServerMetrics {
+    /// The metrics on the global meter provider that [`crate::init`] installs (no-ops before).
+    pub fn global() -> Self {
+        Self::from_meter(&opentelemetry::global::meter(INSTRUMENTATION_SCOPE))
+    }
+
+    pub(crate) fn from_provider(provider: &impl MeterProvider) -> Self {
+        Self::from_meter(&provider.meter(INSTRUMENTATION_SCOPE))
+    }
+
+    fn from_meter(meter: &Meter) -> Self {
+        Self {
+            request_duration: meter
+                .f64_histogram(metric::HTTP_SERVER_REQUEST_DURATION)
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests.")
+                .with_boundaries(metric::HTTP_SERVER_DURATION_BOUNDARIES.to_vec())
+                .build(),
+            active_requests: meter
+                .i64_up_down_counter(metric::HTTP_SERVER_ACTIVE_REQUESTS)
+                .with_unit("{request}")
+                .with_description("Number of active HTTP server requests.")
+                .build(),
+        }
+    }
+
+    /// A request started (`http.request.method`); pair it with [`Self::request_finished`].
+    pub fn request_started(&self, method: &str) {
+        self.active_requests.add(
+            1,
+            &[KeyValue::new(
+                conventions::HTTP_REQUEST_METHOD,
+                method.to_string(),
+            )],
+        );
+    }
+
+    /// A request finished: `route` is the matched route template (`/v1/agents/{name}/invoke`),
+    /// never the raw path, so the series stay bounded.
+    pub fn request_finished(&self, method: &str, route: &str, status: u16, duration: Duration) {
+        self.active_requests.add(
+            -1,
+            &[KeyValue::new(
+                conventions::HTTP_REQUEST_METHOD,
+                method.to_string(),
+            )],
+        );
+        let mut values = vec![
+            KeyValue::new(conventions::HTTP_REQUEST_METHOD, method.to_string()),
+            KeyValue::new(conventions::HTTP_ROUTE, route.to_string()),
+            KeyValue::new(conventions::HTTP_RESPONSE_STATUS_CODE, i64::from(status)),
+        ];
+        if status >= 500 {
+            values.push(KeyValue::new(conventions::ERROR_TYPE, status.to_string()));
+        }
+        self.request_duration
             .record(duration.as_secs_f64(), &values);
     }
 }

@@ -22,9 +22,7 @@ use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
-use opentelemetry_sdk::metrics::{
-    ManualReader, MeterProviderBuilder, PeriodicReader, SdkMeterProvider,
-};
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use serde::Deserialize;
@@ -37,8 +35,9 @@ use tracing_subscriber::{Layer, Registry};
 use crate::batch_processor::{
     BatchConfig, BoundedBatchProcessor, BoundedBatchProcessorBuilder, ExportCounters,
 };
-use crate::metrics::{GenAiMetrics, INSTRUMENTATION_SCOPE};
+use crate::metrics::{GenAiMetrics, HttpServerMetrics, INSTRUMENTATION_SCOPE};
 use crate::otlp::{self, RuntimeHttpClient};
+use crate::prometheus::PrometheusReader;
 use crate::trace_store::{LocalTraceStore, TraceStoreError};
 
 /// Why telemetry could not be set up or shut down.
@@ -625,15 +624,12 @@ impl TelemetryBuilder {
             }
             if let Some(add_reader) = self.metric_exporter {
                 meter_provider = add_reader(meter_provider, config.metric_interval);
-            } else if !config
-                .otlp
-                .as_ref()
-                .is_some_and(OtlpConfig::exports_metrics)
-            {
-                // No metrics endpoint: aggregate in-process so nothing is exported and nothing grows.
-                meter_provider = meter_provider.with_reader(ManualReader::builder().build());
             }
         }
+        // Always aggregated in-process too, for a Prometheus `/metrics` endpoint (cumulative, so
+        // nothing grows beyond one point per attribute set).
+        let prometheus = PrometheusReader::new();
+        meter_provider = meter_provider.with_reader(prometheus.clone());
         let has_sinks =
             trace_store.is_some() || config.otlp.is_some() || !self.span_exporters.is_empty();
         for add in self.span_exporters {
@@ -654,6 +650,7 @@ impl TelemetryBuilder {
                 tracer_provider,
                 tracer,
                 meter_provider: meter_provider.build(),
+                prometheus,
                 runtime,
             }),
             counters,
@@ -699,6 +696,7 @@ struct Pipeline {
     tracer_provider: SdkTracerProvider,
     tracer: SdkTracer,
     meter_provider: SdkMeterProvider,
+    prometheus: PrometheusReader,
     runtime: IoRuntime,
 }
 
@@ -772,6 +770,23 @@ impl TelemetryGuard {
         match &self.pipeline {
             Some(pipeline) => GenAiMetrics::from_provider(&pipeline.meter_provider),
             None => GenAiMetrics::global(),
+        }
+    }
+
+    /// The HTTP server metrics on this pipeline's meter provider (the global one after [`init`]).
+    pub fn http_server_metrics(&self) -> HttpServerMetrics {
+        match &self.pipeline {
+            Some(pipeline) => HttpServerMetrics::from_provider(&pipeline.meter_provider),
+            None => HttpServerMetrics::global(),
+        }
+    }
+
+    /// Every metric of this pipeline so far, in the Prometheus text format (empty when telemetry
+    /// is disabled).
+    pub fn prometheus_text(&self) -> Result<String, TelemetryError> {
+        match &self.pipeline {
+            Some(pipeline) => pipeline.prometheus.render().map_err(TelemetryError::Flush),
+            None => Ok(String::new()),
         }
     }
 
@@ -924,13 +939,43 @@ pub fn current_trace_id(span: &tracing::Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
+/// `span`'s own W3C trace context as a `traceparent` value (`00-<trace>-<span>-<flags>`): what
+/// a server sends back as `traceresponse` or a client sends on. `None` when the span is not
+/// recorded by an OpenTelemetry pipeline.
+pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            span_context.trace_id(),
+            span_context.span_id(),
+            span_context.trace_flags().to_u8()
+        )
+    })
+}
+
 /// Makes `span` continue the trace of a W3C `traceparent` header (an incoming HTTP request).
 /// Call it before the span is entered.
 pub fn set_parent_from_traceparent(
     span: &tracing::Span,
     traceparent: &str,
 ) -> Result<(), TelemetryError> {
-    let carrier = HashMap::from([("traceparent".to_string(), traceparent.trim().to_string())]);
+    continue_trace(span, traceparent, None)
+}
+
+/// Makes `span` continue the trace of W3C `traceparent` and `tracestate` headers (an incoming
+/// HTTP request); the tracestate travels on to this span's children. Call it before the span is
+/// entered.
+pub fn continue_trace(
+    span: &tracing::Span,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Result<(), TelemetryError> {
+    let mut carrier = HashMap::from([("traceparent".to_string(), traceparent.trim().to_string())]);
+    if let Some(state) = tracestate.map(str::trim).filter(|s| !s.is_empty()) {
+        carrier.insert("tracestate".to_string(), state.to_string());
+    }
     let context = TraceContextPropagator::new().extract(&carrier);
     if !context.span().span_context().is_valid() {
         return Err(TelemetryError::InvalidTraceparent(traceparent.to_string()));

@@ -60,7 +60,7 @@ pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> 
             &store,
             &mut session,
             &agent,
-            config.sessions.window,
+            &config.sessions,
             question,
             Some(&print_stream),
         )

@@ -20,6 +20,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&config, args).await,
         Command::Chat(args) => chat::chat(&config, args).await,
+        Command::Serve(args) => crate::serve::serve(&config, args).await,
         Command::Sessions(command) => sessions::sessions(&config, command),
         Command::Traces(command) => traces::traces(&config, command),
         Command::Models(command) => models::models(&config, command).await,

@@ -45,6 +45,13 @@ pub fn sessions(config: &SextantConfig, command: SessionsCommand) -> anyhow::Res
                 session.agent,
                 session.user_id.as_deref().unwrap_or("-")
             );
+            if let Some(summary) = &session.summary {
+                println!();
+                println!(
+                    "summary of the first {} turns: {summary}",
+                    session.summarized_turns
+                );
+            }
             for (i, turn) in session.turns.iter().enumerate() {
                 println!();
                 println!(

@@ -37,6 +37,7 @@ mod constrained;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -251,12 +252,16 @@ impl LocalChatModel {
         let pool = Arc::clone(&self.pool);
         let name = self.name.clone();
         let span = tracing::debug_span!("local_generation", model = %name);
+        // A caller that stops waiting (a timeout, a client gone) stops the generation at the next
+        // token instead of leaving it to hold the engine and the turn's spans open.
+        let cancel = CancelOnDrop(Arc::new(AtomicBool::new(false)));
+        let cancelled = Arc::clone(&cancel.0);
         spawn_traced(span, move || {
             let mut guard = engine
                 .lock()
                 .map_err(|_| local("an earlier generation panicked; reload the model"))?;
             let engine: &mut Engine = &mut guard;
-            pool.install(|| job.run(engine, &name, pieces))
+            pool.install(|| job.run(engine, &name, pieces, Some(cancelled)))
         })
         .await
         .map_err(|err| local(format!("generation stopped: {err}")))?
@@ -360,7 +365,7 @@ impl ChatModel for LocalChatModel {
             let result = match engine.lock() {
                 Ok(mut guard) => {
                     let engine: &mut Engine = &mut guard;
-                    pool.install(|| job.run(engine, &name, Some(sender.clone())))
+                    pool.install(|| job.run(engine, &name, Some(sender.clone()), None))
                 }
                 Err(_) => Err(local("an earlier generation panicked; reload the model")),
             };
@@ -455,6 +460,7 @@ impl Job {
         engine: &mut Engine,
         model_name: &str,
         pieces: Option<mpsc::UnboundedSender<Result<ChatChunk, ChatError>>>,
+        cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<ChatResponse, ChatError> {
         let tokenizer = Arc::clone(&engine.tokenizer);
         let prompt_tokens = tokenizer.encode(&self.prompt)?;
@@ -478,6 +484,7 @@ impl Job {
             self.context_length,
             limit,
         )?;
+        session.cancelled = cancelled;
 
         let mut response = ChatResponse {
             content: String::new(),
@@ -522,6 +529,17 @@ pub(crate) struct Session<'a> {
     pub(crate) generated: usize,
     context_length: usize,
     limit: usize,
+    /// Set when the caller stopped waiting.
+    cancelled: Option<Arc<AtomicBool>>,
+}
+
+/// Sets the flag when dropped: the future that owns it finished or was dropped.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl<'a> Session<'a> {
@@ -542,6 +560,7 @@ impl<'a> Session<'a> {
             generated: 0,
             context_length,
             limit,
+            cancelled: None,
         };
         for chunk in prompt.chunks(PROMPT_CHUNK) {
             session.feed_tokens(chunk)?;
@@ -642,6 +661,14 @@ fn generate_text(
     let finish = loop {
         if session.exhausted() {
             break FinishReason::Length;
+        }
+        if session
+            .cancelled
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+        {
+            // Nobody waits for the answer any more.
+            break FinishReason::Stop;
         }
         let Some(token) = session.sample(&|_| true)? else {
             break FinishReason::Stop;

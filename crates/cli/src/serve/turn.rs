@@ -1,0 +1,259 @@
+//! One agent turn as the service runs it, for either API: a request slot (or 429), the agent
+//! (or 404), the session (or 403), a server span continuing the caller's `traceparent`, the
+//! turn under a timeout, and the session and counters updated after it.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::http::HeaderMap;
+use sextant_agent::session::{Session, SessionTurn};
+use sextant_agent::{Agent, AgentOutcome, Message, TurnContext};
+use sextant_tracker::conventions as sc;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::ServiceState;
+use super::error::ApiError;
+
+/// The headers that name a session and a user (a body field wins over a header).
+pub const SESSION_HEADER: &str = "x-session-id";
+/// See [`SESSION_HEADER`].
+pub const USER_HEADER: &str = "x-user-id";
+
+/// What a request asks for.
+pub struct TurnInput {
+    /// The agent's name (`model`).
+    pub model: String,
+    /// The user's message.
+    pub question: String,
+    /// The conversation before it as the client sent it; `None`: the session's stored window.
+    pub history: Option<Vec<Message>>,
+    /// The session to continue (created under this id if new).
+    pub session_id: Option<String>,
+    /// Who asks.
+    pub user_id: Option<String>,
+}
+
+/// A turn ready to run: its slot, agent, session and span.
+pub struct Turn {
+    /// The agent answering.
+    pub agent: Arc<Agent>,
+    /// The registry version of the agent, when it came from `models:/`.
+    pub agent_version: Option<String>,
+    /// The request's server span (the caller's trace continues through it).
+    pub span: tracing::Span,
+    /// The trace id of the turn.
+    pub trace_id: Option<String>,
+    /// This span's `traceparent`, sent back as `traceresponse`.
+    pub traceresponse: Option<String>,
+    /// The session, when one is named.
+    pub session: Option<Session>,
+    history: Vec<Message>,
+    question: String,
+    context: TurnContext,
+    _permit: OwnedSemaphorePermit,
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+}
+
+fn check_id(value: &str, what: &'static str) -> Result<(), ApiError> {
+    let valid = value.len() <= 128
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            Some(what),
+            format!("`{what}` must be at most 128 characters of letters, digits and - _ . : @"),
+        ))
+    }
+}
+
+impl ServiceState {
+    /// Takes a request slot and prepares the turn `input` asks for.
+    pub async fn prepare_turn(
+        &self,
+        route: &'static str,
+        headers: &HeaderMap,
+        mut input: TurnInput,
+    ) -> Result<Turn, ApiError> {
+        let permit =
+            self.slots.clone().try_acquire_owned().map_err(|_| {
+                ApiError::too_many_requests(self.config.serve.max_concurrent_requests)
+            })?;
+        if self.draining.load(Ordering::SeqCst) {
+            return Err(ApiError::unavailable("the service is shutting down"));
+        }
+        input.session_id = input.session_id.or_else(|| header(headers, SESSION_HEADER));
+        input.user_id = input.user_id.or_else(|| header(headers, USER_HEADER));
+        if let Some(id) = &input.session_id {
+            check_id(id, "session_id")?;
+        }
+        if let Some(id) = &input.user_id {
+            check_id(id, "user")?;
+        }
+        let (agent, agent_version) = self.agents.get(&input.model).await?;
+
+        let session = match &input.session_id {
+            Some(id) => {
+                let store = self.sessions.clone();
+                let (id, name, user) = (id.clone(), agent.name().to_owned(), input.user_id.clone());
+                let session = tokio::task::spawn_blocking(move || {
+                    store.get_or_create(&id, &name, user.as_deref())
+                })
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+                if input.user_id.is_some() && input.user_id != session.user_id {
+                    return Err(ApiError::forbidden(format!(
+                        "session {} belongs to another user",
+                        session.id
+                    )));
+                }
+                Some(session)
+            }
+            None => None,
+        };
+        let user_id = input
+            .user_id
+            .clone()
+            .or_else(|| session.as_ref().and_then(|s| s.user_id.clone()));
+        let mut session = session;
+        let history = match (input.history, &mut session) {
+            // A client that sends the conversation is followed; a thin one gets the stored window.
+            (Some(history), _) if !history.is_empty() => history,
+            (_, Some(session)) => sextant_agent::session::session_history(
+                &self.sessions,
+                session,
+                &agent,
+                &self.config.sessions,
+            )
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?,
+            (history, None) => history.unwrap_or_default(),
+        };
+
+        let span = tracing::info_span!(
+            "http_request",
+            otel.name = %format!("POST {route}"),
+            otel.kind = "server",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            { sc::HTTP_REQUEST_METHOD } = "POST",
+            { sc::HTTP_ROUTE } = route,
+            { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
+            { sc::GEN_AI_AGENT_NAME } = %agent.name(),
+            { sc::GEN_AI_CONVERSATION_ID } = session.as_ref().map(|s| s.id.as_str()),
+            { sc::SESSION_ID } = session.as_ref().map(|s| s.id.as_str()),
+            { sc::USER_ID } = user_id.as_deref(),
+            { sc::ERROR_TYPE } = Empty,
+        );
+        if let Some(traceparent) = header(headers, "traceparent") {
+            let tracestate = header(headers, "tracestate");
+            // An invalid header starts a new trace, as W3C Trace Context asks.
+            if let Err(error) =
+                sextant_tracker::continue_trace(&span, &traceparent, tracestate.as_deref())
+            {
+                tracing::debug!("ignoring the request's traceparent: {error}");
+            }
+        }
+        let trace_id = sextant_tracker::current_trace_id(&span);
+        let traceresponse = sextant_tracker::traceparent_of(&span);
+        Ok(Turn {
+            agent,
+            agent_version,
+            span,
+            trace_id,
+            traceresponse,
+            context: TurnContext {
+                conversation_id: session.as_ref().map(|s| s.id.clone()),
+                user_id,
+            },
+            session,
+            history,
+            question: input.question,
+            _permit: permit,
+        })
+    }
+}
+
+impl Turn {
+    /// Runs the turn (streaming pieces of the answer to `on_content`), then stores it in the
+    /// session and counts it. The slot is held until the turn is dropped.
+    pub async fn run(
+        &mut self,
+        state: &ServiceState,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, ApiError> {
+        let started = Instant::now();
+        let timeout = state.request_timeout;
+        let turn = self
+            .agent
+            .run_turn(&self.history, &self.question, &self.context, on_content)
+            .instrument(self.span.clone());
+        let result = match tokio::time::timeout(timeout, turn).await {
+            Err(_) => Err(ApiError::timeout(timeout.as_secs_f64())),
+            Ok(Err(error)) => Err(ApiError::turn_failed(&error)),
+            Ok(Ok(outcome)) => Ok(outcome),
+        };
+        let counters = &state.counters;
+        counters.turns.fetch_add(1, Ordering::Relaxed);
+        counters
+            .latency_ms
+            .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        match &result {
+            Ok(outcome) => {
+                counters
+                    .input_tokens
+                    .fetch_add(outcome.usage.input_tokens, Ordering::Relaxed);
+                counters
+                    .output_tokens
+                    .fetch_add(outcome.usage.output_tokens, Ordering::Relaxed);
+                self.finish(200, None);
+                if let Some(session) = &mut self.session {
+                    let turn = SessionTurn {
+                        question: self.question.clone(),
+                        answer: outcome.answer.clone(),
+                        trace_id: outcome.trace_id.clone(),
+                        created_at_ms: sextant_tracker::now_ms(),
+                    };
+                    // The answer is given either way; a store failure is the service's problem.
+                    if let Err(error) = state.sessions.append(&session.id, &turn) {
+                        tracing::error!("storing a turn of session {} failed: {error}", session.id);
+                    }
+                    session.turns.push(turn);
+                }
+            }
+            Err(error) => {
+                counters.failed_turns.fetch_add(1, Ordering::Relaxed);
+                self.finish(error.status.as_u16(), Some(error));
+            }
+        }
+        result
+    }
+
+    /// Records the response status on the server span.
+    pub fn finish(&self, status: u16, error: Option<&ApiError>) {
+        self.span
+            .record(sc::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+        if let Some(error) = error
+            && status >= 500
+        {
+            self.span.record(sc::ERROR_TYPE, error.code);
+            self.span.record(sc::OTEL_STATUS_CODE, "ERROR");
+            self.span
+                .record(sc::OTEL_STATUS_DESCRIPTION, error.message.as_str());
+        }
+    }
+}
