@@ -11,6 +11,7 @@ pub mod agent;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod eval;
 pub mod memory;
 pub mod model_files;
 pub mod prompt;

@@ -143,6 +143,13 @@ async fn a_rag_turn_retrieves_under_the_agent_span_and_cites_its_sources() {
             .iter()
             .all(|d| d["id"].is_string() && d["score"].is_number())
     );
+    // With content capture the documents' text is on the span (what groundedness scorers read).
+    assert!(
+        documents
+            .iter()
+            .all(|d| d["content"].as_str().is_some_and(|c| !c.trim().is_empty())),
+        "{documents:?}"
+    );
     let candidates = search.attributes["sextant.retrieval.candidates"]
         .as_i64()
         .unwrap();

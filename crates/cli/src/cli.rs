@@ -24,6 +24,8 @@ pub enum Command {
     Run(RunArgs),
     /// Talk with an agent, turn after turn, streaming its answers; resumes a session by id.
     Chat(ChatArgs),
+    /// Evaluate an agent over a dataset with code scorers and LLM judges; logs a tracking run.
+    Eval(EvalArgs),
     /// Serve agents over HTTP: OpenAI-compatible chat completions, Sextant's invoke API, traces,
     /// health and Prometheus metrics ([serve] in the configuration).
     Serve(ServeArgs),
@@ -182,6 +184,42 @@ pub enum MemoryCommand {
         /// The collection.
         collection: String,
     },
+}
+
+/// `sextant eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The agent: a file or a `models:/` URI (default: the built-in assistant).
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Rows of {inputs, expectations}: .jsonl, .json, .csv, .yaml.
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Scorers, comma-separated: is_concise[:WORDS], is_definitive, uses_citations, is_grounded,
+    /// exact_match, latency_under:MS, tool_called:NAME, and the judges correctness, guidelines,
+    /// relevance_to_query, retrieval_groundedness.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "is_concise,is_definitive"
+    )]
+    pub scorers: Vec<String>,
+    /// The judges' model: an agent file or `models:/` URI whose model judges (default: the
+    /// evaluated agent's model).
+    #[arg(long)]
+    pub judge: Option<String>,
+    /// Rows answered at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// The tracking experiment (default: [tracking] experiment).
+    #[arg(long)]
+    pub experiment: Option<String>,
+    /// Do not log a tracking run.
+    #[arg(long)]
+    pub no_log: bool,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sextant serve`.

@@ -57,3 +57,17 @@ pub async fn init(config: &SextantConfig, run_id: Option<&str>) -> anyhow::Resul
     }
     Ok(guard)
 }
+
+/// The MLflow id of `run`, for linking a command's traces to it (`None` off MLflow, or when the
+/// server has not created the run within 3 s: the run spools and the traces go unlinked).
+pub async fn mlflow_run_id(
+    config: &SextantConfig,
+    run: Option<&sextant_tracker::tracking::ActiveRun>,
+) -> Option<String> {
+    match (run, config.tracking.backend()) {
+        (Some(run), Ok(sextant_tracker::TrackingBackend::Mlflow(_))) => {
+            run.run_id(std::time::Duration::from_secs(3)).await
+        }
+        _ => None,
+    }
+}

@@ -273,7 +273,10 @@ impl Retriever {
         let result = self.run(query, options).instrument(span.clone()).await;
         match &result {
             Ok(chunks) => {
-                span.record(mc::GEN_AI_RETRIEVAL_DOCUMENTS, documents_json(chunks));
+                span.record(
+                    mc::GEN_AI_RETRIEVAL_DOCUMENTS,
+                    documents_json(chunks, self.capture_content),
+                );
             }
             Err(error) => {
                 span.record(mc::OTEL_STATUS_CODE, "ERROR");
@@ -391,8 +394,25 @@ fn rerank(candidates: Vec<ScoredPoint>, options: &RetrievalOptions) -> Vec<Score
     ranked
 }
 
-fn documents_json(chunks: &[RetrievedChunk]) -> String {
-    points_json(chunks.iter().map(|c| (c.id, c.score)))
+/// The retrieved documents: ids and scores, and with content capture their text (what groundedness
+/// scorers read from the trace).
+fn documents_json(chunks: &[RetrievedChunk], capture_content: bool) -> String {
+    if !capture_content {
+        return points_json(chunks.iter().map(|c| (c.id, c.score)));
+    }
+    Value::Array(
+        chunks
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id.to_string(),
+                    "score": (f64::from(c.score) * 1e4).round() / 1e4,
+                    "content": c.text,
+                })
+            })
+            .collect(),
+    )
+    .to_string()
 }
 
 /// `[{"id": "…", "score": …}]`, the semconv shape of `gen_ai.retrieval.documents` without content.
@@ -403,4 +423,28 @@ fn points_json(points: impl Iterator<Item = (u64, f32)>) -> String {
             .collect(),
     )
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_text_is_recorded_only_with_content_capture() {
+        let chunk = RetrievedChunk {
+            id: 7,
+            score: 0.812345,
+            source: "docs/a.md".into(),
+            title: None,
+            url: None,
+            heading: None,
+            chunk_index: 0,
+            text: "Qdrant stores vectors.".into(),
+        };
+        let plain: Value =
+            serde_json::from_str(&documents_json(std::slice::from_ref(&chunk), false)).unwrap();
+        assert_eq!(plain, json!([{"id": "7", "score": 0.8123}]));
+        let captured: Value = serde_json::from_str(&documents_json(&[chunk], true)).unwrap();
+        assert_eq!(captured[0]["content"], "Qdrant stores vectors.");
+    }
 }

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod chat;
+mod eval;
 mod experiments;
 mod ingest;
 mod memory;
@@ -20,6 +21,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => run::run(&config, args).await,
         Command::Chat(args) => chat::chat(&config, args).await,
+        Command::Eval(args) => eval::eval(&config, args).await,
         Command::Serve(args) => crate::serve::serve(&config, args).await,
         Command::Sessions(command) => sessions::sessions(&config, command),
         Command::Traces(command) => traces::traces(&config, command),

@@ -1,13 +1,12 @@
 //! `sextant run`: one question, one answer, one trace — and, with tracking on, one run.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sextant_agent::registry::load_agent;
 use sextant_agent::run_logging::log_turn;
 use sextant_agent::{SextantConfig, TurnContext};
 use sextant_tracker::SpanTree;
-use sextant_tracker::TrackingBackend;
 use sextant_tracker::tracking::RunSpec;
 
 use crate::cli::RunArgs;
@@ -47,10 +46,7 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let run_id = match (&active, config.tracking.backend()) {
-        (Some(run), Ok(TrackingBackend::Mlflow(_))) => run.run_id(Duration::from_secs(3)).await,
-        _ => None,
-    };
+    let run_id = crate::telemetry::mlflow_run_id(config, active.as_ref()).await;
     let guard = crate::telemetry::init(config, run_id.as_deref()).await?;
     let mut agent = agent_config.build(config).await?;
     if let Some(version) = model_version {

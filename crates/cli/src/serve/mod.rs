@@ -33,7 +33,7 @@ use axum::routing::{get, post};
 use sextant_agent::SextantConfig;
 use sextant_agent::session::SessionStore;
 use sextant_tracker::tracking::{ActiveRun, RunSpec, RunStatus};
-use sextant_tracker::{HttpServerMetrics, TelemetryGuard, TrackingBackend};
+use sextant_tracker::{HttpServerMetrics, TelemetryGuard};
 use tokio::sync::Semaphore;
 
 use crate::cli::ServeArgs;
@@ -142,10 +142,7 @@ pub async fn serve(config: &SextantConfig, args: ServeArgs) -> anyhow::Result<()
 
     // The service's life is one tracking run; its traces link to it on MLflow.
     let run = start_run(config, &local_addr.to_string()).await;
-    let run_id = match (&run, config.tracking.backend()) {
-        (Some(run), Ok(TrackingBackend::Mlflow(_))) => run.run_id(Duration::from_secs(3)).await,
-        _ => None,
-    };
+    let run_id = crate::telemetry::mlflow_run_id(config, run.as_ref()).await;
     let telemetry = Arc::new(crate::telemetry::init(config, run_id.as_deref()).await?);
     let state = Arc::new(ServiceState {
         config: config.clone(),

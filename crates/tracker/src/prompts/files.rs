@@ -73,12 +73,20 @@ pub struct PromptFileVersion {
 impl PromptFile {
     /// Reads and checks one file; errors name the file and what is wrong.
     pub fn load(path: &Path) -> Result<Self, RegistryError> {
-        let invalid = |message: String| RegistryError::Invalid {
+        let text = std::fs::read_to_string(path).map_err(|error| RegistryError::Invalid {
             what: format!("prompt file {}", path.display()),
+            message: error.to_string(),
+        })?;
+        Self::parse(&text, &format!("prompt file {}", path.display()))
+    }
+
+    /// Parses and checks a prompt file's text; errors name `source`.
+    pub fn parse(text: &str, source: &str) -> Result<Self, RegistryError> {
+        let invalid = |message: String| RegistryError::Invalid {
+            what: source.to_owned(),
             message,
         };
-        let text = std::fs::read_to_string(path).map_err(|error| invalid(error.to_string()))?;
-        let file: PromptFile = toml::from_str(&text).map_err(|error| invalid(error.to_string()))?;
+        let file: PromptFile = toml::from_str(text).map_err(|error| invalid(error.to_string()))?;
         file.check().map_err(invalid)?;
         Ok(file)
     }

@@ -42,7 +42,8 @@ pub use files::{
     PromptFile, PromptFileVersion, PushReport, PushedVersion, load_prompt_files, push,
 };
 pub use template::{
-    ChatMessageTemplate, PromptTemplate, RenderedMessage, RenderedPrompt, TemplateError,
+    ChatMessageTemplate, PromptTemplate, RenderedContent, RenderedMessage, RenderedPrompt,
+    TemplateError,
 };
 pub use uri::{PromptSelector, PromptUri};
 

@@ -1,0 +1,10 @@
+//! Evaluation: LLM output is judged, not unit-tested. A [`dataset::Dataset`] of `{inputs,
+//! expectations}` rows, [`scorer::Scorer`]s — plain Rust functions ([`scorers`], or your own with
+//! [`scorer::code_scorer`]) and LLM judges ([`judges`]) — and [`run::evaluate`], which answers
+//! every row with an agent and scores each answer with its trace.
+
+pub mod dataset;
+pub mod judges;
+pub mod run;
+pub mod scorer;
+pub mod scorers;
