@@ -173,8 +173,16 @@ fn the_compose_file_is_a_complete_consistent_stack() {
         "the sextant service builds from Dockerfile"
     );
 
-    // MLflow: PostgreSQL backend, S3-compatible artifacts on RustFS, proxied.
+    // MLflow: the version the suite tests against, PostgreSQL backend, S3-compatible artifacts
+    // on RustFS, proxied.
     let mlflow = &stack.services["mlflow"];
+    let tested = std::fs::read_to_string(repo().join("xtask/src/venv.rs")).unwrap();
+    let image = mlflow["image"].as_str().unwrap();
+    let version = image.rsplit(":v").next().unwrap();
+    assert!(
+        tested.contains(&format!("mlflow=={version}")),
+        "the stack runs {image}, but the tests run another MLflow"
+    );
     let command = strings(&mlflow["entrypoint"]).join(" ");
     let backend = command
         .split_whitespace()
