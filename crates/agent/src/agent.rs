@@ -10,18 +10,17 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use futures::StreamExt;
 use serde::Serialize;
 use sextant_memory::{RetrievalError, RetrievedChunk, Retriever};
 use sextant_tools::{ToolError, ToolSet, with_content_capture};
+use sextant_tracker::GenAiMetrics;
 use sextant_tracker::conventions as sc;
 use sextant_tracker::prompts::{PromptVersionRef, RegistryError};
-use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
 use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::chat::{
-    ChatChunk, ChatModel, ChatOptions, ChatRequest, ChatResponse, Message, ToolCall, ToolChoice,
+    ChatModel, ChatOptions, ChatRequest, ChatResponse, Message, ToolCall, ToolChoice,
     ToolDefinition, Usage,
 };
 use crate::error::ChatError;
@@ -122,13 +121,7 @@ pub struct AgentOutcome {
     pub prompt_versions: Vec<PromptVersionRef>,
 }
 
-/// Records a failure on `span` the way every backend reads it: `error.type` for grouping, and an
-/// ERROR status with a description (tracing-opentelemetry's `otel.status_*` fields).
-pub(crate) fn mark_failed(span: &tracing::Span, error_type: &str, description: &str) {
-    span.record(sc::ERROR_TYPE, error_type);
-    span.record(sc::OTEL_STATUS_CODE, "ERROR");
-    span.record(sc::OTEL_STATUS_DESCRIPTION, description);
-}
+pub(crate) use sextant_tracker::mark_failed;
 
 /// Marks the agent span of a turn whose future was dropped before it finished (Ctrl-C, a client
 /// that went away, a timeout around `run`), so a backend does not show a cut-off turn as a success.
@@ -530,140 +523,21 @@ impl Agent {
             })
     }
 
-    /// One model call, traced as `chat {model}`.
-    async fn chat_step(
+    /// One model call with this agent's model, metrics and content capture, traced as
+    /// `chat {model}`.
+    pub(crate) async fn chat_step(
         &self,
         request: &ChatRequest,
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<ChatResponse, ChatError> {
-        let model = self.model.model();
-        let span = tracing::info_span!(
-            "chat",
-            otel.name = %format!("chat {model}"),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
-            { sc::GEN_AI_PROVIDER_NAME } = %self.model.provider(),
-            { sc::GEN_AI_REQUEST_MODEL } = %model,
-            { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
-            { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
-            { sc::GEN_AI_RESPONSE_MODEL } = Empty,
-            { sc::GEN_AI_RESPONSE_ID } = Empty,
-            { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
-            { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
-            { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
-            { sc::GEN_AI_INPUT_MESSAGES } = Empty,
-            { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
-            { sc::GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
-            { sc::GEN_AI_TOOL_DEFINITIONS } = Empty,
-            { sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
-            { sc::ERROR_TYPE } = Empty,
-        );
-        if let Some(t) = request.options.temperature {
-            span.record(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(t));
-        }
-        if let Some(n) = request.options.max_tokens {
-            span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
-        }
-        if self.capture_content {
-            let (system, rest): (Vec<&Message>, Vec<&Message>) = request
-                .messages
-                .iter()
-                .partition(|m| m.role == crate::Role::System);
-            if let Some(system) = system.first() {
-                span.record(
-                    sc::GEN_AI_SYSTEM_INSTRUCTIONS,
-                    span_content::system_instructions(&system.content),
-                );
-            }
-            let rest: Vec<Message> = rest.into_iter().cloned().collect();
-            span.record(
-                sc::GEN_AI_INPUT_MESSAGES,
-                span_content::input_messages(&rest),
-            );
-            if !request.tools.is_empty() {
-                span.record(
-                    sc::GEN_AI_TOOL_DEFINITIONS,
-                    span_content::tool_definitions(&request.tools),
-                );
-            }
-        }
-
-        let started = Instant::now();
-        let result = async {
-            match on_content {
-                None => self.model.chat(request).await,
-                Some(sink) => {
-                    let mut stream = self.model.chat_stream(request).await?;
-                    let mut first_chunk = None;
-                    while let Some(item) = stream.next().await {
-                        match item? {
-                            ChatChunk::Content(piece) => {
-                                first_chunk.get_or_insert_with(|| started.elapsed());
-                                sink(&piece);
-                            }
-                            ChatChunk::Done(response) => {
-                                let ttfc = first_chunk.unwrap_or_else(|| started.elapsed());
-                                tracing::Span::current().record(
-                                    sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
-                                    ttfc.as_secs_f64(),
-                                );
-                                return Ok(response);
-                            }
-                        }
-                    }
-                    Err(ChatError::InvalidResponse {
-                        provider: self.model.provider().into(),
-                        message: "the stream ended without a final response".into(),
-                    })
-                }
-            }
-        }
-        .instrument(span.clone())
-        .await;
-        let elapsed = started.elapsed();
-
-        let mut attributes = GenAiMetricAttributes {
-            operation_name: sc::operation::CHAT,
-            provider_name: self.model.provider(),
-            request_model: Some(model),
-            response_model: None,
-        };
-        let mut error_type = None;
-        match &result {
-            Ok(response) => {
-                span.record(sc::GEN_AI_RESPONSE_MODEL, response.model.as_str());
-                if let Some(id) = &response.id {
-                    span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
-                }
-                span.record(
-                    sc::GEN_AI_RESPONSE_FINISH_REASONS,
-                    span_content::finish_reasons(&response.finish_reason),
-                );
-                span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
-                span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
-                if self.capture_content {
-                    span.record(
-                        sc::GEN_AI_OUTPUT_MESSAGES,
-                        span_content::output_messages(response),
-                    );
-                }
-                attributes.response_model = Some(response.model.as_str());
-                self.metrics.record_token_usage(
-                    &attributes,
-                    Some(response.usage.input_tokens),
-                    Some(response.usage.output_tokens),
-                );
-            }
-            Err(error) => {
-                mark_failed(&span, &error.error_type(), &error.to_string());
-                error_type = Some(error.error_type());
-            }
-        }
-        self.metrics
-            .record_operation_duration(&attributes, elapsed, error_type.as_deref());
-        result
+        crate::traced_chat::traced_chat(
+            self.model.as_ref(),
+            &self.metrics,
+            self.capture_content,
+            request,
+            on_content,
+        )
+        .await
     }
 
     /// One tool call, traced as `execute_tool {name}`. Never fails: errors become the result.

@@ -22,6 +22,7 @@ pub mod run_logging;
 pub mod session;
 mod span_content;
 pub mod testing;
+mod traced_chat;
 
 pub use agent::{
     Agent, AgentBuilder, AgentError, AgentOutcome, StopReason, ToolCallRecord, TurnContext,

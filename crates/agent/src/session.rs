@@ -470,7 +470,6 @@ async fn summarize(
     max_tokens: u32,
 ) -> Result<String, crate::error::ChatError> {
     use sextant_tracker::conventions as sc;
-    let model = agent.model();
     let mut transcript = String::new();
     if let Some(summary) = &session.summary {
         transcript.push_str(&format!("Summary so far:\n{summary}\n\nThen:\n"));
@@ -497,22 +496,15 @@ async fn summarize(
             ..ChatOptions::default()
         },
     };
+    // The summary's `chat {model}` span sits under a span saying what it was for.
     let span = tracing::info_span!(
         "summarize_session",
-        otel.name = %format!("chat {}", model.model()),
-        otel.kind = "client",
-        { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
-        { sc::GEN_AI_PROVIDER_NAME } = %model.provider(),
-        { sc::GEN_AI_REQUEST_MODEL } = %model.model(),
+        otel.kind = "internal",
         { sc::GEN_AI_CONVERSATION_ID } = %session.id,
         { sc::SESSION_ID } = %session.id,
         { sc::USER_ID } = session.user_id.as_deref(),
-        { sc::GEN_AI_USAGE_INPUT_TOKENS } = tracing::field::Empty,
-        { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = tracing::field::Empty,
     );
-    let response = tracing::Instrument::instrument(model.chat(&request), span.clone()).await?;
-    span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
-    span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
+    let response = tracing::Instrument::instrument(agent.chat_step(&request, None), span).await?;
     Ok(response.content.trim().to_owned())
 }
 

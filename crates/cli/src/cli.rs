@@ -188,13 +188,24 @@ pub enum MemoryCommand {
 
 /// `sextant eval`.
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct EvalArgs {
+    /// `compare`, or nothing to run an evaluation.
+    #[command(subcommand)]
+    pub command: Option<EvalCommand>,
     /// The agent: a file or a `models:/` URI (default: the built-in assistant).
     #[arg(long)]
     pub agent: Option<String>,
     /// Rows of {inputs, expectations}: .jsonl, .json, .csv, .yaml.
+    #[arg(long, required = true)]
+    pub dataset: Option<PathBuf>,
+    /// Replace the agent's system prompt: text, or a registry URI (`prompts:/name/2`) — to
+    /// evaluate one prompt version against another.
     #[arg(long)]
-    pub dataset: PathBuf,
+    pub system_prompt: Option<String>,
+    /// Replace the agent's turn template with a registry URI (`prompts:/qa-prompt@staging`).
+    #[arg(long)]
+    pub prompt: Option<String>,
     /// Scorers, comma-separated: is_concise[:WORDS], is_definitive, uses_citations, is_grounded,
     /// exact_match, latency_under:MS, tool_called:NAME, and the judges correctness, guidelines,
     /// relevance_to_query, retrieval_groundedness.
@@ -214,12 +225,34 @@ pub struct EvalArgs {
     /// The tracking experiment (default: [tracking] experiment).
     #[arg(long)]
     pub experiment: Option<String>,
-    /// Do not log a tracking run.
+    /// Do not log a tracking run (nor the assessments on the traces).
     #[arg(long)]
     pub no_log: bool,
     /// Print the whole report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `sextant eval …`.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Two evaluation runs side by side: per-scorer pass rates, the rows whose verdict changed,
+    /// and an HTML page with a chart of the per-scorer results.
+    Compare {
+        /// The first (baseline) evaluation run.
+        run_a: String,
+        /// The second evaluation run.
+        run_b: String,
+        /// Where to write the HTML chart (default: `eval-compare-<A>-<B>.html`).
+        #[arg(long)]
+        html: Option<PathBuf>,
+        /// Do not write the HTML chart.
+        #[arg(long, conflicts_with = "html")]
+        no_html: bool,
+        /// Print the comparison as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `sextant serve`.

@@ -30,7 +30,7 @@ pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics};
 pub use span_tree::SpanTree;
 pub use telemetry::{
     OtlpConfig, OtlpProtocol, ShutdownReport, Telemetry, TelemetryBuilder, TelemetryConfig,
-    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init,
+    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init, mark_failed,
     set_parent_from_traceparent, traceparent_of,
 };
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};

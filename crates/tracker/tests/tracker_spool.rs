@@ -12,8 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sextant_tracker::local::LocalTrackingStore;
 use sextant_tracker::tracking::{
-    ArtifactFile, Experiment, LogBatch, Metric, NewRun, Run, RunInfo, RunSpec, RunStatus, Tracker,
-    TrackerOptions, TrackingError, TrackingStore,
+    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, Experiment, LogBatch, Metric,
+    NewRun, Run, RunInfo, RunSpec, RunStatus, Tracker, TrackerOptions, TrackingError,
+    TrackingStore,
 };
 
 /// Fault injection: the embedded store behind a switch that turns every call into an outage
@@ -123,6 +124,14 @@ impl TrackingStore for OutageTrackingStoreDouble {
         self.check()?;
         self.inner.read_artifact(run_id, path).await
     }
+    async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {
+        self.check()?;
+        self.inner.log_assessment(assessment).await
+    }
+    async fn trace_assessments(&self, trace_id: &str) -> Result<Vec<Assessment>, TrackingError> {
+        self.check()?;
+        self.inner.trace_assessments(trace_id).await
+    }
 }
 
 fn quick() -> TrackerOptions {
@@ -143,6 +152,21 @@ fn log_a_turn(run: &sextant_tracker::tracking::ActiveRun) {
         "interaction.json",
         br#"{"input": "q", "output": "a"}"#.to_vec(),
     );
+    run.log_assessment(Assessment {
+        assessment_id: None,
+        name: "is_concise".into(),
+        trace_id: "0123456789abcdef0123456789abcdef".into(),
+        span_id: None,
+        source: AssessmentSource {
+            source_type: AssessmentSourceType::Code,
+            source_id: "is_concise".into(),
+        },
+        create_time_ms: sextant_tracker::now_ms(),
+        value: Some(serde_json::json!(true)),
+        error: None,
+        rationale: Some("12 words".into()),
+        metadata: BTreeMap::new(),
+    });
 }
 
 async fn the_only_run(store: &dyn TrackingStore) -> Run {
@@ -169,6 +193,20 @@ async fn assert_turn_logged(store: &dyn TrackingStore, status: RunStatus) {
         .await
         .unwrap();
     assert!(artifact.starts_with(b"{\"input\""));
+    // The assessment reached its trace, naming the run that produced it.
+    let assessments = store
+        .trace_assessments("tr-0123456789abcdef0123456789abcdef")
+        .await
+        .unwrap();
+    assert_eq!(assessments.len(), 1, "{assessments:?}");
+    assert_eq!(assessments[0].value, Some(serde_json::json!(true)));
+    assert!(assessments[0].assessment_id.is_some());
+    assert_eq!(
+        assessments[0]
+            .metadata
+            .get(sextant_tracker::tracking::SOURCE_RUN_ID_KEY),
+        Some(&run.info.run_id)
+    );
 }
 
 #[tokio::test]

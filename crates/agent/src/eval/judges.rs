@@ -95,6 +95,7 @@ pub struct LlmJudge {
     prompts: Arc<dyn PromptRegistry>,
     guidelines: Vec<String>,
     prompt: OnceCell<PromptVersion>,
+    capture_content: bool,
 }
 
 impl LlmJudge {
@@ -111,7 +112,14 @@ impl LlmJudge {
             prompts,
             guidelines: Vec::new(),
             prompt: OnceCell::new(),
+            capture_content: false,
         }
+    }
+
+    /// Records the judge's prompt and answer on its `chat` span (off by default).
+    pub fn with_capture_content(mut self, capture: bool) -> Self {
+        self.capture_content = capture;
+        self
     }
 
     /// A `guidelines` judge named `name` with its own rules (used with the row's, if any).
@@ -209,6 +217,10 @@ impl Scorer for LlmJudge {
         ScorerKind::LlmJudge
     }
 
+    fn source_id(&self) -> String {
+        self.model.model().to_owned()
+    }
+
     async fn score(&self, input: &ScorerInput<'_>) -> Result<Feedback, ScoreError> {
         let variables = self.variables(input)?;
         let prompt = self
@@ -239,22 +251,25 @@ impl Scorer for LlmJudge {
                 ..ChatOptions::default()
             },
         };
+        // `score {name}` (what was judged, with which prompt) over the judge's `chat {model}`.
         let span = tracing::info_span!(
-            "judge",
-            otel.name = %format!("chat {}", self.model.model()),
-            otel.kind = "client",
-            gen_ai.operation.name = "chat",
-            gen_ai.provider.name = %self.model.provider(),
-            gen_ai.request.model = %self.model.model(),
+            "score",
+            otel.name = %format!("score {}", self.name),
+            otel.kind = "internal",
             sextant.scorer = %self.name,
+            sextant.prompt.name = %prompt.name,
             sextant.prompt.version = prompt.version,
         );
-        let response = self
-            .model
-            .chat(&request)
-            .instrument(span)
-            .await
-            .map_err(|e| ScoreError(format!("the judge model failed: {e}")))?;
+        let response = crate::traced_chat::traced_chat(
+            self.model.as_ref(),
+            &sextant_tracker::GenAiMetrics::global(),
+            self.capture_content,
+            &request,
+            None,
+        )
+        .instrument(span)
+        .await
+        .map_err(|e| ScoreError(format!("the judge model failed: {e}")))?;
         parse_verdict(&response)
     }
 }

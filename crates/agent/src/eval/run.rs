@@ -7,8 +7,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sextant_tracker::StoredSpan;
+use sextant_tracker::tracking::{
+    Assessment, AssessmentSource, AssessmentSourceType, FeedbackError,
+};
 
 use super::dataset::Dataset;
 use super::scorer::{Feedback, Scorer, ScorerInput, ScorerKind, Verdict};
@@ -16,10 +20,13 @@ use crate::agent::{Agent, TurnContext};
 use crate::chat::Usage;
 
 /// One scorer's result on one row.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreOutcome {
     /// Code or a model.
     pub source: ScorerKind,
+    /// Which code or model: the scorer's name, or the judge model.
+    #[serde(default)]
+    pub source_id: String,
     /// The verdict, when the scorer could judge.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<Verdict>,
@@ -33,7 +40,7 @@ pub struct ScoreOutcome {
 }
 
 /// One row's answer and scores.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RowResult {
     /// The row, from 1.
     pub row: usize,
@@ -54,8 +61,53 @@ pub struct RowResult {
     pub scores: BTreeMap<String, ScoreOutcome>,
 }
 
+impl RowResult {
+    /// Each score as an assessment of the row's trace, made at `time_ms` (none when the turn left
+    /// no trace). A score without a verdict becomes an assessment carrying the error.
+    pub fn assessments(&self, time_ms: i64) -> Vec<Assessment> {
+        let Some(trace_id) = &self.trace_id else {
+            return Vec::new();
+        };
+        self.scores
+            .iter()
+            .map(|(name, score)| Assessment {
+                assessment_id: None,
+                name: name.clone(),
+                trace_id: trace_id.clone(),
+                span_id: None,
+                source: AssessmentSource {
+                    source_type: match score.source {
+                        ScorerKind::Code => AssessmentSourceType::Code,
+                        ScorerKind::LlmJudge => AssessmentSourceType::LlmJudge,
+                    },
+                    source_id: if score.source_id.is_empty() {
+                        name.clone()
+                    } else {
+                        score.source_id.clone()
+                    },
+                },
+                create_time_ms: time_ms,
+                value: score.value.as_ref().map(|v| json!(v)),
+                error: match (&score.value, &score.error) {
+                    (None, Some(message)) => Some(FeedbackError {
+                        code: "SCORER_ERROR".into(),
+                        message: message.clone(),
+                    }),
+                    (None, None) => Some(FeedbackError {
+                        code: "SCORER_ERROR".into(),
+                        message: "the scorer returned no verdict".into(),
+                    }),
+                    _ => None,
+                },
+                rationale: score.rationale.clone(),
+                metadata: BTreeMap::new(),
+            })
+            .collect()
+    }
+}
+
 /// One scorer over the whole run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScorerSummary {
     /// Code or a model.
     pub source: ScorerKind,
@@ -70,7 +122,7 @@ pub struct ScorerSummary {
 }
 
 /// The whole evaluation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     /// The dataset's name.
     pub dataset: String,
@@ -95,6 +147,27 @@ pub struct EvalReport {
 }
 
 impl EvalReport {
+    /// Logs the evaluation to `run`: the aggregate [`metrics`](Self::metrics), the per-row results
+    /// as [`RESULTS_ARTIFACT`], and every score as an assessment of its row's trace.
+    pub fn log_to(&self, run: &sextant_tracker::tracking::ActiveRun) {
+        run.log_metrics(self.metrics(), 0);
+        match serde_json::to_vec_pretty(self) {
+            Ok(bytes) => run.log_artifact(RESULTS_ARTIFACT, bytes),
+            Err(error) => tracing::warn!("the evaluation results could not be encoded: {error}"),
+        }
+        for assessment in self.assessments(sextant_tracker::now_ms()) {
+            run.log_assessment(assessment);
+        }
+    }
+
+    /// Every row's scores as assessments of its trace ([`RowResult::assessments`]).
+    pub fn assessments(&self, time_ms: i64) -> Vec<Assessment> {
+        self.rows
+            .iter()
+            .flat_map(|row| row.assessments(time_ms))
+            .collect()
+    }
+
     /// The run's metrics, MLflow style: `{scorer}/pass_rate`, `{scorer}/mean`, `latency_p50_ms`, …
     pub fn metrics(&self) -> Vec<(String, f64)> {
         let mut metrics = Vec::new();
@@ -126,6 +199,27 @@ impl EvalReport {
 
 /// Reads a finished turn's spans by trace id.
 pub type SpansOf<'a> = dyn Fn(&str) -> Vec<StoredSpan> + Send + Sync + 'a;
+
+/// The artifact holding an evaluation's per-row results (what `sextant eval compare` reads).
+pub const RESULTS_ARTIFACT: &str = "eval_results.json";
+
+/// A [`SpansOf`] reading the local trace store of `telemetry`, flushing the pipeline first so a
+/// turn that just ended is there. Needs a multi-threaded Tokio runtime (it blocks in place).
+pub fn flushed_spans(
+    telemetry: &sextant_tracker::TelemetryGuard,
+) -> impl Fn(&str) -> Vec<StoredSpan> + Send + Sync + '_ {
+    move |trace_id: &str| {
+        tokio::task::block_in_place(|| {
+            if let Err(error) = telemetry.force_flush() {
+                tracing::warn!("flushing the turn's spans failed: {error}");
+            }
+            telemetry
+                .trace_store()
+                .and_then(|store| store.spans(trace_id).ok())
+                .unwrap_or_default()
+        })
+    }
+}
 
 /// How [`evaluate`] runs.
 pub struct EvalOptions<'a> {
@@ -193,10 +287,9 @@ pub async fn evaluate(
                         };
                         for scorer in scorers {
                             let scored = scorer.score(&input).await;
-                            result.scores.insert(
-                                scorer.name().to_owned(),
-                                outcome_of(scorer.kind(), scored),
-                            );
+                            result
+                                .scores
+                                .insert(scorer.name().to_owned(), outcome_of(&**scorer, scored));
                         }
                         result.answer = Some(outcome.answer);
                         result.trace_id = outcome.trace_id;
@@ -208,7 +301,7 @@ pub async fn evaluate(
                             result.scores.insert(
                                 scorer.name().to_owned(),
                                 outcome_of(
-                                    scorer.kind(),
+                                    &**scorer,
                                     Err(super::scorer::ScoreError(message.clone())),
                                 ),
                             );
@@ -231,18 +324,21 @@ pub async fn evaluate(
 }
 
 fn outcome_of(
-    source: ScorerKind,
+    scorer: &dyn Scorer,
     scored: Result<Feedback, super::scorer::ScoreError>,
 ) -> ScoreOutcome {
+    let (source, source_id) = (scorer.kind(), scorer.source_id());
     match scored {
         Ok(feedback) => ScoreOutcome {
             source,
+            source_id,
             value: Some(feedback.value),
             rationale: feedback.rationale,
             error: None,
         },
         Err(error) => ScoreOutcome {
             source,
+            source_id,
             value: None,
             rationale: None,
             error: Some(error.0),

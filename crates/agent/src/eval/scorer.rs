@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sextant_tracker::StoredSpan;
 
@@ -15,7 +15,7 @@ use crate::agent::ToolCallRecord;
 use crate::eval::dataset::Expectations;
 
 /// A scorer's verdict value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Verdict {
     /// Pass or fail.
@@ -86,7 +86,7 @@ impl From<f64> for Feedback {
 }
 
 /// Who judges: code or a model (MLflow's assessment source types `CODE` and `LLM_JUDGE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ScorerKind {
     /// A function.
@@ -150,6 +150,11 @@ pub trait Scorer: Send + Sync {
     fn name(&self) -> &str;
     /// Code or a model.
     fn kind(&self) -> ScorerKind;
+    /// Who judges, as an assessment's source id: the scorer's name for code (the default), the
+    /// model for a judge.
+    fn source_id(&self) -> String {
+        self.name().to_owned()
+    }
     /// Judges one answer.
     async fn score(&self, input: &ScorerInput<'_>) -> Result<Feedback, ScoreError>;
 }

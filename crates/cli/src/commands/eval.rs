@@ -6,22 +6,35 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_agent::SextantConfig;
+use sextant_agent::eval::compare::compare;
 use sextant_agent::eval::dataset::Dataset;
 use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
-use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate};
+use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate, flushed_spans};
 use sextant_agent::eval::scorer::Scorer;
 use sextant_agent::eval::scorers::{BUILTIN_NAMES, builtin};
 use sextant_agent::registry::load_agent;
-use sextant_tracker::StoredSpan;
 use sextant_tracker::prompts::PromptRegistry;
 use sextant_tracker::tracking::{RunSpec, RunStatus};
 
-use crate::cli::EvalArgs;
+use crate::cli::{EvalArgs, EvalCommand};
 
-/// The artifact holding the per-row results.
-pub const RESULTS_ARTIFACT: &str = "eval_results.json";
+use sextant_agent::eval::run::RESULTS_ARTIFACT;
 
 pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> {
+    if let Some(EvalCommand::Compare {
+        run_a,
+        run_b,
+        html,
+        no_html,
+        json,
+    }) = args.command
+    {
+        return compare_runs(config, &run_a, &run_b, html, no_html, json).await;
+    }
+    let dataset_path = args
+        .dataset
+        .clone()
+        .context("--dataset is required to run an evaluation")?;
     let mut config = config.clone();
     // Scorers read the trace: answers, retrieved documents.
     config.telemetry.capture_content = true;
@@ -29,8 +42,14 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         config.tracking.experiment = experiment.clone();
     }
     let config = &config;
-    let dataset = Dataset::load(&args.dataset)?;
-    let (agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+    let dataset = Dataset::load(&dataset_path)?;
+    let (mut agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+    if let Some(system_prompt) = &args.system_prompt {
+        agent_config.system_prompt = system_prompt.clone();
+    }
+    if let Some(prompt) = &args.prompt {
+        agent_config.prompt = Some(prompt.clone());
+    }
 
     let tracker = if config.tracking.log_runs && !args.no_log {
         Some(config.tracking.tracker(&config.data_dir())?)
@@ -40,7 +59,12 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
     let run = match &tracker {
         Some(tracker) => Some(tracker.start_run(RunSpec {
             experiment: config.tracking.experiment.clone(),
-            run_name: Some(format!("eval {} on {}", agent_config.name, dataset.name)),
+            run_name: Some(match args.system_prompt.as_ref().or(args.prompt.as_ref()) {
+                Some(prompt) if prompt.starts_with("prompts:/") => {
+                    format!("eval {} ({prompt}) on {}", agent_config.name, dataset.name)
+                }
+                _ => format!("eval {} on {}", agent_config.name, dataset.name),
+            }),
             tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
             ..RunSpec::default()
         })?),
@@ -69,9 +93,10 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
     {
         let scorer = match (builtin(spec), JudgeKind::from_name(spec)) {
             (Some(scorer), _) => scorer.map_err(anyhow::Error::msg)?,
-            (None, Some(kind)) => {
-                Arc::new(LlmJudge::new(kind, judge_model.clone(), prompts.clone()))
-            }
+            (None, Some(kind)) => Arc::new(
+                LlmJudge::new(kind, judge_model.clone(), prompts.clone())
+                    .with_capture_content(true),
+            ),
             (None, None) => anyhow::bail!(
                 "unknown scorer `{spec}`; the scorers are {}, correctness, guidelines, relevance_to_query, retrieval_groundedness",
                 BUILTIN_NAMES.join(", ")
@@ -89,18 +114,7 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         .progress_chars("=> "),
     );
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
-    let spans = |trace_id: &str| -> Vec<StoredSpan> {
-        // The turn's spans reach the local store before its scorers read them.
-        tokio::task::block_in_place(|| {
-            if let Err(error) = guard.force_flush() {
-                tracing::warn!("flushing the turn's spans failed: {error}");
-            }
-            guard
-                .trace_store()
-                .and_then(|store| store.spans(trace_id).ok())
-                .unwrap_or_default()
-        })
-    };
+    let spans = flushed_spans(&guard);
     let report = evaluate(
         &agent,
         &dataset,
@@ -112,6 +126,7 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         },
     )
     .await;
+    drop(spans);
     bar.finish_and_clear();
 
     let run_report = match run {
@@ -130,8 +145,17 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
                 ("scorers", args.scorers.join(",")),
                 ("concurrency", args.concurrency.to_string()),
             ]);
-            run.log_metrics(report.metrics(), 0);
-            run.log_artifact(RESULTS_ARTIFACT, serde_json::to_vec_pretty(&report)?);
+            let overrides = [
+                ("system_prompt", &args.system_prompt),
+                ("prompt", &args.prompt),
+            ];
+            run.log_params(
+                overrides
+                    .into_iter()
+                    .filter_map(|(key, value)| Some((key, value.clone()?))),
+            );
+            // Metrics, the results artifact, and every score on its row's trace.
+            report.log_to(&run);
             let status = if report.failed_turns == report.rows.len() {
                 RunStatus::Failed
             } else {
@@ -149,7 +173,11 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
     } else {
         print_report(&report);
         if let Some(id) = &run_id {
-            eprintln!("run {id}  (sextant runs show {id})");
+            let traces = report.rows.iter().filter(|r| r.trace_id.is_some()).count();
+            eprintln!(
+                "run {id}  (sextant runs show {id}); {} assessments on {traces} traces",
+                report.assessments(0).len()
+            );
         }
     }
     guard.shutdown().context("flushing telemetry")?;
@@ -216,4 +244,86 @@ fn print_report(report: &EvalReport) {
             eprintln!("{name}: row {row}: {error}");
         }
     }
+}
+
+/// `sextant eval compare`: reads both runs' results artifacts and sets them side by side.
+async fn compare_runs(
+    config: &SextantConfig,
+    run_a: &str,
+    run_b: &str,
+    html: Option<std::path::PathBuf>,
+    no_html: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let store = config.tracking.tracking_store(&config.data_dir())?;
+    let mut reports = Vec::new();
+    for run_id in [run_a, run_b] {
+        let run = store.get_run(run_id).await.with_context(|| {
+            format!(
+                "reading evaluation run {run_id} from the {} tracking store at {}",
+                store.backend(),
+                store.location()
+            )
+        })?;
+        let bytes = store
+            .read_artifact(run_id, RESULTS_ARTIFACT)
+            .await
+            .with_context(|| {
+                format!(
+                    "run {run_id} ({}) has no {RESULTS_ARTIFACT}: is it a `sextant eval` run?",
+                    run.info.run_name
+                )
+            })?;
+        let report: EvalReport = serde_json::from_slice(&bytes).with_context(|| {
+            format!("run {run_id}: {RESULTS_ARTIFACT} is not an evaluation report")
+        })?;
+        reports.push((run, report));
+    }
+    let [(run_a, report_a), (run_b, report_b)] =
+        <[_; 2]>::try_from(reports).expect("two runs were read");
+    let comparison = compare(&run_a.info.run_id, &report_a, &run_b.info.run_id, &report_b);
+    let html_path = (!no_html).then(|| {
+        html.unwrap_or_else(|| {
+            let short = |id: &str| id.chars().take(8).collect::<String>();
+            format!(
+                "eval-compare-{}-{}.html",
+                short(&run_a.info.run_id),
+                short(&run_b.info.run_id)
+            )
+            .into()
+        })
+    });
+    if let Some(path) = &html_path {
+        std::fs::write(path, comparison.render_html())
+            .with_context(|| format!("writing the chart to {}", path.display()))?;
+    }
+    if json {
+        let mut value = serde_json::to_value(&comparison)?;
+        value["html"] = serde_json::json!(html_path);
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    println!(
+        "A {}  {}\nB {}  {}",
+        run_a.info.run_id, run_a.info.run_name, run_b.info.run_id, run_b.info.run_name
+    );
+    // What differs between the two runs' settings: the prompt, the agent, the model …
+    let keys: std::collections::BTreeSet<&String> =
+        run_a.params.keys().chain(run_b.params.keys()).collect();
+    for key in keys {
+        let (a, b) = (run_a.params.get(key), run_b.params.get(key));
+        if a != b {
+            println!(
+                "  {key}: {} -> {}",
+                a.map_or("-", String::as_str),
+                b.map_or("-", String::as_str)
+            );
+        }
+    }
+    println!();
+    print!("{}", comparison.render_text());
+    if let Some(path) = html_path {
+        eprintln!("chart: {}", path.display());
+    }
+    Ok(())
 }

@@ -24,7 +24,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(&config, args).await,
         Command::Serve(args) => crate::serve::serve(&config, args).await,
         Command::Sessions(command) => sessions::sessions(&config, command),
-        Command::Traces(command) => traces::traces(&config, command),
+        Command::Traces(command) => traces::traces(&config, command).await,
         Command::Models(command) => models::models(&config, command).await,
         Command::Ingest(args) => ingest::ingest_command(&config, args).await,
         Command::Memory(command) => memory::memory(&config, command).await,

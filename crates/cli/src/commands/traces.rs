@@ -7,7 +7,7 @@ use sextant_tracker::trace_store::LocalTraceStore;
 
 use crate::cli::TracesCommand;
 
-pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<()> {
+pub async fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<()> {
     let path = config.trace_store_path();
     if !path.exists() {
         anyhow::bail!(
@@ -65,8 +65,50 @@ pub fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<
             } else {
                 println!("trace {trace_id}");
                 println!("{}", SpanTree::build(&spans).render().trim_end());
+                print_assessments(config, &trace_id).await;
             }
         }
     }
     Ok(())
+}
+
+/// The trace's assessments (scores from `sextant eval`) from the tracking store, beneath its tree.
+async fn print_assessments(config: &SextantConfig, trace_id: &str) {
+    let assessments = match config.tracking.tracking_store(&config.data_dir()) {
+        Ok(store) => store.trace_assessments(trace_id).await,
+        Err(error) => {
+            eprintln!("(assessments not read: {error})");
+            return;
+        }
+    };
+    match assessments {
+        Ok(list) if list.is_empty() => {}
+        Ok(list) => {
+            println!("assessments");
+            for a in list {
+                let verdict = match (&a.value, &a.error) {
+                    (Some(value), _) => value.to_string(),
+                    (None, Some(error)) => format!("error {}: {}", error.code, error.message),
+                    (None, None) => "-".into(),
+                };
+                let rationale: String = a
+                    .rationale
+                    .as_deref()
+                    .unwrap_or("")
+                    .chars()
+                    .take(80)
+                    .collect();
+                println!(
+                    "  {:<22} {:<9} {:<10} {}  {rationale}",
+                    a.name,
+                    a.source.source_type.as_str(),
+                    verdict,
+                    a.source.source_id
+                );
+            }
+        }
+        // The trace is in the local store; the tracking backend may not know it (not an error).
+        Err(sextant_tracker::tracking::TrackingError::NotFound { .. }) => {}
+        Err(error) => eprintln!("(assessments not read: {error})"),
+    }
 }

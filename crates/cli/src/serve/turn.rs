@@ -250,10 +250,7 @@ impl Turn {
         if let Some(error) = error
             && status >= 500
         {
-            self.span.record(sc::ERROR_TYPE, error.code);
-            self.span.record(sc::OTEL_STATUS_CODE, "ERROR");
-            self.span
-                .record(sc::OTEL_STATUS_DESCRIPTION, error.message.as_str());
+            sextant_tracker::mark_failed(&self.span, error.code, &error.message);
         }
     }
 }

@@ -11,8 +11,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::database::{Database, WorkError};
 use crate::now_ms;
 use crate::tracking::{
-    ArtifactFile, Experiment, LogBatch, Metric, NewRun, OrderBy, PARENT_RUN_ID_TAG, RUN_NAME_TAG,
-    Run, RunFilter, RunInfo, RunStatus, TrackingError, TrackingStore, validate_artifact_path,
+    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, Experiment, LogBatch, Metric,
+    NewRun, OrderBy, PARENT_RUN_ID_TAG, RUN_NAME_TAG, Run, RunFilter, RunInfo, RunStatus,
+    TrackingError, TrackingStore, validate_artifact_path,
 };
 
 const SCHEMA: &str = "
@@ -45,6 +46,20 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     timestamp_ms INTEGER NOT NULL, step INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS run_metrics_by_key ON run_metrics (run_id, key);
+CREATE TABLE IF NOT EXISTS assessments (
+    assessment_id TEXT PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT,
+    name TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source_id TEXT NOT NULL,
+    create_time_ms INTEGER NOT NULL,
+    value TEXT,
+    error TEXT,
+    rationale TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS assessments_by_trace ON assessments (trace_id, create_time_ms);
 ";
 
 /// Experiments and runs in the data directory; see the [module docs](self).
@@ -125,6 +140,29 @@ impl LocalTrackingStore {
     fn run_artifact_dir(&self, info: &RunInfo) -> PathBuf {
         PathBuf::from(&info.artifact_uri)
     }
+}
+
+fn read_assessment(row: &rusqlite::Row<'_>) -> rusqlite::Result<Assessment> {
+    fn json<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+    }
+    let source_type: String = row.get(4)?;
+    Ok(Assessment {
+        assessment_id: Some(row.get(0)?),
+        trace_id: row.get(1)?,
+        span_id: row.get(2)?,
+        name: row.get(3)?,
+        source: AssessmentSource {
+            source_type: AssessmentSourceType::parse(&source_type)
+                .unwrap_or(AssessmentSourceType::Code),
+            source_id: row.get(5)?,
+        },
+        create_time_ms: row.get(6)?,
+        value: json(row.get(7)?),
+        error: json(row.get(8)?),
+        rationale: row.get(9)?,
+        metadata: json(row.get(10)?).unwrap_or_default(),
+    })
 }
 
 fn read_experiment(row: &rusqlite::Row<'_>) -> rusqlite::Result<Experiment> {
@@ -584,5 +622,60 @@ impl TrackingStore for LocalTrackingStore {
                     message: format!("could not read {}: {error}", file.display()),
                 },
             })
+    }
+
+    async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {
+        assessment.validate()?;
+        let id = format!(
+            "a-{}",
+            (0..16)
+                .map(|_| format!("{:02x}", rand::random::<u8>()))
+                .collect::<String>()
+        );
+        let mut stored = assessment.clone();
+        stored.assessment_id = Some(id.clone());
+        self.call("store an assessment", move |connection| {
+            connection.execute(
+                "INSERT INTO assessments (assessment_id, trace_id, span_id, name, source_type,
+                 source_id, create_time_ms, value, error, rationale, metadata)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    id,
+                    stored.otel_trace_id(),
+                    stored.span_id,
+                    stored.name,
+                    stored.source.source_type.as_str(),
+                    stored.source.source_id,
+                    stored.create_time_ms,
+                    stored.value.as_ref().map(|v| v.to_string()),
+                    stored
+                        .error
+                        .as_ref()
+                        .map(|e| serde_json::to_string(e).unwrap_or_default()),
+                    stored.rationale,
+                    serde_json::to_string(&stored.metadata).unwrap_or_default(),
+                ],
+            )?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn trace_assessments(&self, trace_id: &str) -> Result<Vec<Assessment>, TrackingError> {
+        let trace_id = trace_id
+            .strip_prefix("tr-")
+            .unwrap_or(trace_id)
+            .to_ascii_lowercase();
+        self.call("read assessments", move |connection| {
+            Ok(connection
+                .prepare(
+                    "SELECT assessment_id, trace_id, span_id, name, source_type, source_id,
+                     create_time_ms, value, error, rationale, metadata
+                     FROM assessments WHERE trace_id = ?1 ORDER BY create_time_ms, rowid",
+                )?
+                .query_map(params![trace_id], read_assessment)?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
 }

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use super::wire::{WireTag, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::tracking::{
-    ArtifactFile, Experiment, LogBatch, Metric, NewRun, PARENT_RUN_ID_TAG, Run, RunInfo, RunStatus,
-    TrackingError, TrackingStore, validate_artifact_path,
+    ArtifactFile, Assessment, Experiment, LogBatch, Metric, NewRun, PARENT_RUN_ID_TAG, Run,
+    RunInfo, RunStatus, TrackingError, TrackingStore, validate_artifact_path,
 };
 
 const ARTIFACT_PROXY_SCHEME: &str = "mlflow-artifacts:/";
@@ -525,5 +525,61 @@ impl TrackingStore for MlflowTrackingStore {
             )
             .await
             .map_err(|e| self.error(e, || format!("artifact `{path}` of run {run_id}")))
+    }
+
+    async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {
+        assessment.validate()?;
+        let trace = format!("tr-{}", assessment.otel_trace_id());
+        let body = assessment.to_mlflow_json();
+        // The trace arrives over OTLP, possibly a moment after the turn ended: wait for it briefly.
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            let created: Result<Value, MlflowError> = self
+                .client
+                .post(&format!("api/3.0/mlflow/traces/{trace}/assessments"), &body)
+                .await;
+            match created {
+                Ok(answer) => {
+                    return Ok(answer["assessment"]["assessment_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned());
+                }
+                Err(error) if error.is_not_found() && attempts < 6 => {
+                    attempts += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(error) => {
+                    return Err(self.error(error, || {
+                        format!("trace {trace} (for assessment `{}`)", assessment.name)
+                    }));
+                }
+            }
+        }
+    }
+
+    async fn trace_assessments(&self, trace_id: &str) -> Result<Vec<Assessment>, TrackingError> {
+        let hex = trace_id.strip_prefix("tr-").unwrap_or(trace_id);
+        let trace = format!("tr-{}", hex.to_ascii_lowercase());
+        let answer: Value = self
+            .client
+            .get(
+                &format!("api/3.0/mlflow/traces/{trace}"),
+                &[("trace_id", trace.clone())],
+            )
+            .await
+            .map_err(|e| self.error(e, || format!("trace {trace}")))?;
+        let mut assessments: Vec<Assessment> = answer["trace"]["trace_info"]["assessments"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(Assessment::from_mlflow_json)
+                    .collect()
+            })
+            .unwrap_or_default();
+        assessments.sort_by_key(|a| a.create_time_ms);
+        Ok(assessments)
     }
 }

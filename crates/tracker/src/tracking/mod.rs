@@ -7,6 +7,7 @@
 //! (`params.model = 'x' and metrics.latency_ms < 900`), parsed by [`RunFilter`]. A [`Tracker`]
 //! logs to runs in the background, spooling to disk so an outage or a crash loses nothing.
 
+mod assessment;
 mod filter;
 mod run;
 mod spool;
@@ -16,6 +17,10 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+pub use assessment::{
+    Assessment, AssessmentSource, AssessmentSourceType, FeedbackError, JUDGE_INPUT_TOKENS_KEY,
+    JUDGE_OUTPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, parse_rfc3339_ms, rfc3339_ms,
+};
 pub use filter::{OrderBy, RunFilter};
 pub use run::{ActiveRun, ReplayReport, RunReport, RunSpec, Tracker, TrackerOptions};
 
@@ -315,6 +320,13 @@ pub trait TrackingStore: Send + Sync {
 
     /// One artifact's contents.
     async fn read_artifact(&self, run_id: &str, path: &str) -> Result<Vec<u8>, TrackingError>;
+
+    /// Attaches `assessment` to its trace; the id the backend gave it.
+    async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError>;
+
+    /// The feedback assessments of a trace (its OpenTelemetry id, or MLflow's `tr-…`), oldest
+    /// first.
+    async fn trace_assessments(&self, trace_id: &str) -> Result<Vec<Assessment>, TrackingError>;
 
     /// Experiment `name`, created if missing.
     async fn get_or_create_experiment(&self, name: &str) -> Result<String, TrackingError> {

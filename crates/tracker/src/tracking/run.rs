@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::spool::{Op, Spool, spool_files};
-use super::{LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore};
+use super::{Assessment, LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore};
 
 /// A run to start with a [`Tracker`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,6 +289,17 @@ impl ActiveRun {
         self.send(Op::Artifact { path: path.into() }, Some(contents));
     }
 
+    /// Attaches `assessment` to its trace, recording this run as its source
+    /// ([`SOURCE_RUN_ID_KEY`](super::SOURCE_RUN_ID_KEY)); spooled like the run's other writes.
+    pub fn log_assessment(&self, assessment: Assessment) {
+        self.send(
+            Op::Assessment {
+                assessment: Box::new(assessment),
+            },
+            None,
+        );
+    }
+
     /// The backend's id of the run, waiting up to `timeout` for it to be created.
     pub async fn run_id(&self, timeout: Duration) -> Option<String> {
         let mut receiver = self.run_id.clone();
@@ -416,6 +427,16 @@ impl Delivery {
                             message: format!("its spooled copy is gone: {error}"),
                         }),
                     }
+                }
+                Op::Assessment { assessment } => {
+                    let mut assessment = (**assessment).clone();
+                    if let Some(run_id) = &self.run_id {
+                        assessment
+                            .metadata
+                            .entry(super::SOURCE_RUN_ID_KEY.to_owned())
+                            .or_insert_with(|| run_id.clone());
+                    }
+                    self.store.log_assessment(&assessment).await.map(|_| ())
                 }
                 Op::End {
                     status,

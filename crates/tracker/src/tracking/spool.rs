@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{LogBatch, RunStatus};
+use super::{Assessment, LogBatch, RunStatus};
 
 /// One write to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub(crate) enum Op {
     },
     Artifact {
         path: String,
+    },
+    Assessment {
+        assessment: Box<Assessment>,
     },
     End {
         status: RunStatus,

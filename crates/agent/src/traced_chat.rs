@@ -1,0 +1,155 @@
+//! One model call traced the GenAI way: a `chat {model}` client span with the request's
+//! settings, token usage, finish reasons, content (when captured) and error status, and the
+//! `gen_ai.client.*` duration and token metrics. The agent loop, the session summariser and the
+//! LLM judges all call the model through [`traced_chat`], so their spans read the same.
+
+use std::time::Instant;
+
+use futures::StreamExt;
+use sextant_tracker::conventions as sc;
+use sextant_tracker::{GenAiMetricAttributes, GenAiMetrics};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::agent::mark_failed;
+use crate::chat::{ChatChunk, ChatModel, ChatRequest, ChatResponse, Message};
+use crate::error::ChatError;
+use crate::span_content;
+
+/// Calls `model` with `request` inside a `chat {model}` span (a child of the current span),
+/// streaming content pieces to `on_content` when given; records `metrics`.
+pub(crate) async fn traced_chat(
+    model: &dyn ChatModel,
+    metrics: &GenAiMetrics,
+    capture_content: bool,
+    request: &ChatRequest,
+    on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+) -> Result<ChatResponse, ChatError> {
+    let model_name = model.model();
+    let span = tracing::info_span!(
+        "chat",
+        otel.name = %format!("chat {model_name}"),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        otel.status_description = Empty,
+        { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
+        { sc::GEN_AI_PROVIDER_NAME } = %model.provider(),
+        { sc::GEN_AI_REQUEST_MODEL } = %model_name,
+        { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
+        { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
+        { sc::GEN_AI_RESPONSE_MODEL } = Empty,
+        { sc::GEN_AI_RESPONSE_ID } = Empty,
+        { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
+        { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+        { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+        { sc::GEN_AI_INPUT_MESSAGES } = Empty,
+        { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
+        { sc::GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
+        { sc::GEN_AI_TOOL_DEFINITIONS } = Empty,
+        { sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK } = Empty,
+        { sc::ERROR_TYPE } = Empty,
+    );
+    if let Some(t) = request.options.temperature {
+        span.record(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(t));
+    }
+    if let Some(n) = request.options.max_tokens {
+        span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
+    }
+    if capture_content {
+        let (system, rest): (Vec<&Message>, Vec<&Message>) = request
+            .messages
+            .iter()
+            .partition(|m| m.role == crate::Role::System);
+        if let Some(system) = system.first() {
+            span.record(
+                sc::GEN_AI_SYSTEM_INSTRUCTIONS,
+                span_content::system_instructions(&system.content),
+            );
+        }
+        let rest: Vec<Message> = rest.into_iter().cloned().collect();
+        span.record(
+            sc::GEN_AI_INPUT_MESSAGES,
+            span_content::input_messages(&rest),
+        );
+        if !request.tools.is_empty() {
+            span.record(
+                sc::GEN_AI_TOOL_DEFINITIONS,
+                span_content::tool_definitions(&request.tools),
+            );
+        }
+    }
+
+    let started = Instant::now();
+    let result = async {
+        match on_content {
+            None => model.chat(request).await,
+            Some(sink) => {
+                let mut stream = model.chat_stream(request).await?;
+                let mut first_chunk = None;
+                while let Some(item) = stream.next().await {
+                    match item? {
+                        ChatChunk::Content(piece) => {
+                            first_chunk.get_or_insert_with(|| started.elapsed());
+                            sink(&piece);
+                        }
+                        ChatChunk::Done(response) => {
+                            let ttfc = first_chunk.unwrap_or_else(|| started.elapsed());
+                            tracing::Span::current().record(
+                                sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+                                ttfc.as_secs_f64(),
+                            );
+                            return Ok(response);
+                        }
+                    }
+                }
+                Err(ChatError::InvalidResponse {
+                    provider: model.provider().into(),
+                    message: "the stream ended without a final response".into(),
+                })
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let elapsed = started.elapsed();
+
+    let mut attributes = GenAiMetricAttributes {
+        operation_name: sc::operation::CHAT,
+        provider_name: model.provider(),
+        request_model: Some(model_name),
+        response_model: None,
+    };
+    let mut error_type = None;
+    match &result {
+        Ok(response) => {
+            span.record(sc::GEN_AI_RESPONSE_MODEL, response.model.as_str());
+            if let Some(id) = &response.id {
+                span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
+            }
+            span.record(
+                sc::GEN_AI_RESPONSE_FINISH_REASONS,
+                span_content::finish_reasons(&response.finish_reason),
+            );
+            span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
+            span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
+            if capture_content {
+                span.record(
+                    sc::GEN_AI_OUTPUT_MESSAGES,
+                    span_content::output_messages(response),
+                );
+            }
+            attributes.response_model = Some(response.model.as_str());
+            metrics.record_token_usage(
+                &attributes,
+                Some(response.usage.input_tokens),
+                Some(response.usage.output_tokens),
+            );
+        }
+        Err(error) => {
+            mark_failed(&span, &error.error_type(), &error.to_string());
+            error_type = Some(error.error_type());
+        }
+    }
+    metrics.record_operation_duration(&attributes, elapsed, error_type.as_deref());
+    result
+}
