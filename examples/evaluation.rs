@@ -169,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         ("dataset_digest", dataset.digest.clone()),
         ("model", "SmolLM2-135M-Instruct".to_owned()),
     ]);
+    run.log_dataset(dataset.tracking_input());
     report.log_to(&run);
     let logged = run.end(RunStatus::Finished).await;
     if let Some(id) = logged.run_id {

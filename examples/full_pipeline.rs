@@ -124,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             ("prompt", uri.clone()),
             ("dataset_digest", dataset.digest.clone()),
         ]);
+        run.log_dataset(dataset.tracking_input());
         report.log_to(&run);
         let logged = run.end(RunStatus::Finished).await;
         let label = logged

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use sextant_tracker::local::LocalTrackingStore;
-use sextant_tracker::tracking::{SOURCE_RUN_ID_KEY, TrackingStore};
+use sextant_tracker::tracking::{
+    JUDGE_INPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, TrackingStore,
+};
 use support::service::agent_file;
 use support::{json_of, mlflow_url, python, sextant};
 
@@ -90,6 +92,22 @@ fn an_eval_scores_every_row_with_code_and_judges_and_logs_a_run() {
     let run = &shown["run"];
     assert_eq!(run["params"]["dataset_digest"], report["dataset_digest"]);
     assert_eq!(run["tags"]["sextant.kind"], "evaluation");
+    // The dataset is an input of the run: name, digest, the file, the row count.
+    let input = &run["inputs"][0];
+    assert_eq!(input["name"], "qa");
+    assert_eq!(input["digest"], report["dataset_digest"]);
+    assert_eq!(input["context"], "evaluation");
+    assert!(
+        input["source"].as_str().unwrap().contains("qa.jsonl"),
+        "{input}"
+    );
+    assert!(
+        input["profile"]
+            .as_str()
+            .unwrap()
+            .contains("\"num_rows\":2"),
+        "{input}"
+    );
     assert!(
         run["metrics"]["correctness/pass_rate"]["value"].is_number(),
         "{run}"
@@ -154,6 +172,20 @@ fn an_eval_scores_every_row_with_code_and_judges_and_logs_a_run() {
             };
             assert_eq!(a.source.source_id, expected_source);
         }
+        // The correctness judge's cost and its own trace ride on its assessment.
+        let judged = assessments
+            .iter()
+            .find(|a| a.name == "correctness")
+            .unwrap();
+        let tokens: u64 = judged.metadata[JUDGE_INPUT_TOKENS_KEY].parse().unwrap();
+        assert!(tokens > 0, "{judged:?}");
+        let judge_trace = judged.metadata[SCORER_TRACE_ID_KEY].trim_start_matches("tr-");
+        assert_ne!(judge_trace, trace, "the judge's call is a trace of its own");
+        let judge_tree = support::ok(sextant(data.path(), &[], &["traces", "show", judge_trace]));
+        assert!(
+            judge_tree.contains("score correctness") && judge_tree.contains("chat SmolLM2"),
+            "{judge_tree}"
+        );
     }
     // `sextant traces show` lists them beneath the tree.
     let shown = support::ok(sextant(
@@ -277,6 +309,10 @@ from mlflow import MlflowClient
 run_id, traces = sys.argv[1], sys.argv[2:]
 c = MlflowClient()
 run = c.get_run(run_id)
+datasets = [{
+    "name": d.dataset.name, "digest": d.dataset.digest, "source_type": d.dataset.source_type,
+    "source": d.dataset.source, "context": {t.key: t.value for t in d.tags}.get("mlflow.data.context"),
+} for d in run.inputs.dataset_inputs]
 seen = {}
 for t in traces:
     trace = mlflow.get_trace(t)
@@ -289,7 +325,7 @@ for t in traces:
 linked = mlflow.search_traces(locations=[run.info.experiment_id], run_id=run_id, return_type="list")
 print(json.dumps({
     "status": run.info.status, "params": run.data.params, "metrics": run.data.metrics,
-    "assessments": seen, "linked": [t.info.trace_id for t in linked],
+    "assessments": seen, "linked": [t.info.trace_id for t in linked], "datasets": datasets,
 }))
 "#;
 

@@ -12,9 +12,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sextant_tracker::local::LocalTrackingStore;
 use sextant_tracker::tracking::{
-    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, Experiment, LogBatch, Metric,
-    NewRun, Run, RunInfo, RunSpec, RunStatus, Tracker, TrackerOptions, TrackingError,
-    TrackingStore,
+    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, DatasetInput, Experiment,
+    LogBatch, Metric, NewRun, Run, RunInfo, RunSpec, RunStatus, Tracker, TrackerOptions,
+    TrackingError, TrackingStore,
 };
 
 /// Fault injection: the embedded store behind a switch that turns every call into an outage
@@ -124,6 +124,14 @@ impl TrackingStore for OutageTrackingStoreDouble {
         self.check()?;
         self.inner.read_artifact(run_id, path).await
     }
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+    ) -> Result<(), TrackingError> {
+        self.check()?;
+        self.inner.log_inputs(run_id, datasets).await
+    }
     async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {
         self.check()?;
         self.inner.log_assessment(assessment).await
@@ -152,6 +160,10 @@ fn log_a_turn(run: &sextant_tracker::tracking::ActiveRun) {
         "interaction.json",
         br#"{"input": "q", "output": "a"}"#.to_vec(),
     );
+    run.log_dataset(DatasetInput {
+        context: Some("evaluation".into()),
+        ..DatasetInput::local_file("qa", "936fdd8dd61a0614", "/data/qa.jsonl".as_ref())
+    });
     run.log_assessment(Assessment {
         assessment_id: None,
         name: "is_concise".into(),
@@ -180,6 +192,12 @@ async fn assert_turn_logged(store: &dyn TrackingStore, status: RunStatus) {
     assert_eq!(run.info.status, status);
     assert_eq!(run.params.get("agent").map(String::as_str), Some("qa"));
     assert_eq!(run.tags.get("sextant.trace_id").map(String::len), Some(32));
+    let datasets: Vec<(&str, &str, Option<&str>)> = run
+        .inputs
+        .iter()
+        .map(|d| (d.name.as_str(), d.digest.as_str(), d.context.as_deref()))
+        .collect();
+    assert_eq!(datasets, [("qa", "936fdd8dd61a0614", Some("evaluation"))]);
     let history = store
         .metric_history(&run.info.run_id, "latency_ms")
         .await

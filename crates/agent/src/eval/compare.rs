@@ -367,6 +367,7 @@ mod tests {
             value: value.map(Verdict::Bool),
             rationale: Some("because".into()),
             error: value.is_none().then(|| "no verdict".into()),
+            metadata: Default::default(),
         }
     }
 

@@ -139,6 +139,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// The dataset as a run's input: name, digest, the file it came from, its row count, used
+    /// for `evaluation` — what [`ActiveRun::log_dataset`](sextant_tracker::tracking::ActiveRun::log_dataset) records.
+    pub fn tracking_input(&self) -> sextant_tracker::tracking::DatasetInput {
+        sextant_tracker::tracking::DatasetInput {
+            profile: Some(serde_json::json!({ "num_rows": self.rows.len() }).to_string()),
+            context: Some("evaluation".into()),
+            ..sextant_tracker::tracking::DatasetInput::local_file(
+                &self.name,
+                &self.digest,
+                &self.source,
+            )
+        }
+    }
+
     /// Reads and validates `path` (`.jsonl`, `.json`, `.csv`, `.yaml`, `.yml`).
     pub fn load(path: impl AsRef<Path>) -> Result<Self, DatasetError> {
         let path = path.as_ref();

@@ -267,10 +267,30 @@ impl Scorer for LlmJudge {
             &request,
             None,
         )
-        .instrument(span)
+        .instrument(span.clone())
         .await
         .map_err(|e| ScoreError(format!("the judge model failed: {e}")))?;
-        parse_verdict(&response)
+        let mut feedback = parse_verdict(&response)?;
+        // What MLflow shows of a judge's cost, and where its own trace is.
+        use sextant_tracker::tracking::{
+            JUDGE_INPUT_TOKENS_KEY, JUDGE_OUTPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY,
+        };
+        feedback.metadata.extend([
+            (
+                JUDGE_INPUT_TOKENS_KEY.to_owned(),
+                response.usage.input_tokens.to_string(),
+            ),
+            (
+                JUDGE_OUTPUT_TOKENS_KEY.to_owned(),
+                response.usage.output_tokens.to_string(),
+            ),
+        ]);
+        if let Some(trace_id) = sextant_tracker::current_trace_id(&span) {
+            feedback
+                .metadata
+                .insert(SCORER_TRACE_ID_KEY.to_owned(), format!("tr-{trace_id}"));
+        }
+        Ok(feedback)
     }
 }
 
@@ -319,8 +339,8 @@ fn verdict_of(object: &Value) -> Option<Feedback> {
         .filter(|r| !r.is_empty())
         .map(str::to_owned);
     Some(Feedback {
-        value: super::scorer::Verdict::Bool(passed),
         rationale,
+        ..Feedback::from(passed)
     })
 }
 

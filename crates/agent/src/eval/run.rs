@@ -37,6 +37,9 @@ pub struct ScoreOutcome {
     /// judge verdict).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The scorer's metadata (a judge's tokens and trace), carried onto the assessment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// One row's answer and scores.
@@ -100,7 +103,7 @@ impl RowResult {
                     _ => None,
                 },
                 rationale: score.rationale.clone(),
-                metadata: BTreeMap::new(),
+                metadata: score.metadata.clone(),
             })
             .collect()
     }
@@ -335,6 +338,7 @@ fn outcome_of(
             value: Some(feedback.value),
             rationale: feedback.rationale,
             error: None,
+            metadata: feedback.metadata,
         },
         Err(error) => ScoreOutcome {
             source,
@@ -342,6 +346,7 @@ fn outcome_of(
             value: None,
             rationale: None,
             error: Some(error.0),
+            metadata: BTreeMap::new(),
         },
     }
 }

@@ -3,6 +3,7 @@
 //! label) and a rationale. Code scorers are plain Rust functions ([`code_scorer`]); LLM judges
 //! ([`crate::eval::judges`]) ask a model.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +56,9 @@ pub struct Feedback {
     /// Why.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rationale: Option<String>,
+    /// More about the judgement, carried onto its assessment (a judge's tokens and trace).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 impl Feedback {
@@ -63,6 +67,7 @@ impl Feedback {
         Self {
             value: Verdict::Bool(passed),
             rationale: Some(rationale.into()),
+            metadata: BTreeMap::new(),
         }
     }
 }
@@ -72,6 +77,7 @@ impl From<bool> for Feedback {
         Self {
             value: Verdict::Bool(value),
             rationale: None,
+            metadata: BTreeMap::new(),
         }
     }
 }
@@ -81,6 +87,7 @@ impl From<f64> for Feedback {
         Self {
             value: Verdict::Number(value),
             rationale: None,
+            metadata: BTreeMap::new(),
         }
     }
 }

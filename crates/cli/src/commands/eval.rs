@@ -154,6 +154,8 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
                     .into_iter()
                     .filter_map(|(key, value)| Some((key, value.clone()?))),
             );
+            // Exactly which data: name, digest and file, as a dataset input of the run.
+            run.log_dataset(dataset.tracking_input());
             // Metrics, the results artifact, and every score on its row's trace.
             report.log_to(&run);
             let status = if report.failed_turns == report.rows.len() {

@@ -128,6 +128,25 @@ async fn print_run(store: &dyn TrackingStore, run: &Run) -> anyhow::Result<()> {
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),
+        (
+            "datasets",
+            run.inputs
+                .iter()
+                .map(|d| {
+                    let used_for = d.context.as_deref().map(|c| format!(" for {c}"));
+                    (
+                        d.name.clone(),
+                        format!(
+                            "digest {}  {} {}{}",
+                            d.digest,
+                            d.source_type,
+                            d.uri().unwrap_or_else(|| d.source.clone()),
+                            used_for.unwrap_or_default()
+                        ),
+                    )
+                })
+                .collect(),
+        ),
     ] {
         if !pairs.is_empty() {
             println!("{title}:");

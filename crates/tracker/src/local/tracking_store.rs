@@ -11,9 +11,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::database::{Database, WorkError};
 use crate::now_ms;
 use crate::tracking::{
-    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, Experiment, LogBatch, Metric,
-    NewRun, OrderBy, PARENT_RUN_ID_TAG, RUN_NAME_TAG, Run, RunFilter, RunInfo, RunStatus,
-    TrackingError, TrackingStore, validate_artifact_path,
+    ArtifactFile, Assessment, AssessmentSource, AssessmentSourceType, DatasetInput, Experiment,
+    LogBatch, Metric, NewRun, OrderBy, PARENT_RUN_ID_TAG, RUN_NAME_TAG, Run, RunFilter, RunInfo,
+    RunStatus, TrackingError, TrackingStore, validate_artifact_path,
 };
 
 const SCHEMA: &str = "
@@ -46,6 +46,17 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     timestamp_ms INTEGER NOT NULL, step INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS run_metrics_by_key ON run_metrics (run_id, key);
+CREATE TABLE IF NOT EXISTS run_inputs (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    source TEXT NOT NULL,
+    schema TEXT,
+    profile TEXT,
+    context TEXT,
+    PRIMARY KEY (run_id, name, digest)
+);
 CREATE TABLE IF NOT EXISTS assessments (
     assessment_id TEXT PRIMARY KEY,
     trace_id TEXT NOT NULL,
@@ -230,11 +241,29 @@ fn read_run(connection: &Connection, run_id: &str) -> Result<Run, WorkError<Trac
             metrics.insert(metric.key.clone(), metric);
         }
     }
+    let inputs = connection
+        .prepare_cached(
+            "SELECT name, digest, source_type, source, schema, profile, context
+             FROM run_inputs WHERE run_id = ?1 ORDER BY rowid",
+        )?
+        .query_map(params![run_id], |row| {
+            Ok(DatasetInput {
+                name: row.get(0)?,
+                digest: row.get(1)?,
+                source_type: row.get(2)?,
+                source: row.get(3)?,
+                schema: row.get(4)?,
+                profile: row.get(5)?,
+                context: row.get(6)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(Run {
         info,
         params,
         metrics,
         tags,
+        inputs,
     })
 }
 
@@ -622,6 +651,40 @@ impl TrackingStore for LocalTrackingStore {
                     message: format!("could not read {}: {error}", file.display()),
                 },
             })
+    }
+
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+    ) -> Result<(), TrackingError> {
+        let (run_id, datasets) = (run_id.to_owned(), datasets.to_vec());
+        self.call("log a run's datasets", move |connection| {
+            let transaction = connection.transaction()?;
+            read_info(&transaction, &run_id)?;
+            for d in &datasets {
+                // Logged again (same name and digest): kept once, with what it was used for.
+                transaction.execute(
+                    "INSERT INTO run_inputs (run_id, name, digest, source_type, source, schema,
+                     profile, context) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                     ON CONFLICT (run_id, name, digest) DO UPDATE SET
+                     context = COALESCE(excluded.context, context)",
+                    params![
+                        run_id,
+                        d.name,
+                        d.digest,
+                        d.source_type,
+                        d.source,
+                        d.schema,
+                        d.profile,
+                        d.context
+                    ],
+                )?;
+            }
+            transaction.commit()?;
+            Ok(())
+        })
+        .await
     }
 
     async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {

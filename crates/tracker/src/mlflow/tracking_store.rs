@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use super::wire::{WireTag, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::tracking::{
-    ArtifactFile, Assessment, Experiment, LogBatch, Metric, NewRun, PARENT_RUN_ID_TAG, Run,
-    RunInfo, RunStatus, TrackingError, TrackingStore, validate_artifact_path,
+    ArtifactFile, Assessment, DatasetInput, Experiment, LogBatch, Metric, NewRun,
+    PARENT_RUN_ID_TAG, Run, RunInfo, RunStatus, TrackingError, TrackingStore,
+    validate_artifact_path,
 };
 
 const ARTIFACT_PROXY_SCHEME: &str = "mlflow-artifacts:/";
@@ -138,6 +139,8 @@ struct WireRun {
     info: WireRunInfo,
     #[serde(default)]
     data: WireRunData,
+    #[serde(default)]
+    inputs: Value,
 }
 
 #[derive(Deserialize)]
@@ -188,6 +191,14 @@ impl From<WireRun> for Run {
                 .map(|m| (m.key.clone(), Metric::from(m)))
                 .collect(),
             tags: tag_map(wire.data.tags),
+            inputs: wire.inputs["dataset_inputs"]
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .filter_map(DatasetInput::from_mlflow_json)
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -525,6 +536,23 @@ impl TrackingStore for MlflowTrackingStore {
             )
             .await
             .map_err(|e| self.error(e, || format!("artifact `{path}` of run {run_id}")))
+    }
+
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+    ) -> Result<(), TrackingError> {
+        let datasets: Vec<Value> = datasets.iter().map(DatasetInput::to_mlflow_json).collect();
+        let _: Value = self
+            .client
+            .post(
+                "api/2.0/mlflow/runs/log-inputs",
+                &json!({ "run_id": run_id, "datasets": datasets }),
+            )
+            .await
+            .map_err(|e| self.error(e, || format!("run {run_id}")))?;
+        Ok(())
     }
 
     async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {

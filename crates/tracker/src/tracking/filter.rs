@@ -415,6 +415,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             tags: [("team a".to_owned(), "search".to_owned())].into(),
+            inputs: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! logs to runs in the background, spooling to disk so an outage or a crash loses nothing.
 
 mod assessment;
+mod dataset_input;
 mod filter;
 mod run;
 mod spool;
@@ -21,6 +22,7 @@ pub use assessment::{
     Assessment, AssessmentSource, AssessmentSourceType, FeedbackError, JUDGE_INPUT_TOKENS_KEY,
     JUDGE_OUTPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, parse_rfc3339_ms, rfc3339_ms,
 };
+pub use dataset_input::{DATASET_CONTEXT_TAG, DatasetInput};
 pub use filter::{OrderBy, RunFilter};
 pub use run::{ActiveRun, ReplayReport, RunReport, RunSpec, Tracker, TrackerOptions};
 
@@ -128,6 +130,9 @@ pub struct Run {
     pub metrics: BTreeMap<String, Metric>,
     /// Tags (`mlflow.parentRunId` for nested runs).
     pub tags: BTreeMap<String, String>,
+    /// The datasets it used.
+    #[serde(default)]
+    pub inputs: Vec<DatasetInput>,
 }
 
 impl Run {
@@ -320,6 +325,14 @@ pub trait TrackingStore: Send + Sync {
 
     /// One artifact's contents.
     async fn read_artifact(&self, run_id: &str, path: &str) -> Result<Vec<u8>, TrackingError>;
+
+    /// Records that the run used `datasets` (a dataset logged again with the same name and digest
+    /// is kept once, as in MLflow).
+    async fn log_inputs(
+        &self,
+        run_id: &str,
+        datasets: &[DatasetInput],
+    ) -> Result<(), TrackingError>;
 
     /// Attaches `assessment` to its trace; the id the backend gave it.
     async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError>;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use super::spool::{Op, Spool, spool_files};
-use super::{Assessment, LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore};
+use super::{
+    Assessment, DatasetInput, LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore,
+};
 
 /// A run to start with a [`Tracker`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -289,6 +291,16 @@ impl ActiveRun {
         self.send(Op::Artifact { path: path.into() }, Some(contents));
     }
 
+    /// Records that the run used `dataset` (its name, digest and source).
+    pub fn log_dataset(&self, dataset: DatasetInput) {
+        self.send(
+            Op::Inputs {
+                datasets: vec![dataset],
+            },
+            None,
+        );
+    }
+
     /// Attaches `assessment` to its trace, recording this run as its source
     /// ([`SOURCE_RUN_ID_KEY`](super::SOURCE_RUN_ID_KEY)); spooled like the run's other writes.
     pub fn log_assessment(&self, assessment: Assessment) {
@@ -427,6 +439,10 @@ impl Delivery {
                             message: format!("its spooled copy is gone: {error}"),
                         }),
                     }
+                }
+                Op::Inputs { datasets } => {
+                    let run_id = self.run_id.clone().unwrap_or_default();
+                    self.store.log_inputs(&run_id, datasets).await
                 }
                 Op::Assessment { assessment } => {
                     let mut assessment = (**assessment).clone();

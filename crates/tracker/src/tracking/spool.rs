@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Assessment, LogBatch, RunStatus};
+use super::{Assessment, DatasetInput, LogBatch, RunStatus};
 
 /// One write to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +32,9 @@ pub(crate) enum Op {
     },
     Assessment {
         assessment: Box<Assessment>,
+    },
+    Inputs {
+        datasets: Vec<DatasetInput>,
     },
     End {
         status: RunStatus,
