@@ -487,3 +487,53 @@ fn bad_datasets_and_unknown_scorers_are_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn with_the_tracking_server_down_the_run_and_its_assessments_wait_in_the_spool() {
+    let data = tempfile::tempdir().unwrap();
+    agent_file(data.path(), "tiny", 16);
+    let dataset = data.path().join("qa.jsonl");
+    std::fs::write(&dataset, DATASET.lines().next().unwrap()).unwrap();
+    let agent = data.path().join("tiny.toml");
+    // Nothing listens on the discard port: an outage from the first call.
+    let output = sextant(
+        data.path(),
+        &[("SEXTANT_TRACKING_URI", "http://127.0.0.1:9")],
+        &[
+            "eval",
+            "--agent",
+            agent.to_str().unwrap(),
+            "--dataset",
+            dataset.to_str().unwrap(),
+            "--scorers",
+            "is_concise,exact_match",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("run spooled"), "{stderr}");
+    // The spool holds the run's writes, the dataset input and one assessment per scorer.
+    let spooled: String = std::fs::read_dir(data.path().join("spool"))
+        .unwrap()
+        .flatten()
+        .filter(|f| f.path().extension().is_some_and(|e| e == "jsonl"))
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .collect();
+    let ops: Vec<Value> = spooled
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|line| line.get("op").cloned())
+        .collect();
+    let assessed: BTreeSet<&str> = ops
+        .iter()
+        .filter(|op| op["op"] == "assessment")
+        .map(|op| op["assessment"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        assessed,
+        BTreeSet::from(["exact_match", "is_concise"]),
+        "{spooled}"
+    );
+    assert!(ops.iter().any(|op| op["op"] == "inputs"), "{spooled}");
+    assert!(ops.iter().any(|op| op["op"] == "end"), "{spooled}");
+}

@@ -174,12 +174,22 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         print_report(&report);
-        if let Some(id) = &run_id {
-            let traces = report.rows.iter().filter(|r| r.trace_id.is_some()).count();
-            eprintln!(
+    }
+    if let Some(logged) = &run_report {
+        let traces = report.rows.iter().filter(|r| r.trace_id.is_some()).count();
+        match (&logged.run_id, logged.delivered) {
+            (Some(id), true) if !args.json => eprintln!(
                 "run {id}  (sextant runs show {id}); {} assessments on {traces} traces",
                 report.assessments(0).len()
-            );
+            ),
+            (_, true) => {}
+            _ => eprintln!(
+                "run spooled: the tracking store is unavailable; the next command delivers it with its assessments"
+            ),
+        }
+        // Writes the backend refused (an assessment whose trace never reached it …) are named.
+        for refused in &logged.refused {
+            eprintln!("warning: the tracking store refused a write: {refused}");
         }
     }
     guard.shutdown().context("flushing telemetry")?;
