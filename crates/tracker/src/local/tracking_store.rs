@@ -94,6 +94,13 @@ impl From<TrackingError> for WorkError<TrackingError> {
     }
 }
 
+/// 32 random hex digits: a run's id, as MLflow makes them, and the body of an assessment's.
+fn random_hex_id() -> String {
+    (0..16)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
 fn run_not_found(run_id: &str) -> TrackingError {
     TrackingError::NotFound {
         what: format!("run {run_id}"),
@@ -352,9 +359,7 @@ impl TrackingStore for LocalTrackingStore {
     }
 
     async fn create_run(&self, run: NewRun) -> Result<RunInfo, TrackingError> {
-        let run_id: String = (0..16)
-            .map(|_| format!("{:02x}", rand::random::<u8>()))
-            .collect();
+        let run_id = random_hex_id();
         let root = self.artifact_root.clone();
         self.call("create a run", move |connection| {
             let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -689,12 +694,7 @@ impl TrackingStore for LocalTrackingStore {
 
     async fn log_assessment(&self, assessment: &Assessment) -> Result<String, TrackingError> {
         assessment.validate()?;
-        let id = format!(
-            "a-{}",
-            (0..16)
-                .map(|_| format!("{:02x}", rand::random::<u8>()))
-                .collect::<String>()
-        );
+        let id = format!("a-{}", random_hex_id());
         let mut stored = assessment.clone();
         stored.assessment_id = Some(id.clone());
         self.call("store an assessment", move |connection| {

@@ -186,6 +186,28 @@ impl MlflowClient {
         self.call(Method::POST, path, &[], Some(body)).await
     }
 
+    /// `POST path` with a JSON body, retried for about 6 s (100 ms, doubling) while MLflow answers
+    /// not-found: for calls about a trace that arrives over OTLP, possibly a moment after its turn
+    /// ended. The last error otherwise.
+    pub async fn post_once_found<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T, MlflowError> {
+        let mut delay = std::time::Duration::from_millis(100);
+        let mut attempts = 0;
+        loop {
+            match self.post(path, body).await {
+                Err(error) if error.is_not_found() && attempts < 6 => {
+                    attempts += 1;
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// `PATCH path` with a JSON body.
     pub async fn patch<T: DeserializeOwned>(
         &self,

@@ -12,7 +12,6 @@
 //!   the `mlflow.linkedPrompts` trace tag (what `mlflow.get_trace(…).info.tags` shows).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Deserialize;
@@ -518,27 +517,15 @@ impl PromptRegistry for MlflowPromptRegistry {
             .collect();
         let body = json!({ "trace_id": mlflow_id, "prompt_versions": refs });
         // The trace arrives over OTLP, possibly a moment after the turn ends: wait for it briefly.
-        let mut delay = Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            let linked: Result<Value, MlflowError> = self
-                .client
-                .post("api/2.0/mlflow/traces/link-prompts", &body)
-                .await;
-            match linked {
-                Ok(_) => break,
-                Err(error) if error.is_not_found() && attempts < 6 => {
-                    attempts += 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(error) => {
-                    return Err(self.error(error, || RegistryError::NotFound {
-                        what: format!("trace {mlflow_id} on MLflow at {}", self.client.base_url()),
-                    }));
-                }
-            }
-        }
+        let _: Value = self
+            .client
+            .post_once_found("api/2.0/mlflow/traces/link-prompts", &body)
+            .await
+            .map_err(|error| {
+                self.error(error, || RegistryError::NotFound {
+                    what: format!("trace {mlflow_id} on MLflow at {}", self.client.base_url()),
+                })
+            })?;
         // The tag Python shows (`get_trace(…).info.tags`), merged with what is there.
         let trace: Value = self
             .client

@@ -560,32 +560,19 @@ impl TrackingStore for MlflowTrackingStore {
         let trace = format!("tr-{}", assessment.otel_trace_id());
         let body = assessment.to_mlflow_json();
         // The trace arrives over OTLP, possibly a moment after the turn ended: wait for it briefly.
-        let mut delay = std::time::Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            let created: Result<Value, MlflowError> = self
-                .client
-                .post(&format!("api/3.0/mlflow/traces/{trace}/assessments"), &body)
-                .await;
-            match created {
-                Ok(answer) => {
-                    return Ok(answer["assessment"]["assessment_id"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_owned());
-                }
-                Err(error) if error.is_not_found() && attempts < 6 => {
-                    attempts += 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(error) => {
-                    return Err(self.error(error, || {
-                        format!("trace {trace} (for assessment `{}`)", assessment.name)
-                    }));
-                }
-            }
-        }
+        let answer: Value = self
+            .client
+            .post_once_found(&format!("api/3.0/mlflow/traces/{trace}/assessments"), &body)
+            .await
+            .map_err(|error| {
+                self.error(error, || {
+                    format!("trace {trace} (for assessment `{}`)", assessment.name)
+                })
+            })?;
+        Ok(answer["assessment"]["assessment_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned())
     }
 
     async fn trace_assessments(&self, trace_id: &str) -> Result<Vec<Assessment>, TrackingError> {
