@@ -1,11 +1,12 @@
 //! Evaluation — the seed's demo 4: an agent answers a small QA dataset, and every answer is
 //! judged by two LLM judges (Correctness against the expected response, and a Guidelines judge
 //! "The answer must be in English.") and two code scorers (`is_concise`, `is_definitive`), plus a
-//! scorer of your own declared in one line. The results are logged as a tracking run, and each
-//! score is attached to its answer's trace as an assessment.
+//! scorer of your own declared in one line. The results are logged as the process's tracking run
+//! (with `[tracking] log_runs` on, the default), and each score is attached to its answer's trace
+//! as an assessment.
 //!
 //! Offline on the embedded model (the judge is the same small model: expect harsh or odd verdicts
-//! — point `[model]` at a bigger one to judge in earnest). With
+//! — `sextant eval --judge <agent>` judges with a bigger one in earnest). With
 //! `SEXTANT_TRACKING_URI=http://127.0.0.1:5000` the run, the traces and their assessments are in
 //! MLflow.
 //!
@@ -24,9 +25,8 @@ use sextant_agent::eval::run::{EvalOptions, evaluate, flushed_spans};
 use sextant_agent::eval::scorer::{Scorer, code_scorer};
 use sextant_agent::eval::scorers::builtin;
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
-use sextant_agent::{Agent, ChatOptions, SextantConfig};
-use sextant_tracker::TelemetryConfig;
-use sextant_tracker::tracking::{RunSpec, RunStatus};
+use sextant_agent::{Agent, ChatOptions};
+use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
 
 /// (question, expected response) — the seed's kind of general-knowledge QA.
 const QA: [(&str, &str); 4] = [
@@ -50,13 +50,18 @@ const QA: [(&str, &str); 4] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = SextantConfig::load(None)?;
-    let telemetry = sextant_tracker::init(&TelemetryConfig {
-        local_store: Some(config.trace_store_path()),
-        // Scorers read the trace: the answer, retrieved documents.
-        capture_content: true,
-        ..TelemetryConfig::default()
-    })?;
+    let mut config = SextantConfig::load(None)?;
+    // Scorers read the trace: the answer, retrieved documents.
+    config.telemetry.capture_content = true;
+    // The run and its traces in one experiment.
+    config.tracking.experiment = "demo-4-evaluation".into();
+    let run = RunSpec {
+        experiment: config.tracking.experiment.clone(),
+        run_name: Some("qa on demo-4-qa".into()),
+        tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
+        ..RunSpec::default()
+    };
+    let runtime = Runtime::builder(config).run(run).start().await?;
 
     let rows = QA
         .iter()
@@ -74,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let dataset = Dataset::from_rows(Path::new("demo-4-qa"), rows)?;
 
     let model = Arc::new(
-        LocalChatModel::load_from_cache(&config.model_cache()?, LocalModelOptions::default())
+        LocalChatModel::load_from_cache(&runtime.model_cache()?, LocalModelOptions::default())
             .await?,
     );
     let agent = Agent::builder("qa", model.clone())
@@ -84,10 +89,11 @@ async fn main() -> anyhow::Result<()> {
             max_tokens: Some(64),
             ..ChatOptions::default()
         })
+        .capture_content(runtime.config().telemetry.capture_content)
         .build();
 
     // The judges' prompts come from the prompt registry (registered on first use).
-    let prompts = config.prompt_registry()?;
+    let prompts = runtime.prompt_registry()?;
     let unknown = |name: &str| anyhow::anyhow!("no built-in scorer {name}");
     let scorers: Vec<Arc<dyn Scorer>> = vec![
         Arc::new(LlmJudge::new(
@@ -113,14 +119,7 @@ async fn main() -> anyhow::Result<()> {
         }),
     ];
 
-    let tracker = config.tracking.tracker(&config.data_dir())?;
-    let run = tracker.start_run(RunSpec {
-        experiment: "demo-4-evaluation".into(),
-        run_name: Some("qa on demo-4-qa".into()),
-        tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
-        ..RunSpec::default()
-    })?;
-    let spans = flushed_spans(&telemetry);
+    let spans = flushed_spans(runtime.telemetry().expect("started with telemetry"));
     let progress = |done: usize, total: usize| eprintln!("  answered and scored {done}/{total}");
     let report = evaluate(
         &agent,
@@ -165,14 +164,16 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    run.log_params([
-        ("dataset_digest", dataset.digest.clone()),
-        ("model", "SmolLM2-135M-Instruct".to_owned()),
-    ]);
-    run.log_dataset(dataset.tracking_input());
-    report.log_to(&run);
-    let logged = run.end(RunStatus::Finished).await;
-    if let Some(id) = logged.run_id {
+    runtime.with_run(|run| {
+        run.log_params([
+            ("dataset_digest", dataset.digest.clone()),
+            ("model", "SmolLM2-135M-Instruct".to_owned()),
+        ]);
+        run.log_dataset(dataset.tracking_input());
+        report.log_to(run);
+    });
+    let logged = runtime.end_run(RunStatus::Finished).await;
+    if let Some(id) = logged.and_then(|logged| logged.run_id) {
         println!(
             "\nrun {id}: {} assessments on {} traces (sextant traces show {})",
             report.assessments(0).len(),
@@ -181,6 +182,6 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     drop(spans);
-    telemetry.shutdown()?;
+    runtime.shutdown().await?;
     Ok(())
 }

@@ -2,8 +2,9 @@
 //! for the sweep, one nested run per setting (temperature × max_tokens) with the setting as params
 //! and each question's latency and tokens as metrics by step, then the runs ranked by latency.
 //!
-//! The runs go where `[tracking]` points: the embedded store in the data dir, or MLflow with
-//! `SEXTANT_TRACKING_URI=http://127.0.0.1:5000` (then open the experiment in its UI).
+//! The runs, and the traces of the agent's turns, go where `[tracking]` points: the embedded
+//! stores in the data dir, or MLflow with `SEXTANT_TRACKING_URI=http://127.0.0.1:5000` (then open
+//! the experiment in its UI).
 //!
 //! ```sh
 //! cargo run --release --example experiment_tracking
@@ -14,8 +15,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
-use sextant_agent::{Agent, ChatOptions, SextantConfig};
-use sextant_tracker::tracking::{RunSpec, RunStatus};
+use sextant_agent::{Agent, ChatOptions};
+use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
+
+/// The sweep's runs and its turns' traces.
+const EXPERIMENT: &str = "agent-sweep";
 
 const QUESTIONS: [&str; 3] = [
     "What is the capital of France?",
@@ -25,16 +29,20 @@ const QUESTIONS: [&str; 3] = [
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = SextantConfig::load(None)?;
-    let tracker = config.tracking.tracker(&config.data_dir())?;
+    let mut config = SextantConfig::load(None)?;
+    config.telemetry.capture_content = true; // a demo: message content on the spans
+    config.tracking.experiment = EXPERIMENT.into();
+    let runtime = Runtime::start(config).await?;
+    // A sweep is many runs, not the process's one: they go through a tracker of their own.
+    let tracker = runtime.tracker()?;
     let store = tracker.store().clone();
     let model = Arc::new(
-        LocalChatModel::load_from_cache(&config.model_cache()?, LocalModelOptions::default())
+        LocalChatModel::load_from_cache(&runtime.model_cache()?, LocalModelOptions::default())
             .await?,
     );
 
     let sweep = tracker.start_run(RunSpec {
-        experiment: "agent-sweep".into(),
+        experiment: EXPERIMENT.into(),
         run_name: Some("temperature × max_tokens".into()),
         ..RunSpec::default()
     })?;
@@ -43,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     for temperature in [0.0_f32, 0.7] {
         for max_tokens in [24_u32, 96] {
             let run = tracker.start_run(RunSpec {
-                experiment: "agent-sweep".into(),
+                experiment: EXPERIMENT.into(),
                 run_name: Some(format!("t={temperature} max={max_tokens}")),
                 parent_run_id: parent.clone(),
                 ..RunSpec::default()
@@ -61,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
                     seed: Some(7),
                     ..ChatOptions::default()
                 })
+                .capture_content(runtime.config().telemetry.capture_content)
                 .build();
             let mut total_ms = 0.0;
             for (step, question) in QUESTIONS.iter().enumerate() {
@@ -91,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     sweep.end(RunStatus::Finished).await;
 
     let experiment = store
-        .experiment_by_name("agent-sweep")
+        .experiment_by_name(EXPERIMENT)
         .await?
         .expect("the sweep created it");
     let ranked = store
@@ -119,5 +128,6 @@ async fn main() -> anyhow::Result<()> {
             metric("output_tokens")
         );
     }
+    runtime.shutdown().await?;
     Ok(())
 }

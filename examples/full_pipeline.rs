@@ -22,25 +22,25 @@ use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
 use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate, flushed_spans};
 use sextant_agent::eval::scorer::Scorer;
 use sextant_agent::eval::scorers::builtin;
-use sextant_agent::memory::{build_embedder, build_store};
-use sextant_agent::{AgentConfig, SextantConfig};
 use sextant_memory::{IngestOptions, NoProgress, ingest};
-use sextant_tracker::TelemetryConfig;
+use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
 use sextant_tracker::prompts::{PromptFile, push};
-use sextant_tracker::tracking::{RunSpec, RunStatus};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // From the repository root: the agent file, the prompt file, the docs and the dataset.
     std::env::set_current_dir(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))?;
-    let config = SextantConfig::load(None)?;
+    let mut config = SextantConfig::load(None)?;
+    config.telemetry.capture_content = true; // scorers read the answers and sources on the trace
+    config.tracking.experiment = "demo-6-full-pipeline".into(); // the traces next to the runs
+    let runtime = Runtime::start(config).await?;
 
     // 1. The knowledge base: this project's docs in `kb` (unchanged files are skipped).
-    let embedder = build_embedder(&config).await?;
-    let store = build_store(&config)?;
+    let embedder = runtime.embedder().await?;
+    let store = runtime.vector_store()?;
     let options = IngestOptions {
         collection: "kb".into(),
-        chunking: config.memory.chunking,
+        chunking: runtime.config().memory.chunking,
     };
     let ingested = ingest(
         &[PathBuf::from("docs")],
@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     drop(store); // the agent opens the collection itself
 
     // 2. The prompt's two versions in the registry (registered only where they changed).
-    let registry = config.prompt_registry()?;
+    let registry = runtime.prompt_registry()?;
     let file = PromptFile::load("configs/prompts/rag-qa-prompt.toml".as_ref())?;
     push(
         registry.as_ref(),
@@ -66,22 +66,21 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let telemetry = sextant_tracker::init(&TelemetryConfig {
-        local_store: Some(config.trace_store_path()),
-        capture_content: true,
-        ..TelemetryConfig::default()
-    })?;
-    let spans = flushed_spans(&telemetry);
+    let spans = flushed_spans(runtime.telemetry().expect("started with telemetry"));
     let dataset = Dataset::load("examples/data/qa.jsonl")?;
-    let tracker = config.tracking.tracker(&config.data_dir())?;
+    // One run per evaluation, not one for the process: they go through a tracker of their own.
+    let tracker = runtime.tracker()?;
+    let (rag, _) = runtime
+        .agent_config(Some("configs/agents/rag.toml"))
+        .await?;
 
     // 3. Evaluate the RAG agent with each prompt version.
     let mut results: Vec<(String, EvalReport)> = Vec::new();
     for version in [1, 2] {
         let uri = format!("prompts:/rag-qa-prompt/{version}");
-        let mut agent_config = AgentConfig::load("configs/agents/rag.toml".as_ref())?;
+        let mut agent_config = rag.clone();
         agent_config.prompt = Some(uri.clone());
-        let agent = agent_config.build(&config).await?;
+        let agent = runtime.build_agent(&agent_config, None).await?;
         let scorers: Vec<Arc<dyn Scorer>> = vec![
             Arc::new(
                 LlmJudge::new(
@@ -99,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 .map_err(anyhow::Error::msg)?,
         ];
         let run = tracker.start_run(RunSpec {
-            experiment: "demo-6-full-pipeline".into(),
+            experiment: runtime.config().tracking.experiment.clone(),
             run_name: Some(format!("rag ({uri}) on qa")),
             tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
             ..RunSpec::default()
@@ -142,6 +141,6 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(&chart, comparison.render_html())?;
     println!("\nchart: {}", chart.display());
     drop(spans);
-    telemetry.shutdown()?;
+    runtime.shutdown().await?;
     Ok(())
 }

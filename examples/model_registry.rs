@@ -8,16 +8,21 @@
 
 use std::time::Duration;
 
-use sextant_agent::SextantConfig;
-use sextant_agent::registry::{AgentRegistry, ServedAgent};
+use sextant_runtime::{Runtime, SextantConfig};
 use sextant_tracker::prompts::{load_prompt_files, push};
+
+/// How long the served process trusts the alias: short, so that the demo need not wait long.
+const ALIAS_TTL: Duration = Duration::from_secs(2);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = SextantConfig::load(None)?;
+    let mut config = SextantConfig::load(None)?;
+    config.telemetry.capture_content = true; // a demo: message content on the spans
+    config.tracking.model_alias_ttl_secs = ALIAS_TTL.as_secs_f64();
+    let runtime = Runtime::start(config).await?;
     // The qa agent loads its prompt from the registry: make sure it is there.
     push(
-        config.prompt_registry()?.as_ref(),
+        runtime.prompt_registry()?.as_ref(),
         &load_prompt_files("configs/prompts".as_ref())?,
         false,
     )
@@ -27,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let base = std::fs::read_to_string("configs/agents/qa.toml")?;
     let terse = dir.path().join("terse.toml");
     std::fs::write(&terse, base.replace("max_tokens = 120", "max_tokens = 24"))?;
-    let registry = AgentRegistry::from_config(&config)?;
+    let registry = runtime.agent_registry()?;
     let v1 = registry
         .register("qa-agent", &terse, Some("terse: 24 tokens".into()))
         .await?;
@@ -44,13 +49,7 @@ async fn main() -> anyhow::Result<()> {
         .models()
         .set_alias("qa-agent", "production", v1.version)
         .await?;
-    let ttl = Duration::from_secs(2);
-    let served = ServedAgent::new(
-        registry.clone(),
-        config.clone(),
-        "models:/qa-agent@production".parse()?,
-        ttl,
-    );
+    let served = runtime.served_agent("models:/qa-agent@production".parse()?)?;
     let question = "Why is the sky blue?";
     let (agent, version) = served.current().await?;
     let outcome = agent.run(question).await?;
@@ -66,10 +65,10 @@ async fn main() -> anyhow::Result<()> {
         .set_alias("qa-agent", "production", v2.version)
         .await?;
     println!(
-        "production → {}; the running process notices within {ttl:?}",
+        "production → {}; the running process notices within {ALIAS_TTL:?}",
         v2.uri()
     );
-    tokio::time::sleep(ttl).await;
+    tokio::time::sleep(ALIAS_TTL).await;
     let (agent, version) = served.current().await?;
     let outcome = agent.run(question).await?;
     println!(
@@ -78,5 +77,6 @@ async fn main() -> anyhow::Result<()> {
         outcome.usage.output_tokens,
         outcome.answer.trim()
     );
+    runtime.shutdown().await?;
     Ok(())
 }

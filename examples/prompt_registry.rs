@@ -5,7 +5,8 @@
 //! The registry is the one your configuration names: the embedded one in the data directory, or an
 //! MLflow server with `SEXTANT_TRACKING_URI=http://127.0.0.1:5000` (then `mlflow.genai.load_prompt(
 //! "prompts:/qa-prompt@production")` in Python returns the same version). A version is registered
-//! only when its template differs from the latest, so running the demo twice adds nothing.
+//! only when its template differs from the latest, so running the demo twice adds nothing. On
+//! MLflow the turn's trace goes to the server too, linked to the version it used.
 //!
 //! ```sh
 //! cargo run --release --example prompt_registry -- "What is the capital of France?"
@@ -13,14 +14,15 @@
 
 use std::sync::Arc;
 
+use sextant_agent::Agent;
 use sextant_agent::prompt::AgentPrompts;
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
-use sextant_agent::{Agent, SextantConfig};
+use sextant_runtime::{Runtime, SextantConfig};
+use sextant_tracker::SpanTree;
 use sextant_tracker::prompts::{
     ChatMessageTemplate, NewPromptVersion, PromptRegistry, PromptTemplate, PromptVersion,
     unified_diff,
 };
-use sextant_tracker::{SpanTree, TelemetryConfig};
 
 /// Registers `version` as the next version of `name`, unless the latest already has its content.
 async fn register_if_changed(
@@ -50,8 +52,10 @@ async fn main() -> anyhow::Result<()> {
     let question = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "What is the capital of France?".into());
-    let config = SextantConfig::load(None)?;
-    let registry = config.prompt_registry()?;
+    let mut config = SextantConfig::load(None)?;
+    config.telemetry.capture_content = true; // a demo: message content on the spans
+    let runtime = Runtime::start(config).await?;
+    let registry = runtime.prompt_registry()?;
     println!("registry: {}", registry.backend());
 
     let v1 = register_if_changed(
@@ -85,20 +89,8 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     println!("production → {}\n", v2.uri());
 
-    let store_dir = tempfile::tempdir()?;
-    let telemetry = sextant_tracker::init(&TelemetryConfig {
-        local_store: Some(store_dir.path().join("traces.db")),
-        capture_content: true,
-        // On MLflow, the trace goes to the server too, so it can be linked to the version.
-        otlp: config
-            .tracking
-            .mlflow_trace_export()
-            .await
-            .map_err(anyhow::Error::msg)?,
-        ..TelemetryConfig::default()
-    })?;
     let model =
-        LocalChatModel::load_from_cache(&config.model_cache()?, LocalModelOptions::default())
+        LocalChatModel::load_from_cache(&runtime.model_cache()?, LocalModelOptions::default())
             .await?;
     let agent = Agent::builder("qa", Arc::new(model))
         .prompts(AgentPrompts {
@@ -107,7 +99,7 @@ async fn main() -> anyhow::Result<()> {
             template: Some("prompts:/qa-prompt@production".parse()?),
             variables: Default::default(),
         })
-        .capture_content(true)
+        .capture_content(runtime.config().telemetry.capture_content)
         .build();
     let outcome = agent.run(&question).await?;
     println!("{}\n", outcome.answer.trim());
@@ -115,15 +107,14 @@ async fn main() -> anyhow::Result<()> {
         println!("the turn used {used}");
     }
 
-    telemetry.force_flush()?;
     if let Some(trace_id) = &outcome.trace_id {
+        // Read first: it exports the trace, so that MLflow has it before the link.
+        let spans = runtime.trace_spans(trace_id)?;
         registry
             .link_trace(trace_id, &outcome.prompt_versions)
             .await?;
-        if let Some(store) = telemetry.trace_store() {
-            print!("{}", SpanTree::build(&store.spans(trace_id)?).render());
-        }
+        print!("{}", SpanTree::build(&spans).render());
     }
-    telemetry.shutdown()?;
+    runtime.shutdown().await?;
     Ok(())
 }

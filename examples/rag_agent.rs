@@ -3,8 +3,8 @@
 //! `retrieval kb → embeddings, vector_search kb, rerank` under `invoke_agent`, before the model
 //! call that answers from what was retrieved.
 //!
-//! Offline: the embedded embedder (all-MiniLM-L6-v2), Qdrant's engine in-process in a temporary
-//! data dir, and the embedded chat model.
+//! Offline: the embedded embedder (all-MiniLM-L6-v2), Qdrant's engine in-process, and the
+//! embedded chat model, all in a temporary data dir (the store and the traces go with it).
 //!
 //! ```sh
 //! cargo run --release --example rag_agent -- "How does Sextant make re-ingesting a file a no-op?"
@@ -12,10 +12,9 @@
 
 use std::path::PathBuf;
 
-use sextant_agent::memory::{build_embedder, build_store};
-use sextant_agent::{AgentConfig, SextantConfig};
 use sextant_memory::{IngestOptions, NoProgress, ingest};
-use sextant_tracker::{SpanTree, TelemetryConfig};
+use sextant_runtime::{Runtime, SextantConfig};
+use sextant_tracker::SpanTree;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,13 +28,15 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = tempfile::tempdir()?;
     let mut config = SextantConfig::load(None)?;
     config.data_dir = Some(data_dir.path().to_owned());
+    config.telemetry.capture_content = true; // a demo: message content on the spans
+    let runtime = Runtime::start(config).await?;
 
     // 1. Ingest the knowledge base.
-    let embedder = build_embedder(&config).await?;
-    let store = build_store(&config)?;
+    let embedder = runtime.embedder().await?;
+    let store = runtime.vector_store()?;
     let options = IngestOptions {
         collection: "kb".into(),
-        chunking: config.memory.chunking,
+        chunking: runtime.config().memory.chunking,
     };
     let report = ingest(
         &[PathBuf::from("docs")],
@@ -53,22 +54,17 @@ async fn main() -> anyhow::Result<()> {
     );
     drop(store); // the agent opens the collection itself
 
-    // 2. Ask the RAG agent, tracing into a local store.
-    let telemetry = sextant_tracker::init(&TelemetryConfig {
-        local_store: Some(data_dir.path().join("traces.db")),
-        capture_content: true,
-        ..TelemetryConfig::default()
-    })?;
-    let agent = AgentConfig::load("configs/agents/rag.toml".as_ref())?
-        .build(&config)
-        .await?;
+    // 2. Ask the RAG agent.
+    let agent = runtime.agent(Some("configs/agents/rag.toml")).await?;
     let outcome = agent.run(&question).await?;
     println!("\nQ: {question}\n\n{}\n", outcome.answer.trim());
 
-    telemetry.force_flush()?;
-    if let (Some(store), Some(trace_id)) = (telemetry.trace_store(), &outcome.trace_id) {
-        print!("{}", SpanTree::build(&store.spans(trace_id)?).render());
+    if let Some(trace_id) = &outcome.trace_id {
+        print!(
+            "{}",
+            SpanTree::build(&runtime.trace_spans(trace_id)?).render()
+        );
     }
-    telemetry.shutdown()?;
+    runtime.shutdown().await?;
     Ok(())
 }

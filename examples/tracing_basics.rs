@@ -11,10 +11,11 @@
 
 use std::sync::Arc;
 
+use sextant_agent::Agent;
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
-use sextant_agent::{Agent, model_files::ModelCache};
-use sextant_tools::{ToolSet, ToolsConfig};
-use sextant_tracker::{SpanTree, TelemetryConfig};
+use sextant_runtime::{Runtime, SextantConfig};
+use sextant_tools::ToolSet;
+use sextant_tracker::SpanTree;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,24 +23,20 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "What's the weather like in Oslo today?".into());
 
-    // Every span goes to a local trace store, with message content: this is a demo.
-    let store_dir = tempfile::tempdir()?;
-    let telemetry = sextant_tracker::init(&TelemetryConfig {
-        local_store: Some(store_dir.path().join("traces.db")),
-        capture_content: true,
-        ..TelemetryConfig::default()
-    })?;
+    let mut config = SextantConfig::load(None)?;
+    config.telemetry.capture_content = true; // a demo: message content on the spans
+    let runtime = Runtime::start(config).await?;
 
     let model =
-        LocalChatModel::load_from_cache(&ModelCache::from_env()?, LocalModelOptions::default())
+        LocalChatModel::load_from_cache(&runtime.model_cache()?, LocalModelOptions::default())
             .await?;
     let agent = Agent::builder("weather-assistant", Arc::new(model))
         .system_prompt("You are a helpful assistant. Answer questions concisely and accurately.")
         .tools(ToolSet::from_config(
             &["get_weather"],
-            &ToolsConfig::default(),
+            &runtime.config().tools,
         )?)
-        .capture_content(true)
+        .capture_content(runtime.config().telemetry.capture_content)
         .build();
 
     let outcome = agent.run(&question).await?;
@@ -48,10 +45,12 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("\n{}\n", outcome.answer.trim());
 
-    telemetry.force_flush()?;
-    if let (Some(store), Some(trace_id)) = (telemetry.trace_store(), &outcome.trace_id) {
-        print!("{}", SpanTree::build(&store.spans(trace_id)?).render());
+    if let Some(trace_id) = &outcome.trace_id {
+        print!(
+            "{}",
+            SpanTree::build(&runtime.trace_spans(trace_id)?).render()
+        );
     }
-    telemetry.shutdown()?;
+    runtime.shutdown().await?;
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! `cargo xtask …`: project automation.
 //!
 //! - `cargo xtask test [-- CARGO_TEST_ARGS…]`: set up the Python venvs (cached), start the real test
-//!   servers (MLflow, a llama.cpp server, the Ollama API test double), run `cargo test --workspace`
-//!   with their addresses in `SEXTANT_TEST_*` variables, stop the servers, exit with cargo's code.
+//!   servers (MLflow, a llama.cpp server, the Ollama API test double), run
+//!   `cargo test --workspace -- --include-ignored` (the `#[ignore]`d tests are the ones that need
+//!   those servers) with their addresses in `SEXTANT_TEST_*` variables, stop the servers, exit with
+//!   cargo's code.
 //! - `cargo xtask servers`: start the servers, print `export …` lines, wait for Ctrl-C, stop them.
 //! - `cargo xtask bench [-- CARGO_BENCH_ARGS…]`: print the machine, run `cargo bench --workspace`.
 //!
@@ -25,7 +27,8 @@ const USAGE: &str = "\
 usage: cargo xtask <command> [-- ARGS…]
 
 commands:
-  test [-- ARGS]    start the test servers, run `cargo test --workspace ARGS`, stop the servers
+  test [-- ARGS]    start the test servers, run `cargo test --workspace ARGS -- --include-ignored`
+                    (the ignored tests need the servers), stop the servers
                     (e.g. `cargo xtask test -- -p sextant-agent some_filter`)
   servers           start the test servers, print their `export …` lines, wait for Ctrl-C
   bench [-- ARGS]   print the machine, run `cargo bench --workspace ARGS` (RAYON_NUM_THREADS=1)
@@ -79,7 +82,8 @@ fn run() -> Result<ExitCode> {
     }
 }
 
-/// `cargo xtask test`: servers up, `cargo test --workspace …` with their env, servers down.
+/// `cargo xtask test`: servers up, `cargo test --workspace … -- --include-ignored` with their env,
+/// servers down.
 fn test(passthrough: &[String]) -> Result<ExitCode> {
     signals::install();
     let servers = servers::TestServers::start()?;
@@ -95,7 +99,8 @@ fn test(passthrough: &[String]) -> Result<ExitCode> {
     if !process::selects_packages(passthrough) {
         cmd.arg("--workspace");
     }
-    cmd.args(passthrough).current_dir(paths::workspace_root());
+    cmd.args(process::with_ignored_tests(passthrough))
+        .current_dir(paths::workspace_root());
     for (k, v) in &env {
         cmd.env(k, v);
     }

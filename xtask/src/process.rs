@@ -68,6 +68,27 @@ pub fn selects_packages(args: &[String]) -> bool {
     })
 }
 
+/// `cargo test` arguments that also run the `#[ignore]`d tests, which are the ones that need the
+/// servers xtask has started: `--include-ignored` goes after the single `--` that separates cargo's
+/// arguments from the test binaries' (added when absent), unless the caller already chose which
+/// ignored tests run (`--ignored` and `--include-ignored` exclude each other).
+pub fn with_ignored_tests(args: &[String]) -> Vec<String> {
+    let mut args = args.to_vec();
+    let separator = args.iter().position(|a| a == "--");
+    let chosen = separator.is_some_and(|at| {
+        args[at + 1..]
+            .iter()
+            .any(|a| a == "--ignored" || a == "--include-ignored")
+    });
+    if !chosen {
+        if separator.is_none() {
+            args.push("--".to_owned());
+        }
+        args.push("--include-ignored".to_owned());
+    }
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +109,45 @@ mod tests {
             "--exclude",
             "xtask"
         ])));
+    }
+
+    #[test]
+    fn ignored_tests_are_included_after_the_one_separator() {
+        assert_eq!(
+            with_ignored_tests(&args(&[])),
+            args(&["--", "--include-ignored"])
+        );
+        assert_eq!(
+            with_ignored_tests(&args(&["-p", "sextant-agent", "filter"])),
+            args(&["-p", "sextant-agent", "filter", "--", "--include-ignored"])
+        );
+        assert_eq!(
+            with_ignored_tests(&args(&["-p", "sextant-agent", "--", "--nocapture"])),
+            args(&[
+                "-p",
+                "sextant-agent",
+                "--",
+                "--nocapture",
+                "--include-ignored"
+            ])
+        );
+        assert_eq!(
+            with_ignored_tests(&args(&["--"])),
+            args(&["--", "--include-ignored"])
+        );
+        // A test binary's own `--` (after the separator) is not a second separator.
+        assert_eq!(
+            with_ignored_tests(&args(&["--", "--exact", "--", "x"])),
+            args(&["--", "--exact", "--", "x", "--include-ignored"])
+        );
+        for chosen in ["--ignored", "--include-ignored"] {
+            let given = args(&["filter", "--", chosen]);
+            assert_eq!(with_ignored_tests(&given), given);
+        }
+        // Before the separator these are not test-binary arguments.
+        assert_eq!(
+            with_ignored_tests(&args(&["--ignored"])),
+            args(&["--ignored", "--", "--include-ignored"])
+        );
     }
 }

@@ -448,42 +448,46 @@ impl Drop for TestServers {
 mod tests {
     use super::*;
 
-    /// The port of `http://127.0.0.1:PORT[/…]` in the environment variable `key`.
-    fn port_of(key: &str) -> Option<u16> {
-        let url = std::env::var(key).ok()?;
-        let rest = url.strip_prefix("http://127.0.0.1:")?;
-        rest.split('/').next()?.parse().ok()
+    /// The variable `key`, which `cargo xtask test` sets.
+    fn exported(key: &str) -> String {
+        std::env::var(key).unwrap_or_else(|_| {
+            panic!("{key} is not set: this test checks the servers `cargo xtask test` starts; run it with `cargo xtask test`")
+        })
     }
 
-    /// Under `cargo xtask test` the exported servers answer; elsewhere this checks nothing.
+    /// The port of `http://127.0.0.1:PORT[/…]` in the environment variable `key`.
+    fn port_of(key: &str) -> u16 {
+        let url = exported(key);
+        url.strip_prefix("http://127.0.0.1:")
+            .and_then(|rest| rest.split('/').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("{key}={url} is not http://127.0.0.1:PORT"))
+    }
+
+    /// Under `cargo xtask test` the exported servers answer.
     #[test]
+    #[ignore = "needs the test servers: cargo xtask test"]
     fn exported_servers_answer() {
-        let Some(mlflow) = port_of("SEXTANT_TEST_MLFLOW_URL") else {
-            eprintln!(
-                "SEXTANT_TEST_MLFLOW_URL not set: not under `cargo xtask test`, nothing to check"
-            );
-            return;
-        };
+        let mlflow = port_of("SEXTANT_TEST_MLFLOW_URL");
         let timeout = Duration::from_secs(10);
         assert_eq!(http::get(mlflow, "/health", timeout).unwrap().status, 200);
-        let llama = port_of("SEXTANT_TEST_OPENAI_BASE_URL").expect("SEXTANT_TEST_OPENAI_BASE_URL");
+        let llama = port_of("SEXTANT_TEST_OPENAI_BASE_URL");
         let models = http::get(llama, "/v1/models", timeout).unwrap();
-        let model = std::env::var("SEXTANT_TEST_OPENAI_MODEL").unwrap();
+        let model = exported("SEXTANT_TEST_OPENAI_MODEL");
         assert!(
             models.body.contains(&model),
             "{model} not in {}",
             models.body
         );
-        let ollama = port_of("SEXTANT_TEST_OLLAMA_HOST").expect("SEXTANT_TEST_OLLAMA_HOST");
+        let ollama = port_of("SEXTANT_TEST_OLLAMA_HOST");
         let tags = http::get(ollama, "/api/tags", timeout).unwrap();
-        let ollama_model = std::env::var("SEXTANT_TEST_OLLAMA_MODEL").unwrap();
+        let ollama_model = exported("SEXTANT_TEST_OLLAMA_MODEL");
         assert!(
             tags.body.contains(&ollama_model),
             "{ollama_model} not in {}",
             tags.body
         );
         for key in ["SEXTANT_TEST_PYTHON", "SEXTANT_TEST_GGUF"] {
-            let path = std::env::var(key).unwrap();
+            let path = exported(key);
             assert!(Path::new(&path).is_file(), "{key}={path} is not a file");
         }
         assert_eq!(std::env::var("RAYON_NUM_THREADS").as_deref(), Ok("1"));

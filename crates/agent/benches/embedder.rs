@@ -4,13 +4,14 @@
 //! `cargo bench -p sextant-agent --bench embedder` (or `cargo xtask bench`, on one thread).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sextant_agent::SextantConfig;
+use sextant_agent::BuildContext;
 use sextant_agent::memory::build_embedder;
 use sextant_memory::embed;
 
 fn throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let mut config = SextantConfig::load_with_env(None, false).expect("config");
+    let data = tempfile::tempdir().expect("a data dir");
+    let mut config = BuildContext::new(data.path());
     config.providers.local.threads = std::env::var("SEXTANT_THREADS")
         .ok()
         .and_then(|t| t.parse().ok());

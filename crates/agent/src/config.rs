@@ -1,43 +1,30 @@
-//! Configuration: `configs/sextant.toml` (the defaults, built into the binary), a user file, and
-//! `SEXTANT_*` environment variables, in that order of precedence; and agent definitions
-//! (`configs/agents/*.toml`).
-//!
-//! Nested keys are reached from the environment with `__`: `SEXTANT_TELEMETRY__CAPTURE_CONTENT=true`.
-//! `SEXTANT_HOME` sets [`SextantConfig::home`], `SEXTANT_THREADS` the local model's threads and
-//! `SEXTANT_SEARXNG_URL` switches `web_search` to that SearXNG instance, `SEXTANT_QDRANT_URL`
-//! the vector store to that Qdrant server. A bad
-//! value is an error that names the key and the file it came from.
+//! Agent definitions (`configs/agents/*.toml`, or a registered model version's artifact) and the
+//! `[agent]` section of the configuration. The process's configuration as a whole is aggregated
+//! by the composition root (`sextant-runtime`); building an agent reads only the sections in a
+//! [`BuildContext`]. A bad value is an error that names the key and the file it came from.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Format, Toml};
-use figment::value::{Dict, Map};
-use figment::{Metadata, Profile, Provider};
 use serde::Deserialize;
 
-use sextant_memory::{MemoryConfig, Retriever};
-use sextant_tools::{ToolSet, ToolSetError, ToolsConfig};
-use sextant_tracker::TrackingConfig;
-use sextant_tracker::prompts::{CachedPromptRegistry, PromptUri, RegistryError};
+use sextant_memory::Retriever;
+use sextant_tools::{ToolSet, ToolSetError};
+use sextant_tracker::prompts::{PromptUri, RegistryError};
 
 use crate::agent::Agent;
+use crate::build_context::BuildContext;
 use crate::chat::ChatOptions;
 use crate::error::ChatError;
 use crate::memory::{
     AgentMemoryConfig, MemoryBuildError, SEARCH_MEMORY, build_embedder, build_store,
     search_memory_tool,
 };
-use crate::model_files::{ModelCache, ModelFilesError};
 use crate::prompt::AgentPrompts;
 use crate::providers;
-use crate::retry::RetryPolicy;
-pub use crate::session::SessionsConfig;
 
-/// The defaults, as shipped in `configs/sextant.toml`.
-pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/sextant.toml");
 /// The default agent, as shipped in `configs/agents/assistant.toml`.
 pub const DEFAULT_AGENT: &str = include_str!("../../../configs/agents/assistant.toml");
 
@@ -68,357 +55,13 @@ impl From<figment::Error> for ConfigError {
     }
 }
 
-/// The whole Sextant configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SextantConfig {
-    /// Root of Sextant's files: models under `home/models`, data under `home/data`. Empty = the
-    /// platform's cache and data directories.
-    #[serde(default)]
-    pub home: Option<PathBuf>,
-    /// Where traces, sessions and registries live (`SEXTANT_DATA_DIR`); overrides `home/data`.
-    #[serde(default)]
-    pub data_dir: Option<PathBuf>,
-    /// Which agent runs when none is named.
-    pub agent: AgentDefaults,
-    /// Tracing, metrics and export.
-    pub telemetry: TelemetrySettings,
-    /// Provider endpoints and credentials.
-    pub providers: ProvidersConfig,
-    /// Retries and timeouts of chat calls.
-    pub retry: RetryConfig,
-    /// Tool limits and the built-in tools' settings (`[tools]`).
-    #[serde(default)]
-    pub tools: ToolsConfig,
-    /// Embedder, vector store, chunking and retrieval (`[memory]`).
-    #[serde(default)]
-    pub memory: MemoryConfig,
-    /// Where runs and the prompt registry live: embedded or an MLflow server (`[tracking]`).
-    #[serde(default)]
-    pub tracking: TrackingConfig,
-    /// Multi-turn sessions (`[sessions]`).
-    #[serde(default)]
-    pub sessions: SessionsConfig,
-    /// The HTTP service, `sextant serve` (`[serve]`).
-    #[serde(default)]
-    pub serve: ServeConfig,
-}
-
-/// `[serve]`: the HTTP service's address, agents and limits.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServeConfig {
-    /// Where to listen (`--addr` overrides it).
-    pub addr: String,
-    /// The agent files a request's `model` may name by stem (`assistant` for
-    /// `assistant.toml`); the built-in assistant is always there.
-    pub agents_dir: Option<PathBuf>,
-    /// The agent a request without a known `model` gets: a stem, a file or a `models:/` URI.
-    pub default_agent: Option<String>,
-    /// The largest request body accepted; bigger is 413.
-    pub max_body_bytes: usize,
-    /// How long one request may take before it is answered 504.
-    pub request_timeout_secs: f64,
-    /// Requests answered at once; more are refused with 429 right away.
-    pub max_concurrent_requests: usize,
-    /// On SIGTERM or Ctrl-C: how long in-flight requests may still take before the process
-    /// exits anyway (spans and tracking are flushed either way).
-    pub shutdown_grace_secs: f64,
-    /// The environment variable that holds the bearer token requests must carry; unset or empty
-    /// variable = no authentication.
-    pub auth_token_env: Option<String>,
-    /// How often the service logs its counters to its tracking run.
-    pub metrics_log_interval_secs: f64,
-}
-
-impl Default for ServeConfig {
-    fn default() -> Self {
-        Self {
-            addr: "127.0.0.1:8080".into(),
-            agents_dir: Some(PathBuf::from("configs/agents")),
-            default_agent: None,
-            max_body_bytes: 1 << 20,
-            request_timeout_secs: 300.0,
-            max_concurrent_requests: 8,
-            shutdown_grace_secs: 30.0,
-            auth_token_env: None,
-            metrics_log_interval_secs: 30.0,
-        }
-    }
-}
-
 /// `[agent]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentDefaults {
     /// The agent file used when `--agent` is not given; empty = the built-in `assistant`.
     #[serde(default)]
     pub default: Option<PathBuf>,
-}
-
-/// `[telemetry]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySettings {
-    /// `service.name` of the resource (OTEL_SERVICE_NAME overrides it).
-    pub service_name: String,
-    /// Record message content (prompts, answers, tool arguments and results) on spans.
-    pub capture_content: bool,
-    /// Keep every trace in the local SQLite trace store (what `sextant traces` reads).
-    pub local_store: bool,
-    /// Log filter for stderr, RUST_LOG syntax (RUST_LOG overrides it).
-    pub log_filter: String,
-    /// Export over OTLP; the standard OTEL_EXPORTER_OTLP_* variables override it.
-    #[serde(default)]
-    pub otlp: Option<sextant_tracker::OtlpConfig>,
-}
-
-/// `[providers]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProvidersConfig {
-    /// OpenAI-compatible servers.
-    pub openai: OpenAiSettings,
-    /// Ollama.
-    pub ollama: OllamaSettings,
-    /// The embedded model.
-    pub local: LocalSettings,
-}
-
-/// `[providers.openai]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OpenAiSettings {
-    /// Base URL including `/v1`.
-    pub base_url: String,
-    /// Name of the environment variable holding the API key (the key itself is never in a file).
-    pub api_key_env: String,
-}
-
-/// `[providers.ollama]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OllamaSettings {
-    /// The server, e.g. `http://127.0.0.1:11434`.
-    pub host: String,
-}
-
-/// `[providers.local]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LocalSettings {
-    /// Inference threads; empty = all cores.
-    #[serde(default)]
-    pub threads: Option<usize>,
-}
-
-/// `[retry]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryConfig {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// First backoff, in milliseconds.
-    pub initial_backoff_ms: u64,
-    /// Longest backoff, in milliseconds.
-    pub max_backoff_ms: u64,
-    /// Per-call timeout, in seconds.
-    pub timeout_secs: u64,
-}
-
-impl RetryConfig {
-    /// As a [`RetryPolicy`].
-    pub fn policy(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_retries: self.max_retries,
-            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
-            max_backoff: Duration::from_millis(self.max_backoff_ms),
-            timeout: Duration::from_secs(self.timeout_secs),
-        }
-    }
-}
-
-impl SextantConfig {
-    /// Loads the defaults, then `user_file` if given (it must exist), else `./sextant.toml` or the
-    /// platform config dir's `sextant/sextant.toml` if present, then the environment.
-    pub fn load(user_file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_with_env(user_file, true)
-    }
-
-    /// [`SextantConfig::load`], reading `SEXTANT_*` variables only if `read_env` (tests turn it off).
-    pub fn load_with_env(user_file: Option<&Path>, read_env: bool) -> Result<Self, ConfigError> {
-        let vars: Vec<(String, String)> = if read_env {
-            std::env::vars()
-                .filter(|(k, _)| k.starts_with("SEXTANT_"))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        Self::load_with_vars(user_file, vars)
-    }
-
-    /// [`SextantConfig::load`] with `vars` standing in for the environment.
-    pub fn load_with_vars(
-        user_file: Option<&Path>,
-        vars: Vec<(String, String)>,
-    ) -> Result<Self, ConfigError> {
-        let mut figment = Figment::from(Toml::string(DEFAULT_CONFIG));
-        match user_file {
-            Some(path) if !path.exists() => return Err(ConfigError::Missing(path.to_owned())),
-            Some(path) => figment = figment.merge(Toml::file_exact(path)),
-            None => {
-                for candidate in default_user_files() {
-                    if candidate.exists() {
-                        figment = figment.merge(Toml::file_exact(candidate));
-                        break;
-                    }
-                }
-            }
-        }
-        // Only the sections this struct has: other SEXTANT_* variables (tests', CI's) are not config.
-        for (key, value) in vars {
-            let Some(rest) = key.strip_prefix("SEXTANT_") else {
-                continue;
-            };
-            let path = match rest {
-                "HOME" => "home".to_owned(),
-                "DATA_DIR" => "data_dir".to_owned(),
-                "THREADS" => "providers.local.threads".to_owned(),
-                "TRACKING_URI" => "tracking.uri".to_owned(),
-                "QDRANT_URL" => {
-                    if !value.is_empty() {
-                        figment = figment.merge(EnvVariable {
-                            name: key.clone(),
-                            path: "memory.store".into(),
-                            value: "qdrant".into(),
-                        });
-                    }
-                    "memory.qdrant.url".to_owned()
-                }
-                "SEARXNG_URL" => {
-                    if !value.is_empty() {
-                        figment = figment.merge(EnvVariable {
-                            name: key.clone(),
-                            path: "tools.web_search.backend".into(),
-                            value: "searxng".into(),
-                        });
-                    }
-                    "tools.web_search.searxng.url".to_owned()
-                }
-                _ if [
-                    "AGENT__",
-                    "TELEMETRY__",
-                    "PROVIDERS__",
-                    "RETRY__",
-                    "TOOLS__",
-                    "MEMORY__",
-                    "TRACKING__",
-                    "SESSIONS__",
-                    "SERVE__",
-                ]
-                .iter()
-                .any(|p| rest.starts_with(p)) =>
-                {
-                    rest.to_lowercase().replace("__", ".")
-                }
-                _ => continue,
-            };
-            if value.is_empty() {
-                continue;
-            }
-            figment = figment.merge(EnvVariable {
-                name: key,
-                path,
-                value,
-            });
-        }
-        let config: SextantConfig = figment.extract()?;
-        config
-            .memory
-            .validate()
-            .map_err(|message| ConfigError::Value {
-                key: "memory".into(),
-                source_name: "the configuration".into(),
-                message,
-            })?;
-        config
-            .tracking
-            .validate()
-            .map_err(|(key, message)| ConfigError::Value {
-                key: format!("tracking.{key}"),
-                source_name: "the configuration".into(),
-                message,
-            })?;
-        Ok(config)
-    }
-
-    /// The prompt registry `[tracking]` names (embedded: `registry.db` in the data directory),
-    /// behind its alias cache.
-    pub fn prompt_registry(&self) -> Result<Arc<CachedPromptRegistry>, RegistryError> {
-        self.tracking.prompt_registry(&self.data_dir())
-    }
-
-    /// Where the default model files live.
-    pub fn model_cache(&self) -> Result<ModelCache, ModelFilesError> {
-        match &self.home {
-            Some(home) => ModelCache::builder().root(home.join("models")).build(),
-            None => ModelCache::from_env(),
-        }
-    }
-
-    /// The data directory: traces, sessions, registries.
-    pub fn data_dir(&self) -> PathBuf {
-        if let Some(dir) = &self.data_dir {
-            return dir.clone();
-        }
-        match &self.home {
-            Some(home) => home.join("data"),
-            None => directories::ProjectDirs::from("", "", "sextant")
-                .map(|dirs| dirs.data_dir().to_owned())
-                .unwrap_or_else(|| PathBuf::from(".sextant")),
-        }
-    }
-
-    /// The session store's file.
-    pub fn session_store_path(&self) -> PathBuf {
-        self.data_dir().join("sessions.db")
-    }
-
-    /// The local trace store's file.
-    pub fn trace_store_path(&self) -> PathBuf {
-        self.data_dir().join("traces.db")
-    }
-}
-
-/// One `SEXTANT_*` variable as a configuration source: its value read the way figment's `Env`
-/// provider reads values (numbers, booleans, arrays as such), and errors naming the variable.
-struct EnvVariable {
-    name: String,
-    path: String,
-    value: String,
-}
-
-impl Provider for EnvVariable {
-    fn metadata(&self) -> Metadata {
-        Metadata::named(format!("environment variable {}", self.name))
-    }
-
-    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let value: figment::value::Value =
-            self.value.parse().unwrap_or_else(|never| match never {});
-        let dict = figment::util::nest(&self.path, value)
-            .into_dict()
-            .expect("nesting under a key makes a dict");
-        Ok(Profile::Default.collect(dict))
-    }
-}
-
-fn default_user_files() -> Vec<PathBuf> {
-    let mut files = vec![PathBuf::from("sextant.toml")];
-    if let Some(dirs) = directories::ProjectDirs::from("", "", "sextant") {
-        files.push(dirs.config_dir().join("sextant.toml"));
-    }
-    files
 }
 
 /// Why an agent could not be made from its configuration.
@@ -468,6 +111,17 @@ pub enum ProviderKind {
     Ollama,
     /// An OpenAI-compatible server.
     Openai,
+}
+
+impl ProviderKind {
+    /// The cargo feature that builds this provider in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            ProviderKind::Local => "local",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Openai => "openai",
+        }
+    }
 }
 
 /// `[model]` of an agent file.
@@ -587,7 +241,7 @@ impl AgentConfig {
 
     /// The agent this file describes: its tools picked from the built-in tool set, its model made
     /// by the configured provider (the local model is pulled on first use).
-    pub async fn build(&self, config: &SextantConfig) -> Result<Agent, BuildError> {
+    pub async fn build(&self, context: &BuildContext) -> Result<Agent, BuildError> {
         // `search_memory` comes from the memory section, not the built-in tools.
         let builtin: Vec<String> = self
             .tools
@@ -596,13 +250,13 @@ impl AgentConfig {
             .cloned()
             .collect();
         let mut tools =
-            ToolSet::from_config(&builtin, &config.tools).map_err(|error| BuildError::Tools {
+            ToolSet::from_config(&builtin, &context.tools).map_err(|error| BuildError::Tools {
                 agent: self.name.clone(),
                 error,
             })?;
         let capture_content = self
             .capture_content
-            .unwrap_or(config.telemetry.capture_content);
+            .unwrap_or(context.capture_content);
         let mut context_retriever = None;
         if let Some(memory) = &self.memory {
             let memory_error = |error| BuildError::Memory {
@@ -610,10 +264,10 @@ impl AgentConfig {
                 error,
             };
             let options = memory
-                .retrieval_options(&config.memory.retrieval)
+                .retrieval_options(&context.memory.retrieval)
                 .map_err(|message| memory_error(MemoryBuildError::Config(message)))?;
-            let embedder = build_embedder(config).await.map_err(memory_error)?;
-            let store = build_store(config).map_err(memory_error)?;
+            let embedder = build_embedder(context).await.map_err(memory_error)?;
+            let store = build_store(context).map_err(memory_error)?;
             let retriever = Arc::new(
                 Retriever::new(embedder, store, &memory.collection, options)
                     .capture_content(capture_content),
@@ -625,13 +279,13 @@ impl AgentConfig {
                 context_retriever = Some(retriever);
             }
         }
-        let model = providers::build(&self.model, config)
+        let model = providers::build(&self.model, context)
             .await
             .map_err(|error| BuildError::Model {
                 agent: self.name.clone(),
                 error,
             })?;
-        let prompts = self.prompts(config)?;
+        let prompts = self.prompts(context)?;
         let system_prompt = if prompts.as_ref().is_some_and(|p| p.system.is_some()) {
             ""
         } else {
@@ -662,7 +316,7 @@ impl AgentConfig {
     }
 
     /// The agent's registry prompts, if it names any (the registry is opened only then).
-    fn prompts(&self, config: &SextantConfig) -> Result<Option<AgentPrompts>, BuildError> {
+    fn prompts(&self, context: &BuildContext) -> Result<Option<AgentPrompts>, BuildError> {
         let error = |error| BuildError::Prompts {
             agent: self.name.clone(),
             error,
@@ -672,7 +326,7 @@ impl AgentConfig {
             return Ok(None);
         }
         Ok(Some(AgentPrompts {
-            registry: config.prompt_registry().map_err(error)?,
+            registry: context.prompt_registry().map_err(error)?,
             system,
             template,
             variables: self.variables.clone(),
@@ -728,32 +382,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn defaults_load_and_builtin_agent_is_valid() {
-        let config = SextantConfig::load_with_env(None, false).unwrap();
-        assert_eq!(config.telemetry.service_name, "sextant");
-        assert!(config.retry.max_retries > 0);
+    fn the_builtin_agent_is_valid() {
         let agent = AgentConfig::builtin_default();
         assert_eq!(agent.name, "assistant");
         assert!(agent.tools.contains(&"calculator".to_owned()));
     }
 
     #[test]
-    fn a_bad_value_names_the_key_and_the_file() {
+    fn a_bad_value_in_an_agent_file_names_the_key_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("mine.toml");
-        std::fs::write(&file, "[retry]\nmax_retries = \"lots\"\n").unwrap();
-        let err = SextantConfig::load_with_env(Some(&file), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("retry.max_retries"), "{err}");
-        assert!(err.contains("mine.toml"), "{err}");
-
-        std::fs::write(&file, "[retry]\nmax_retrys = 3\n").unwrap();
-        let err = SextantConfig::load_with_env(Some(&file), false)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("max_retrys"), "{err}");
-
         let agent = dir.path().join("agent.toml");
         std::fs::write(&agent, "name = \"a\"\nsystem_prompt = \"s\"\nmax_steps = 0\n[model]\nprovider = \"local\"\nname = \"m\"\n")
             .unwrap();
@@ -767,102 +404,6 @@ mod tests {
         let err = AgentConfig::load(&agent).unwrap_err().to_string();
         assert!(
             err.contains("llamafarm") && err.contains("agent.toml"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn the_shipped_tools_section_is_the_built_in_default() {
-        let config = SextantConfig::load_with_env(None, false).unwrap();
-        assert_eq!(config.tools, ToolsConfig::default());
-    }
-
-    #[test]
-    fn environment_variables_reach_nested_tool_settings() {
-        let vars = vec![
-            (
-                "SEXTANT_SEARXNG_URL".to_owned(),
-                "http://127.0.0.1:8888".to_owned(),
-            ),
-            ("SEXTANT_TOOLS__MAX_PARALLEL".to_owned(), "2".to_owned()),
-            (
-                "SEXTANT_TOOLS__HTTP_FETCH__ALLOW_PRIVATE_NETWORKS".to_owned(),
-                "true".to_owned(),
-            ),
-            ("SEXTANT_RETRY__MAX_RETRIES".to_owned(), "7".to_owned()),
-            ("SEXTANT_UNRELATED".to_owned(), "x".to_owned()),
-        ];
-        let config = SextantConfig::load_with_vars(None, vars).unwrap();
-        assert_eq!(
-            config.tools.web_search.backend,
-            sextant_tools::config::SearchBackendKind::Searxng
-        );
-        assert_eq!(
-            config.tools.web_search.searxng.url.as_deref(),
-            Some("http://127.0.0.1:8888")
-        );
-        assert_eq!(config.tools.max_parallel, 2);
-        assert!(config.tools.http_fetch.allow_private_networks);
-        assert_eq!(config.retry.max_retries, 7);
-
-        let err = SextantConfig::load_with_vars(
-            None,
-            vec![("SEXTANT_TOOLS__MAX_PARALEL".to_owned(), "2".to_owned())],
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("max_paralel"), "{err}");
-    }
-
-    #[test]
-    fn the_shipped_memory_section_is_the_built_in_default_and_qdrant_url_selects_qdrant() {
-        let config = SextantConfig::load_with_env(None, false).unwrap();
-        assert_eq!(config.memory, MemoryConfig::default());
-        let config = SextantConfig::load_with_vars(
-            None,
-            vec![
-                ("SEXTANT_QDRANT_URL".into(), "http://10.0.0.5:6334".into()),
-                ("SEXTANT_MEMORY__RETRIEVAL__TOP_K".into(), "6".into()),
-            ],
-        )
-        .unwrap();
-        assert_eq!(config.memory.store, sextant_memory::StoreKind::Qdrant);
-        assert_eq!(config.memory.qdrant.url, "http://10.0.0.5:6334");
-        assert_eq!(config.memory.retrieval.top_k, 6);
-        let err = SextantConfig::load_with_vars(
-            None,
-            vec![(
-                "SEXTANT_MEMORY__CHUNKING__OVERLAP_TOKENS".into(),
-                "500".into(),
-            )],
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("overlap_tokens (500)"), "{err}");
-    }
-
-    #[test]
-    fn the_shipped_tracking_section_is_the_built_in_default_and_the_uri_selects_mlflow() {
-        let config = SextantConfig::load_with_env(None, false).unwrap();
-        assert_eq!(config.tracking, TrackingConfig::default());
-        let config = SextantConfig::load_with_vars(
-            None,
-            vec![(
-                "SEXTANT_TRACKING_URI".into(),
-                "http://127.0.0.1:5000".into(),
-            )],
-        )
-        .unwrap();
-        assert_eq!(
-            config.tracking.backend().unwrap(),
-            sextant_tracker::TrackingBackend::Mlflow("http://127.0.0.1:5000".into())
-        );
-        let err = SextantConfig::load_with_vars(
-            None,
-            vec![("SEXTANT_TRACKING_URI".into(), "mlflow.example".into())],
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("tracking.uri") && err.contains("mlflow.example"),
             "{err}"
         );
     }
@@ -888,12 +429,5 @@ mod tests {
         .unwrap();
         let err = AgentConfig::load(&agent).unwrap_err().to_string();
         assert!(err.contains("system_prompt"), "{err}");
-    }
-
-    #[test]
-    fn a_missing_explicit_file_is_an_error() {
-        let err = SextantConfig::load_with_env(Some(Path::new("/nonexistent/sextant.toml")), false)
-            .unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/sextant.toml"));
     }
 }

@@ -55,6 +55,9 @@ pub enum ChatError {
     /// The embedded model failed to load or to run.
     #[error("local model: {0}")]
     Local(String),
+    /// The provider's support was left out of this build (a cargo feature).
+    #[error("this build of Sextant has no `{0}` provider; rebuild with the cargo feature `{0}`")]
+    Unsupported(&'static str),
 }
 
 impl ChatError {
@@ -64,9 +67,10 @@ impl ChatError {
         match self {
             ChatError::Http { status, .. } => *status == 408 || *status == 429 || *status >= 500,
             ChatError::Timeout { .. } | ChatError::Connect { .. } => true,
-            ChatError::InvalidResponse { .. } | ChatError::Request { .. } | ChatError::Local(_) => {
-                false
-            }
+            ChatError::InvalidResponse { .. }
+            | ChatError::Request { .. }
+            | ChatError::Local(_)
+            | ChatError::Unsupported(_) => false,
         }
     }
 
@@ -79,6 +83,7 @@ impl ChatError {
             ChatError::InvalidResponse { .. } => "invalid_response".into(),
             ChatError::Request { .. } => "request".into(),
             ChatError::Local(_) => "local_model".into(),
+            ChatError::Unsupported(_) => "unsupported_provider".into(),
         }
     }
 }

@@ -8,9 +8,11 @@
 #![deny(missing_docs)]
 
 pub mod agent;
+mod build_context;
 pub mod chat;
 pub mod config;
 pub mod error;
+#[cfg(feature = "eval")]
 pub mod eval;
 pub mod memory;
 pub mod model_files;
@@ -31,5 +33,6 @@ pub use chat::{
     ChatChunk, ChatModel, ChatOptions, ChatRequest, ChatResponse, ChatStream, FinishReason,
     Message, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
-pub use config::{AgentConfig, BuildError, SextantConfig};
+pub use build_context::BuildContext;
+pub use config::{AgentConfig, AgentDefaults, BuildError, ConfigError};
 pub use error::ChatError;

@@ -6,17 +6,25 @@ use std::sync::Arc;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+#[cfg(feature = "local")]
 use sextant_memory::embedders::{LocalEmbedder, LocalEmbedderFiles};
-use sextant_memory::stores::{EmbeddedStore, QdrantStore};
+#[cfg(feature = "embedded-store")]
+use sextant_memory::stores::EmbeddedStore;
+#[cfg(feature = "qdrant")]
+use sextant_memory::stores::QdrantStore;
 use sextant_memory::{
     EmbedError, Embedder, EmbedderProvider, Filter, MatchValue, RetrievalOptions, RetrievedChunk,
     Retriever, StoreError, StoreKind, VectorStore, format_sources,
 };
 use sextant_tools::{Tool, ToolError, tool_fn};
 
-use crate::config::SextantConfig;
+use crate::build_context::BuildContext;
+#[cfg(feature = "local")]
 use crate::model_files::ModelSpec;
-use crate::providers::{ollama::OllamaEmbedder, openai::OpenAiEmbedder};
+#[cfg(feature = "ollama")]
+use crate::providers::ollama::OllamaEmbedder;
+#[cfg(feature = "openai")]
+use crate::providers::openai::OpenAiEmbedder;
 
 /// The name of the memory search tool.
 pub const SEARCH_MEMORY: &str = "search_memory";
@@ -118,14 +126,15 @@ pub enum MemoryBuildError {
 }
 
 /// The embedder `[memory.embedder]` describes; the local model is pulled on first use.
-pub async fn build_embedder(config: &SextantConfig) -> Result<Arc<dyn Embedder>, MemoryBuildError> {
-    let settings = &config.memory.embedder;
-    config.memory.validate().map_err(MemoryBuildError::Config)?;
+pub async fn build_embedder(context: &BuildContext) -> Result<Arc<dyn Embedder>, MemoryBuildError> {
+    let settings = &context.memory.embedder;
+    context.memory.validate().map_err(MemoryBuildError::Config)?;
     let embedder: Arc<dyn Embedder> = match settings.provider {
+        #[cfg(feature = "local")]
         EmbedderProvider::Local => {
             let spec = ModelSpec::by_name(&settings.model)
                 .map_err(|err| MemoryBuildError::Config(format!("memory.embedder.model: {err}")))?;
-            let cache = config
+            let cache = context
                 .model_cache()
                 .map_err(|err| MemoryBuildError::Config(err.to_string()))?;
             let dir = cache.ensure(spec).await.map_err(|err| EmbedError::Load {
@@ -139,7 +148,7 @@ pub async fn build_embedder(config: &SextantConfig) -> Result<Arc<dyn Embedder>,
             };
             // The same thread count as the local chat model.
             let threads = crate::providers::local::LocalModelOptions {
-                threads: config.providers.local.threads,
+                threads: context.providers.local.threads,
                 ..Default::default()
             }
             .resolved_threads();
@@ -152,16 +161,18 @@ pub async fn build_embedder(config: &SextantConfig) -> Result<Arc<dyn Embedder>,
                     })??;
             Arc::new(embedder.with_max_batch(settings.batch_size))
         }
+        #[cfg(feature = "ollama")]
         EmbedderProvider::Ollama => Arc::new(
             OllamaEmbedder::new(
-                &config.providers.ollama.host,
+                &context.providers.ollama.host,
                 &settings.model,
                 settings.dimension.unwrap_or_default(),
             )?
             .with_max_batch(settings.batch_size),
         ),
+        #[cfg(feature = "openai")]
         EmbedderProvider::Openai => {
-            let openai = &config.providers.openai;
+            let openai = &context.providers.openai;
             let api_key = std::env::var(&openai.api_key_env)
                 .ok()
                 .filter(|k| !k.is_empty());
@@ -175,21 +186,44 @@ pub async fn build_embedder(config: &SextantConfig) -> Result<Arc<dyn Embedder>,
                 .with_max_batch(settings.batch_size),
             )
         }
+        #[allow(unreachable_patterns)]
+        provider => {
+            return Err(MemoryBuildError::Config(format!(
+                "memory.embedder.provider: this build of Sextant has no `{provider:?}` embedder; rebuild with the cargo feature `{}`",
+                match provider {
+                    EmbedderProvider::Local => "local",
+                    EmbedderProvider::Ollama => "ollama",
+                    EmbedderProvider::Openai => "openai",
+                }
+            )));
+        }
     };
     Ok(embedder)
 }
 
 /// The vector store `[memory]` describes: the embedded engine under the data dir's `vectors/`,
 /// or a Qdrant server.
-pub fn build_store(config: &SextantConfig) -> Result<Arc<dyn VectorStore>, MemoryBuildError> {
-    Ok(match config.memory.store {
-        StoreKind::Embedded => Arc::new(EmbeddedStore::open(config.data_dir().join("vectors"))),
+pub fn build_store(context: &BuildContext) -> Result<Arc<dyn VectorStore>, MemoryBuildError> {
+    Ok(match context.memory.store {
+        #[cfg(feature = "embedded-store")]
+        StoreKind::Embedded => Arc::new(EmbeddedStore::open(context.data_dir.join("vectors"))),
+        #[cfg(feature = "qdrant")]
         StoreKind::Qdrant => {
-            let qdrant = &config.memory.qdrant;
+            let qdrant = &context.memory.qdrant;
             let api_key = std::env::var(&qdrant.api_key_env)
                 .ok()
                 .filter(|k| !k.is_empty());
             Arc::new(QdrantStore::connect(&qdrant.url, api_key)?)
+        }
+        #[allow(unreachable_patterns)]
+        store => {
+            return Err(MemoryBuildError::Config(format!(
+                "memory.store: this build of Sextant has no `{store:?}` store; rebuild with the cargo feature `{}`",
+                match store {
+                    StoreKind::Embedded => "embedded-store",
+                    StoreKind::Qdrant => "qdrant",
+                }
+            )));
         }
     })
 }

@@ -16,7 +16,8 @@ use sextant_tracker::prompts::{PromptRegistry, PromptSelector, PromptUri, Regist
 use sextant_tracker::tracking::{NewRun, RunStatus, TrackingError, TrackingStore};
 
 use crate::agent::Agent;
-use crate::config::{AgentConfig, BuildError, ConfigError, SextantConfig};
+use crate::build_context::BuildContext;
+use crate::config::{AgentConfig, BuildError, ConfigError};
 
 /// Where a registered agent keeps its (pinned) configuration, inside its run's artifacts.
 pub const AGENT_CONFIG_ARTIFACT: &str = "agent/agent.toml";
@@ -59,13 +60,13 @@ pub struct AgentRegistry {
 
 impl AgentRegistry {
     /// The registries `[tracking]` names.
-    pub fn from_config(config: &SextantConfig) -> Result<Self, AgentRegistryError> {
-        let data_dir = config.data_dir();
+    pub fn from_context(context: &BuildContext) -> Result<Self, AgentRegistryError> {
+        let data_dir = &context.data_dir;
         Ok(Self {
-            models: config.tracking.model_registry(&data_dir)?,
-            tracking: config.tracking.tracking_store(&data_dir)?,
-            prompts: config.prompt_registry()?,
-            experiment: config.tracking.experiment.clone(),
+            models: context.tracking.model_registry(data_dir)?,
+            tracking: context.tracking.tracking_store(data_dir)?,
+            prompts: context.prompt_registry()?,
+            experiment: context.tracking.experiment.clone(),
         })
     }
 
@@ -232,20 +233,17 @@ impl AgentRegistry {
 }
 
 /// The agent `name` names: a `models:/…` URI (resolved in the registry; its version is returned
-/// too), an agent file, or — when `None` — `[agent] default` or the built-in assistant.
+/// too), an agent file, or — when `None` — `default` (`[agent] default`) or the built-in assistant.
 pub async fn load_agent(
-    config: &SextantConfig,
+    context: &BuildContext,
     name: Option<&str>,
+    default: Option<&Path>,
 ) -> Result<(AgentConfig, Option<ModelVersion>), AgentRegistryError> {
-    let default = config
-        .agent
-        .default
-        .as_ref()
-        .map(|p| p.display().to_string());
+    let default = default.map(|p| p.display().to_string());
     match name.map(str::to_owned).or(default) {
         Some(text) if ModelUri::is_uri(&text) => {
             let uri: ModelUri = text.parse()?;
-            let (version, agent) = AgentRegistry::from_config(config)?.resolve(&uri).await?;
+            let (version, agent) = AgentRegistry::from_context(context)?.resolve(&uri).await?;
             Ok((agent, Some(version)))
         }
         Some(path) => Ok((AgentConfig::load(Path::new(&path))?, None)),
@@ -257,7 +255,7 @@ pub async fn load_agent(
 /// [module docs](self).
 pub struct ServedAgent {
     registry: AgentRegistry,
-    config: SextantConfig,
+    context: BuildContext,
     uri: ModelUri,
     ttl: Duration,
     state: tokio::sync::Mutex<Option<Served>>,
@@ -273,13 +271,13 @@ impl ServedAgent {
     /// Serves `uri`, re-resolving it every `ttl` (`[tracking] model_alias_ttl_secs`).
     pub fn new(
         registry: AgentRegistry,
-        config: SextantConfig,
+        context: BuildContext,
         uri: ModelUri,
         ttl: Duration,
     ) -> Self {
         Self {
             registry,
-            config,
+            context,
             uri,
             ttl,
             state: tokio::sync::Mutex::new(None),
@@ -322,7 +320,7 @@ impl ServedAgent {
         let (version, agent_config) = self.registry.resolve(&self.uri).await?;
         let agent = Arc::new(
             agent_config
-                .build(&self.config)
+                .build(&self.context)
                 .await?
                 .with_model_version(version.uri().to_string()),
         );

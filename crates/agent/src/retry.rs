@@ -129,6 +129,43 @@ impl ChatModel for ResilientChatModel {
     }
 }
 
+/// `[retry]`: how chat calls are retried, as the configuration spells it.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetryConfig {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// First backoff, in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Per-call timeout, in seconds.
+    pub timeout_secs: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 3,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 8000,
+            timeout_secs: 120,
+        }
+    }
+}
+
+impl RetryConfig {
+    /// As a [`RetryPolicy`].
+    pub fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_retries: self.max_retries,
+            initial_backoff: Duration::from_millis(self.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.max_backoff_ms),
+            timeout: Duration::from_secs(self.timeout_secs),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

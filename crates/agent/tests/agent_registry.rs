@@ -6,16 +6,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sextant_agent::SextantConfig;
+use sextant_agent::BuildContext;
 use sextant_agent::registry::{AGENT_CONFIG_ARTIFACT, AgentRegistry, ServedAgent};
 use sextant_tracker::prompts::{PromptRegistry, load_prompt_files, push};
 
-fn config(data: &Path) -> SextantConfig {
-    SextantConfig::load_with_vars(
-        None,
-        vec![("SEXTANT_DATA_DIR".into(), data.display().to_string())],
-    )
-    .unwrap()
+fn config(data: &Path) -> BuildContext {
+    BuildContext::new(data)
 }
 
 /// An agent file on an OpenAI-compatible server that is never called here.
@@ -58,7 +54,7 @@ async fn registered_agents_pin_prompts_and_serve_the_promoted_version() {
         2
     );
 
-    let registry = AgentRegistry::from_config(&config).unwrap();
+    let registry = AgentRegistry::from_context(&config).unwrap();
     let v1 = registry
         .register(
             "qa-agent",
@@ -90,7 +86,7 @@ async fn registered_agents_pin_prompts_and_serve_the_promoted_version() {
         registry.load(&v1).await.unwrap().prompt.as_deref(),
         Some("prompts:/qa-prompt/2")
     );
-    let tracking = config.tracking.tracking_store(&config.data_dir()).unwrap();
+    let tracking = config.tracking.tracking_store(&config.data_dir).unwrap();
     let source = tracking
         .read_artifact(v1.run_id.as_deref().unwrap(), "agent/source.toml")
         .await
@@ -160,7 +156,7 @@ async fn registered_agents_pin_prompts_and_serve_the_promoted_version() {
         .unwrap();
     let err = registry.load(&foreign).await.unwrap_err().to_string();
     assert!(err.contains("not an agent configuration"), "{err}");
-    let err = AgentRegistry::from_config(&config)
+    let err = AgentRegistry::from_context(&config)
         .unwrap()
         .resolve(&"models:/nobody@production".parse().unwrap())
         .await

@@ -1,7 +1,7 @@
 //! The remote embedders against real servers from `cargo xtask test`: `OpenAiEmbedder` against
 //! llama.cpp's `/v1/embeddings` (SmolLM2's mean-pooled states, 576 dimensions), and
 //! `OllamaEmbedder` through the Ollama API test double, which forwards `/api/embed` to that same
-//! server — so both must return the same vectors. Skipped (and said so) outside `cargo xtask test`.
+//! server — so both must return the same vectors. `#[ignore]`d: `cargo xtask test` runs them.
 
 use std::sync::Arc;
 
@@ -11,31 +11,19 @@ use sextant_memory::stores::EmbeddedStore;
 use sextant_memory::{
     Embedder, IngestOptions, NoProgress, RetrievalOptions, Retriever, embed, ingest,
 };
+use sextant_testkit::{ollama_host, openai_embed_model, openai_embed_url};
 
 const DIMENSION: usize = 576;
 
-fn servers() -> Option<(String, String, String)> {
-    match (
-        std::env::var("SEXTANT_TEST_OPENAI_EMBED_URL"),
-        std::env::var("SEXTANT_TEST_OPENAI_EMBED_MODEL"),
-        std::env::var("SEXTANT_TEST_OLLAMA_HOST"),
-    ) {
-        (Ok(url), Ok(model), Ok(ollama)) => Some((url, model, ollama)),
-        _ => {
-            eprintln!(
-                "skipped: SEXTANT_TEST_OPENAI_EMBED_URL is not set (run under `cargo xtask test`)"
-            );
-            None
-        }
-    }
+/// The llama.cpp embeddings server's model through its OpenAI-compatible API.
+fn openai_embedder() -> OpenAiEmbedder {
+    OpenAiEmbedder::new(&openai_embed_url(), None, &openai_embed_model(), DIMENSION)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the llama.cpp embeddings server and the Ollama API test double: cargo xtask test"]
 async fn openai_and_ollama_embeddings_from_a_real_llama_cpp_server_agree() {
-    let Some((url, model, ollama)) = servers() else {
-        return;
-    };
-    let openai = OpenAiEmbedder::new(&url, None, &model, DIMENSION).with_max_batch(2);
+    let openai = openai_embedder().with_max_batch(2);
     let texts: Vec<String> = [
         "a sextant measures angles",
         "tides follow the moon",
@@ -65,7 +53,7 @@ async fn openai_and_ollama_embeddings_from_a_real_llama_cpp_server_agree() {
         "the same text embeds the same alone or batched: {drift}"
     );
 
-    let through_ollama = OllamaEmbedder::new(&ollama, "smollm2-embed", DIMENSION).unwrap();
+    let through_ollama = OllamaEmbedder::new(&ollama_host(), "smollm2-embed", DIMENSION).unwrap();
     let same = embed(&through_ollama, &texts)
         .await
         .expect("embeddings through the Ollama API");
@@ -80,11 +68,9 @@ async fn openai_and_ollama_embeddings_from_a_real_llama_cpp_server_agree() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the llama.cpp embeddings server: cargo xtask test"]
 async fn a_collection_made_with_a_remote_embedder_has_its_dimension_and_is_searchable() {
-    let Some((url, model, _)) = servers() else {
-        return;
-    };
-    let embedder: Arc<dyn Embedder> = Arc::new(OpenAiEmbedder::new(&url, None, &model, DIMENSION));
+    let embedder: Arc<dyn Embedder> = Arc::new(openai_embedder());
     let docs = tempfile::tempdir().unwrap();
     std::fs::write(
         docs.path().join("a.md"),

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use sextant_agent::SextantConfig;
+use sextant_agent::BuildContext;
 use sextant_agent::memory::{build_embedder, build_store, search_memory_tool};
 use sextant_memory::{
     Embedder, Filter, IngestOptions, NoProgress, RetrievalOptions, Retriever, embed, ingest,
@@ -16,9 +16,8 @@ use tokio::sync::OnceCell;
 
 static EMBEDDER: OnceCell<Arc<dyn Embedder>> = OnceCell::const_new();
 
-fn config(data_dir: &Path) -> SextantConfig {
-    let mut config = SextantConfig::load_with_env(None, false).unwrap();
-    config.data_dir = Some(data_dir.to_owned());
+fn config(data_dir: &Path) -> BuildContext {
+    let mut config = BuildContext::new(data_dir);
     config.providers.local.threads = Some(1);
     config
 }

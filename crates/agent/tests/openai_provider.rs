@@ -1,7 +1,7 @@
 //! The `openai` provider against a real OpenAI-compatible server: the llama.cpp server serving
-//! SmolLM2 that `cargo xtask test` starts (`SEXTANT_TEST_OPENAI_BASE_URL`, `SEXTANT_TEST_OPENAI_MODEL`).
-//! The `ollama` provider runs the same checks against the Ollama-API test double in front of that
-//! server (`SEXTANT_TEST_OLLAMA_HOST`; no Ollama server can be installed on the CI machines).
+//! SmolLM2 that `cargo xtask test` starts. The `ollama` provider runs the same checks against the
+//! Ollama-API test double in front of that server (no Ollama server can be installed on the CI
+//! machines). Every test here needs one of them, so all are `#[ignore]`d: `cargo xtask test` runs them.
 //!
 //! Model output is not deterministic: these tests assert structure (a tool call with schema-valid
 //! arguments, counted tokens, streamed pieces that add up), not wording.
@@ -15,46 +15,25 @@ use sextant_agent::{
     Agent, ChatChunk, ChatModel, ChatOptions, ChatRequest, FinishReason, Message, ToolChoice,
     ToolDefinition,
 };
+use sextant_testkit::{ollama_host, ollama_model, openai_base_url, openai_model};
 use sextant_tools::ToolSet;
 use sextant_tools::builtin::Calculator;
-
-fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
 
 /// The llama.cpp server. With `force_tool_calls`, the llama.cpp-specific request fields that make
 /// the 135M model start its answer with the tool call when one is required (its grammar alone lets
 /// it write text first): `chat_template_kwargs.force_tool_call` is read by the tool-capable
 /// template that xtask serves.
-fn openai(force_tool_calls: bool) -> Option<Arc<dyn ChatModel>> {
-    let (Some(base), Some(model)) = (
-        env("SEXTANT_TEST_OPENAI_BASE_URL"),
-        env("SEXTANT_TEST_OPENAI_MODEL"),
-    ) else {
-        eprintln!(
-            "skipped: SEXTANT_TEST_OPENAI_BASE_URL is not set; `cargo xtask test` starts a real llama.cpp server"
-        );
-        return None;
-    };
-    let mut model = OpenAiChatModel::new(&base, None, &model);
+fn openai(force_tool_calls: bool) -> Arc<dyn ChatModel> {
+    let mut model = OpenAiChatModel::new(&openai_base_url(), None, &openai_model());
     if force_tool_calls {
         let extra = serde_json::json!({"parallel_tool_calls": false, "chat_template_kwargs": {"force_tool_call": true}});
         model = model.with_extra_body(extra.as_object().unwrap().clone());
     }
-    Some(Arc::new(model))
+    Arc::new(model)
 }
 
-fn ollama() -> Option<Arc<dyn ChatModel>> {
-    let (Some(host), Some(model)) = (
-        env("SEXTANT_TEST_OLLAMA_HOST"),
-        env("SEXTANT_TEST_OLLAMA_MODEL"),
-    ) else {
-        eprintln!(
-            "skipped: SEXTANT_TEST_OLLAMA_HOST is not set; `cargo xtask test` starts the Ollama-API test double"
-        );
-        return None;
-    };
-    Some(Arc::new(OllamaChatModel::new(&host, &model).unwrap()))
+fn ollama() -> Arc<dyn ChatModel> {
+    Arc::new(OllamaChatModel::new(&ollama_host(), &ollama_model()).unwrap())
 }
 
 fn calculator() -> ToolDefinition {
@@ -169,23 +148,27 @@ async fn agent_round_trip(model: Arc<dyn ChatModel>) {
     assert!(outcome.usage.input_tokens > 0 && outcome.usage.output_tokens > 0);
 }
 
-/// One `#[tokio::test]` per (server, check) pair; a missing server skips with a message.
+/// One `#[ignore]`d `#[tokio::test]` per (server, check) pair, ignored for `$needs`.
 macro_rules! provider_tests {
-    ($($name:ident: $server:expr => $check:ident;)*) => {$(
+    ($needs:literal; $($name:ident: $model:expr => $check:ident;)*) => {$(
         #[tokio::test]
+        #[ignore = $needs]
         async fn $name() {
-            if let Some(model) = $server {
-                $check(model).await;
-            }
+            $check($model).await;
         }
     )*};
 }
 
 provider_tests! {
+    "needs the llama.cpp server: cargo xtask test";
     openai_plain_chat_counts_tokens: openai(false) => plain_chat_counts_tokens;
     openai_streaming_adds_up: openai(false) => streaming_adds_up;
     openai_required_tool_call_is_schema_valid: openai(true) => required_tool_call_is_schema_valid;
     openai_agent_round_trip: openai(true) => agent_round_trip;
+}
+
+provider_tests! {
+    "needs the Ollama API test double: cargo xtask test";
     ollama_plain_chat_counts_tokens: ollama() => plain_chat_counts_tokens;
     ollama_streaming_adds_up: ollama() => streaming_adds_up;
     ollama_required_tool_call_is_schema_valid: ollama() => required_tool_call_is_schema_valid;

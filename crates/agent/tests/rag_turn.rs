@@ -10,14 +10,13 @@ use std::path::Path;
 
 use serde_json::Value;
 use sextant_agent::memory::{build_embedder, build_store};
-use sextant_agent::{AgentConfig, SextantConfig};
+use sextant_agent::{AgentConfig, BuildContext};
 use sextant_memory::{IngestOptions, NoProgress, ingest};
 use sextant_tracker::{Telemetry, TelemetryConfig};
 use tracing::instrument::WithSubscriber;
 
-fn config(data_dir: &Path) -> SextantConfig {
-    let mut config = SextantConfig::load_with_env(None, false).unwrap();
-    config.data_dir = Some(data_dir.to_owned());
+fn config(data_dir: &Path) -> BuildContext {
+    let mut config = BuildContext::new(data_dir);
     config.providers.local.threads = Some(1);
     config
 }
@@ -26,7 +25,7 @@ fn config(data_dir: &Path) -> SextantConfig {
 async fn a_rag_turn_retrieves_under_the_agent_span_and_cites_its_sources() {
     let data = tempfile::tempdir().unwrap();
     let mut config = config(data.path());
-    config.telemetry.capture_content = true;
+    config.capture_content = true;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     {
         let embedder = build_embedder(&config)

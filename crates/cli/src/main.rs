@@ -4,8 +4,6 @@
 
 mod cli;
 mod commands;
-mod serve;
-mod telemetry;
 
 use std::process::ExitCode;
 
@@ -13,21 +11,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let config = match sextant_agent::SextantConfig::load(cli.config.as_deref()) {
+    let config = match sextant_runtime::SextantConfig::load(cli.config.as_deref()) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
-    // candle sizes its matmul thread pool once, from CANDLE_NUM_THREADS, on first use; the
-    // configured inference threads must be in place before any thread (the runtime's) exists.
-    if let Some(threads) = config.providers.local.threads
-        && std::env::var_os("CANDLE_NUM_THREADS").is_none()
-    {
-        // SAFETY: no other thread exists yet, so nothing reads the environment concurrently.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", threads.to_string()) };
-    }
+    // Before any thread (the async runtime's) exists.
+    sextant_runtime::configure_process(&config);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

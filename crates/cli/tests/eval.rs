@@ -8,12 +8,13 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use sextant_testkit::{mlflow_url, python};
 use sextant_tracker::local::LocalTrackingStore;
 use sextant_tracker::tracking::{
     JUDGE_INPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, TrackingStore,
 };
 use support::service::agent_file;
-use support::{json_of, mlflow_url, python, sextant};
+use support::{json_of, sextant};
 
 const DATASET: &str = concat!(
     r#"{"inputs": {"question": "What is the capital of France?"}, "expectations": {"expected_response": "Paris is the capital of France."}}"#,
@@ -330,8 +331,9 @@ print(json.dumps({
 "#;
 
 #[test]
+#[ignore = "needs a real MLflow server and its Python client: cargo xtask test"]
 fn on_mlflow_python_sees_the_eval_run_and_the_assessments_on_its_traces() {
-    let Some(url) = mlflow_url() else { return };
+    let url = mlflow_url();
     let data = tempfile::tempdir().unwrap();
     agent_file(data.path(), "tiny", 24);
     let dataset = data.path().join("qa.jsonl");
@@ -363,9 +365,7 @@ fn on_mlflow_python_sees_the_eval_run_and_the_assessments_on_its_traces() {
         .collect();
     let mut args = vec![run_id];
     args.extend(traces.iter().map(String::as_str));
-    let Some(seen) = python(&url, PY_ASSESSMENTS, &args) else {
-        return;
-    };
+    let seen = python(&url, PY_ASSESSMENTS, &args);
     assert_eq!(seen["status"], "FINISHED");
     assert_eq!(seen["params"]["dataset_digest"], report["dataset_digest"]);
     assert!(

@@ -281,7 +281,7 @@ fn the_service_configuration_names_the_stacks_services() {
     let stack = Stack::load();
     let path = repo().join("configs/sextant.compose.toml");
     // The real loader validates it: unknown keys and bad values fail here.
-    let config = sextant_agent::SextantConfig::load_with_env(Some(&path), false)
+    let config = sextant_runtime::SextantConfig::load_with_env(Some(&path), false)
         .unwrap_or_else(|e| panic!("configs/sextant.compose.toml: {e}"));
     let file = toml_file("configs/sextant.compose.toml");
     let from = "configs/sextant.compose.toml";
@@ -305,7 +305,9 @@ fn the_service_configuration_names_the_stacks_services() {
         from,
     );
     stack.assert_serves(config.tracking.uri.as_deref().unwrap(), "mlflow", from);
-    let (_, port) = host_port(&config.serve.addr);
+    // The service reads its own section, with its own validation.
+    let serve: sextant_server::ServeConfig = config.section("serve").unwrap();
+    let (_, port) = host_port(&serve.addr);
     assert!(
         stack.container_ports("sextant").contains(&port),
         "the service publishes {port}"
@@ -318,12 +320,12 @@ fn the_service_configuration_names_the_stacks_services() {
         stack.mount_target("sextant", "./configs/sextant.compose.toml"),
         config_path
     );
-    let agents_dir = config.serve.agents_dir.as_ref().unwrap();
+    let agents_dir = serve.agents_dir.as_ref().unwrap();
     assert_eq!(
         stack.mount_target("sextant", "./configs/agents"),
         agents_dir.display().to_string()
     );
-    let default = config.serve.default_agent.as_deref().unwrap();
+    let default = serve.default_agent.as_deref().unwrap();
     let agent =
         sextant_agent::AgentConfig::load(&repo().join(format!("configs/agents/{default}.toml")))
             .unwrap();
@@ -344,7 +346,7 @@ fn the_service_configuration_names_the_stacks_services() {
     // Runs go to the experiment whose id the collector sends the traces to (Default = 0).
     assert_eq!(config.tracking.experiment, "Default");
     // The bearer token comes from the environment compose sets.
-    let token_env = config.serve.auth_token_env.as_deref().unwrap();
+    let token_env = serve.auth_token_env.as_deref().unwrap();
     assert!(
         sextant["environment"].get(token_env).is_some(),
         "compose sets {token_env}"

@@ -119,6 +119,7 @@ pub fn parse_document(
 }
 
 /// The PDF's text layer; pdf-extract panics on some malformed files, which is turned into an error.
+#[cfg(feature = "pdf")]
 fn pdf_text(bytes: &[u8]) -> Result<String, String> {
     if !bytes.starts_with(b"%PDF-") {
         return Err("is not a PDF (no %PDF- header)".to_owned());
@@ -128,6 +129,12 @@ fn pdf_text(bytes: &[u8]) -> Result<String, String> {
         Ok(Err(err)) => Err(format!("cannot extract the PDF's text: {err}")),
         Err(_) => Err("cannot extract the PDF's text: the file is malformed".to_owned()),
     }
+}
+
+/// Without the `pdf` feature, a PDF is a file that cannot be read (reported and skipped).
+#[cfg(not(feature = "pdf"))]
+fn pdf_text(_bytes: &[u8]) -> Result<String, String> {
+    Err("cannot read PDF files: Sextant was built without the `pdf` feature".to_owned())
 }
 
 /// Splits `---\n…\n---\n` front matter off a Markdown file.

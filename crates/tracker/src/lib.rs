@@ -21,6 +21,7 @@ pub mod prometheus;
 pub mod prompts;
 pub mod span_tree;
 pub mod telemetry;
+pub mod telemetry_settings;
 pub mod trace_store;
 pub mod tracking;
 pub mod tracking_config;
@@ -33,6 +34,7 @@ pub use telemetry::{
     TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init, mark_failed,
     set_parent_from_traceparent, traceparent_of,
 };
+pub use telemetry_settings::TelemetrySettings;
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};
 pub use tracking_config::{TrackingBackend, TrackingConfig};
 

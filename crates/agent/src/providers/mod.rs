@@ -1,15 +1,22 @@
 //! Chat-model providers: one module per backend, each converting between its wire types and
 //! [`crate::chat`]'s types, and [`build`], which makes the one an agent configuration names.
 
+mod config;
+#[cfg(feature = "local")]
 pub mod local;
+#[cfg(feature = "ollama")]
 pub mod ollama;
+#[cfg(feature = "openai")]
 pub mod openai;
+
+pub use config::{LocalSettings, OllamaSettings, OpenAiSettings, ProvidersConfig};
 
 use std::future::Future;
 use std::sync::Arc;
 
 use crate::chat::{ChatChunk, ChatModel, ChatStream};
-use crate::config::{ModelConfig, ProviderKind, SextantConfig};
+use crate::build_context::BuildContext;
+use crate::config::{ModelConfig, ProviderKind};
 use crate::error::ChatError;
 use crate::retry::ResilientChatModel;
 
@@ -18,12 +25,13 @@ use crate::retry::ResilientChatModel;
 /// The `local` provider pulls its model file on first use (with a progress bar on a terminal).
 pub async fn build(
     model: &ModelConfig,
-    config: &SextantConfig,
+    context: &BuildContext,
 ) -> Result<Arc<dyn ChatModel>, ChatError> {
-    let policy = config.retry.policy();
+    let policy = context.retry.policy();
     let inner: Arc<dyn ChatModel> = match model.provider {
+        #[cfg(feature = "openai")]
         ProviderKind::Openai => {
-            let settings = &config.providers.openai;
+            let settings = &context.providers.openai;
             let base_url = model.base_url.as_deref().unwrap_or(&settings.base_url);
             let key_env = model
                 .api_key_env
@@ -35,23 +43,27 @@ pub async fn build(
                     .with_extra_body(model.extra_body.clone().unwrap_or_default()),
             )
         }
+        #[cfg(feature = "ollama")]
         ProviderKind::Ollama => {
             let host = model
                 .base_url
                 .as_deref()
-                .unwrap_or(&config.providers.ollama.host);
+                .unwrap_or(&context.providers.ollama.host);
             Arc::new(ollama::OllamaChatModel::new(host, &model.name)?)
         }
+        #[cfg(feature = "local")]
         ProviderKind::Local => {
             let options = local::LocalModelOptions {
-                threads: config.providers.local.threads,
+                threads: context.providers.local.threads,
                 ..Default::default()
             };
-            let cache = config
+            let cache = context
                 .model_cache()
                 .map_err(|e| ChatError::Local(e.to_string()))?;
             Arc::new(local::LocalChatModel::load_from_cache(&cache, options).await?)
         }
+        #[allow(unreachable_patterns)]
+        provider => return Err(ChatError::Unsupported(provider.feature())),
     };
     Ok(Arc::new(ResilientChatModel::new(inner, policy)))
 }

@@ -3,16 +3,16 @@
 
 use std::io::Write;
 
-use sextant_agent::SextantConfig;
-use sextant_agent::registry::load_agent;
-use sextant_agent::session::{SessionStore, run_session_turn};
+use sextant_agent::session::run_session_turn;
+use sextant_runtime::{Runtime, SextantConfig};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::cli::ChatArgs;
 
-pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
-    let store = SessionStore::open(config.session_store_path())?;
-    let (agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
+    let runtime = Runtime::start(config).await?;
+    let store = runtime.session_store()?;
+    let (agent_config, model_version) = runtime.agent_config(args.agent.as_deref()).await?;
     let mut session = match &args.session {
         Some(id) => {
             let session = store.get(id)?;
@@ -26,11 +26,9 @@ pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> 
         }
         None => store.create(&agent_config.name, args.user.as_deref())?,
     };
-    let guard = crate::telemetry::init(config, None).await?;
-    let mut agent = agent_config.build(config).await?;
-    if let Some(version) = model_version {
-        agent = agent.with_model_version(version.uri().to_string());
-    }
+    let agent = runtime
+        .build_agent(&agent_config, model_version.as_ref())
+        .await?;
     eprintln!(
         "session {}  ({} earlier turns; resume with `sextant chat --session {}`; /exit or Ctrl-D ends)",
         session.id,
@@ -60,7 +58,7 @@ pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> 
             &store,
             &mut session,
             &agent,
-            &config.sessions,
+            &runtime.config().sessions,
             question,
             Some(&print_stream),
         )
@@ -76,10 +74,10 @@ pub async fn chat(config: &SextantConfig, args: ChatArgs) -> anyhow::Result<()> 
             Err(error) => eprintln!("error: {error}"),
         }
     }
-    if let Err(error) = guard.force_flush() {
+    if let Err(error) = runtime.flush() {
         tracing::warn!("exporting the session's telemetry failed: {error}");
     }
-    guard.shutdown()?;
+    runtime.shutdown().await?;
     eprintln!("session {} has {} turns", session.id, session.turns.len());
     Ok(())
 }

@@ -5,22 +5,20 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use sextant_agent::SextantConfig;
 use sextant_agent::eval::compare::compare;
 use sextant_agent::eval::dataset::Dataset;
 use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
 use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate, flushed_spans};
 use sextant_agent::eval::scorer::Scorer;
 use sextant_agent::eval::scorers::{BUILTIN_NAMES, builtin};
-use sextant_agent::registry::load_agent;
+use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
 use sextant_tracker::prompts::PromptRegistry;
-use sextant_tracker::tracking::{RunSpec, RunStatus};
 
 use crate::cli::{EvalArgs, EvalCommand};
 
 use sextant_agent::eval::run::RESULTS_ARTIFACT;
 
-pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> {
+pub async fn eval(mut config: SextantConfig, args: EvalArgs) -> anyhow::Result<()> {
     if let Some(EvalCommand::Compare {
         run_a,
         run_b,
@@ -29,61 +27,50 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         json,
     }) = args.command
     {
-        return compare_runs(config, &run_a, &run_b, html, no_html, json).await;
+        let runtime = Runtime::builder(config).without_telemetry().start().await?;
+        return compare_runs(&runtime, &run_a, &run_b, html, no_html, json).await;
     }
     let dataset_path = args
         .dataset
         .clone()
         .context("--dataset is required to run an evaluation")?;
-    let mut config = config.clone();
     // Scorers read the trace: answers, retrieved documents.
     config.telemetry.capture_content = true;
     if let Some(experiment) = &args.experiment {
         config.tracking.experiment = experiment.clone();
     }
-    let config = &config;
+    if args.no_log {
+        config.tracking.log_runs = false;
+    }
     let dataset = Dataset::load(&dataset_path)?;
-    let (mut agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
+    let builder = Runtime::builder(config);
+    let (mut agent_config, model_version) = builder.resolve_agent(args.agent.as_deref()).await?;
     if let Some(system_prompt) = &args.system_prompt {
         agent_config.system_prompt = system_prompt.clone();
     }
     if let Some(prompt) = &args.prompt {
         agent_config.prompt = Some(prompt.clone());
     }
-
-    let tracker = if config.tracking.log_runs && !args.no_log {
-        Some(config.tracking.tracker(&config.data_dir())?)
-    } else {
-        None
+    let run = RunSpec {
+        experiment: builder.config().tracking.experiment.clone(),
+        run_name: Some(match args.system_prompt.as_ref().or(args.prompt.as_ref()) {
+            Some(prompt) if prompt.starts_with("prompts:/") => {
+                format!("eval {} ({prompt}) on {}", agent_config.name, dataset.name)
+            }
+            _ => format!("eval {} on {}", agent_config.name, dataset.name),
+        }),
+        tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
+        ..RunSpec::default()
     };
-    let run = match &tracker {
-        Some(tracker) => Some(tracker.start_run(RunSpec {
-            experiment: config.tracking.experiment.clone(),
-            run_name: Some(match args.system_prompt.as_ref().or(args.prompt.as_ref()) {
-                Some(prompt) if prompt.starts_with("prompts:/") => {
-                    format!("eval {} ({prompt}) on {}", agent_config.name, dataset.name)
-                }
-                _ => format!("eval {} on {}", agent_config.name, dataset.name),
-            }),
-            tags: [("sextant.kind".to_owned(), "evaluation".to_owned())].into(),
-            ..RunSpec::default()
-        })?),
-        None => None,
-    };
-    let run_id = crate::telemetry::mlflow_run_id(config, run.as_ref()).await;
-    let guard = crate::telemetry::init(config, run_id.as_deref()).await?;
-    let mut agent = agent_config.build(config).await?;
-    if let Some(version) = &model_version {
-        agent = agent.with_model_version(version.uri().to_string());
-    }
+    let runtime = builder.run(run).start().await?;
+    let agent = runtime
+        .build_agent(&agent_config, model_version.as_ref())
+        .await?;
     let judge_model = match &args.judge {
-        Some(name) => {
-            let (judge, _) = load_agent(config, Some(name)).await?;
-            judge.build(config).await?.model().clone()
-        }
+        Some(name) => runtime.agent(Some(name)).await?.model().clone(),
         None => agent.model().clone(),
     };
-    let prompts: Arc<dyn PromptRegistry> = config.prompt_registry()?;
+    let prompts: Arc<dyn PromptRegistry> = runtime.prompt_registry()?;
     let mut scorers: Vec<Arc<dyn Scorer>> = Vec::new();
     for spec in args
         .scorers
@@ -114,7 +101,10 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
         .progress_chars("=> "),
     );
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
-    let spans = flushed_spans(&guard);
+    let telemetry = runtime
+        .telemetry()
+        .context("evaluation reads the traces, so it needs telemetry")?;
+    let spans = flushed_spans(telemetry);
     let report = evaluate(
         &agent,
         &dataset,
@@ -129,42 +119,42 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
     drop(spans);
     bar.finish_and_clear();
 
-    let run_report = match run {
-        Some(run) => {
-            run.log_params([
-                ("agent", agent.name().to_owned()),
-                (
-                    "agent_version",
-                    agent.model_version().unwrap_or("").to_owned(),
-                ),
-                ("model", agent.model().model().to_owned()),
-                ("judge_model", judge_model.model().to_owned()),
-                ("dataset", dataset.source.display().to_string()),
-                ("dataset_digest", dataset.digest.clone()),
-                ("rows", dataset.rows.len().to_string()),
-                ("scorers", args.scorers.join(",")),
-                ("concurrency", args.concurrency.to_string()),
-            ]);
-            let overrides = [
-                ("system_prompt", &args.system_prompt),
-                ("prompt", &args.prompt),
-            ];
-            run.log_params(
-                overrides
-                    .into_iter()
-                    .filter_map(|(key, value)| Some((key, value.clone()?))),
-            );
-            // Exactly which data: name, digest and file, as a dataset input of the run.
-            run.log_dataset(dataset.tracking_input());
-            // Metrics, the results artifact, and every score on its row's trace.
-            report.log_to(&run);
-            let status = if report.failed_turns == report.rows.len() {
-                RunStatus::Failed
-            } else {
-                RunStatus::Finished
-            };
-            Some(run.end(status).await)
+    let status = runtime.with_run(|run| {
+        run.log_params([
+            ("agent", agent.name().to_owned()),
+            (
+                "agent_version",
+                agent.model_version().unwrap_or("").to_owned(),
+            ),
+            ("model", agent.model().model().to_owned()),
+            ("judge_model", judge_model.model().to_owned()),
+            ("dataset", dataset.source.display().to_string()),
+            ("dataset_digest", dataset.digest.clone()),
+            ("rows", dataset.rows.len().to_string()),
+            ("scorers", args.scorers.join(",")),
+            ("concurrency", args.concurrency.to_string()),
+        ]);
+        let overrides = [
+            ("system_prompt", &args.system_prompt),
+            ("prompt", &args.prompt),
+        ];
+        run.log_params(
+            overrides
+                .into_iter()
+                .filter_map(|(key, value)| Some((key, value.clone()?))),
+        );
+        // Exactly which data: name, digest and file, as a dataset input of the run.
+        run.log_dataset(dataset.tracking_input());
+        // Metrics, the results artifact, and every score on its row's trace.
+        report.log_to(run);
+        if report.failed_turns == report.rows.len() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Finished
         }
+    });
+    let run_report = match status {
+        Some(status) => runtime.end_run(status).await,
         None => None,
     };
     let run_id = run_report.as_ref().and_then(|r| r.run_id.clone());
@@ -192,7 +182,7 @@ pub async fn eval(config: &SextantConfig, args: EvalArgs) -> anyhow::Result<()> 
             eprintln!("warning: the tracking store refused a write: {refused}");
         }
     }
-    guard.shutdown().context("flushing telemetry")?;
+    runtime.shutdown().await.context("flushing telemetry")?;
     Ok(())
 }
 
@@ -260,14 +250,14 @@ fn print_report(report: &EvalReport) {
 
 /// `sextant eval compare`: reads both runs' results artifacts and sets them side by side.
 async fn compare_runs(
-    config: &SextantConfig,
+    runtime: &Runtime,
     run_a: &str,
     run_b: &str,
     html: Option<std::path::PathBuf>,
     no_html: bool,
     json: bool,
 ) -> anyhow::Result<()> {
-    let store = config.tracking.tracking_store(&config.data_dir())?;
+    let store = runtime.tracking_store()?;
     let mut reports = Vec::new();
     for run_id in [run_a, run_b] {
         let run = store.get_run(run_id).await.with_context(|| {

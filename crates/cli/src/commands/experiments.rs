@@ -1,14 +1,11 @@
 //! `sextant experiments`: the tracking store's experiments.
 
-use sextant_agent::SextantConfig;
+use sextant_runtime::Runtime;
 
 use crate::cli::ExperimentsCommand;
 
-pub async fn experiments(
-    config: &SextantConfig,
-    command: ExperimentsCommand,
-) -> anyhow::Result<()> {
-    let store = config.tracking.tracking_store(&config.data_dir())?;
+pub async fn experiments(runtime: &Runtime, command: ExperimentsCommand) -> anyhow::Result<()> {
+    let store = runtime.tracking_store()?;
     match command {
         ExperimentsCommand::List { json } => {
             let experiments = store.list_experiments().await?;

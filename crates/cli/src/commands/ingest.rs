@@ -1,9 +1,8 @@
 //! `sextant ingest`: files into a memory collection, with a progress bar.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use sextant_agent::SextantConfig;
-use sextant_agent::memory::{build_embedder, build_store};
 use sextant_memory::{DocumentError, IngestOptions, IngestProgress, ingest};
+use sextant_runtime::Runtime;
 
 use crate::cli::IngestArgs;
 
@@ -27,9 +26,9 @@ impl IngestProgress for Bar {
     }
 }
 
-pub async fn ingest_command(config: &SextantConfig, args: IngestArgs) -> anyhow::Result<()> {
-    let embedder = build_embedder(config).await?;
-    let store = build_store(config)?;
+pub async fn ingest_command(runtime: &Runtime, args: IngestArgs) -> anyhow::Result<()> {
+    let embedder = runtime.embedder().await?;
+    let store = runtime.vector_store()?;
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} [{bar:30}] {pos}/{len} chunks  {per_sec}  {elapsed_precise}  {msg}",
@@ -42,7 +41,7 @@ pub async fn ingest_command(config: &SextantConfig, args: IngestArgs) -> anyhow:
     }
     let options = IngestOptions {
         collection: args.collection.clone(),
-        chunking: config.memory.chunking,
+        chunking: runtime.config().memory.chunking,
     };
     let report = ingest(
         &args.paths,

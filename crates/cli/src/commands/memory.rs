@@ -1,13 +1,12 @@
 //! `sextant memory`: inspect and search collections.
 
-use sextant_agent::SextantConfig;
-use sextant_agent::memory::{build_embedder, build_store};
 use sextant_memory::{Filter, Retriever};
+use sextant_runtime::Runtime;
 
 use crate::cli::MemoryCommand;
 
-pub async fn memory(config: &SextantConfig, command: MemoryCommand) -> anyhow::Result<()> {
-    let store = build_store(config)?;
+pub async fn memory(runtime: &Runtime, command: MemoryCommand) -> anyhow::Result<()> {
+    let store = runtime.vector_store()?;
     match command {
         MemoryCommand::Info { collection } => match store.collection_info(&collection).await? {
             Some(info) => println!(
@@ -29,7 +28,7 @@ pub async fn memory(config: &SextantConfig, command: MemoryCommand) -> anyhow::R
             filter,
             json,
         } => {
-            let mut options = config.memory.retrieval.clone();
+            let mut options = runtime.config().memory.retrieval.clone();
             if let Some(top_k) = top_k {
                 options.top_k = top_k;
                 options.candidates = options.candidates.max(top_k);
@@ -37,8 +36,7 @@ pub async fn memory(config: &SextantConfig, command: MemoryCommand) -> anyhow::R
             if let Some(filter) = filter {
                 options.filter = Some(Filter::parse(&filter).map_err(anyhow::Error::msg)?);
             }
-            let retriever =
-                Retriever::new(build_embedder(config).await?, store, collection, options);
+            let retriever = Retriever::new(runtime.embedder().await?, store, collection, options);
             let chunks = retriever.retrieve(&query.join(" ")).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&chunks)?);

@@ -9,27 +9,37 @@ mod models;
 mod prompts;
 mod run;
 mod runs;
+mod serve;
 mod sessions;
 mod traces;
 
-use sextant_agent::SextantConfig;
+use sextant_runtime::{Runtime, SextantConfig};
 
 use crate::cli::{Cli, Command};
 
-/// Runs the command `cli` names.
+/// Runs the command `cli` names. Commands that run agents start the runtime themselves (they name
+/// their tracking run); the others read and write the stores through a runtime without telemetry.
 pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => run::run(&config, args).await,
-        Command::Chat(args) => chat::chat(&config, args).await,
-        Command::Eval(args) => eval::eval(&config, args).await,
-        Command::Serve(args) => crate::serve::serve(&config, args).await,
-        Command::Sessions(command) => sessions::sessions(&config, command),
-        Command::Traces(command) => traces::traces(&config, command).await,
-        Command::Models(command) => models::models(&config, command).await,
-        Command::Ingest(args) => ingest::ingest_command(&config, args).await,
-        Command::Memory(command) => memory::memory(&config, command).await,
-        Command::Prompts(command) => prompts::prompts(&config, command).await,
-        Command::Runs(command) => runs::runs(&config, command).await,
-        Command::Experiments(command) => experiments::experiments(&config, command).await,
+        Command::Run(args) => run::run(config, args).await,
+        Command::Chat(args) => chat::chat(config, args).await,
+        Command::Eval(args) => eval::eval(config, args).await,
+        Command::Serve(args) => serve::serve(config, args).await,
+        command => {
+            let runtime = Runtime::builder(config).without_telemetry().start().await?;
+            match command {
+                Command::Sessions(command) => sessions::sessions(&runtime, command),
+                Command::Traces(command) => traces::traces(&runtime, command).await,
+                Command::Models(command) => models::models(&runtime, command).await,
+                Command::Ingest(args) => ingest::ingest_command(&runtime, args).await,
+                Command::Memory(command) => memory::memory(&runtime, command).await,
+                Command::Prompts(command) => prompts::prompts(&runtime, command).await,
+                Command::Runs(command) => runs::runs(&runtime, command).await,
+                Command::Experiments(command) => experiments::experiments(&runtime, command).await,
+                Command::Run(_) | Command::Chat(_) | Command::Eval(_) | Command::Serve(_) => {
+                    unreachable!("matched above")
+                }
+            }
+        }
     }
 }

@@ -1,17 +1,16 @@
 //! `sextant models`: the model registry (agent configurations) and the default model files.
 
 use anyhow::Context;
-use sextant_agent::SextantConfig;
 use sextant_agent::model_files::{self, ModelSpec};
-use sextant_agent::registry::AgentRegistry;
+use sextant_runtime::Runtime;
 use sextant_tracker::model_registry::{ModelUri, ModelVersion, Stage};
 
 use crate::cli::ModelsCommand;
 
-pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::Result<()> {
+pub async fn models(runtime: &Runtime, command: ModelsCommand) -> anyhow::Result<()> {
     match command {
         ModelsCommand::Pull { names } => {
-            let cache = config.model_cache()?;
+            let cache = runtime.model_cache()?;
             let specs: Vec<&ModelSpec> = if names.is_empty() {
                 model_files::CATALOG.iter().collect()
             } else {
@@ -26,7 +25,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             }
         }
         ModelsCommand::Files => {
-            let cache = config.model_cache()?;
+            let cache = runtime.model_cache()?;
             for spec in model_files::CATALOG {
                 let state = if cache.status(spec).is_complete() {
                     "present"
@@ -44,7 +43,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             }
         }
         ModelsCommand::List { json } => {
-            let registry = config.tracking.model_registry(&config.data_dir())?;
+            let registry = runtime.model_registry()?;
             let models = registry.list_models().await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&models)?);
@@ -72,7 +71,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             }
         }
         ModelsCommand::Show { model, json } => {
-            let registry = config.tracking.model_registry(&config.data_dir())?;
+            let registry = runtime.model_registry()?;
             let text = if ModelUri::is_uri(&model) {
                 model.clone()
             } else {
@@ -87,7 +86,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
                     println!("{}", serde_json::to_string_pretty(&version)?);
                 } else {
                     print_version(&version);
-                    if let Ok(agents) = AgentRegistry::from_config(config)
+                    if let Ok(agents) = runtime.agent_registry()
                         && let Ok(agent) = agents.load(&version).await
                     {
                         println!(
@@ -118,7 +117,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             from,
             message,
         } => {
-            let agents = AgentRegistry::from_config(config)?;
+            let agents = runtime.agent_registry()?;
             let version = agents
                 .register(&name, &from, message)
                 .await
@@ -137,7 +136,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             stage,
             archive_existing,
         } => {
-            let registry = config.tracking.model_registry(&config.data_dir())?;
+            let registry = runtime.model_registry()?;
             if alias.is_none() && stage.is_none() {
                 anyhow::bail!("give --alias NAME and/or --stage STAGE");
             }
@@ -156,7 +155,7 @@ pub async fn models(config: &SextantConfig, command: ModelsCommand) -> anyhow::R
             }
         }
         ModelsCommand::Archive { name, version } => {
-            let registry = config.tracking.model_registry(&config.data_dir())?;
+            let registry = runtime.model_registry()?;
             let moved = registry
                 .transition_stage(&name, version, Stage::Archived, false)
                 .await?;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use sextant_agent::SextantConfig;
+use sextant_runtime::Runtime;
 use sextant_tracker::prompts::{
     self, ChatMessageTemplate, NewPromptVersion, PromptFilter, PromptRegistry, PromptTemplate,
     PromptUri, PromptVersion, RegistryError,
@@ -11,8 +11,8 @@ use sextant_tracker::prompts::{
 
 use crate::cli::PromptsCommand;
 
-pub async fn prompts(config: &SextantConfig, command: PromptsCommand) -> anyhow::Result<()> {
-    let registry = config.prompt_registry()?;
+pub async fn prompts(runtime: &Runtime, command: PromptsCommand) -> anyhow::Result<()> {
+    let registry = runtime.prompt_registry()?;
     let registry: &dyn PromptRegistry = registry.as_ref();
     match command {
         PromptsCommand::List { name, tags, json } => {

@@ -3,55 +3,33 @@
 use std::io::Write;
 use std::time::Instant;
 
-use sextant_agent::registry::load_agent;
+use sextant_agent::TurnContext;
 use sextant_agent::run_logging::log_turn;
-use sextant_agent::{SextantConfig, TurnContext};
+use sextant_runtime::{RunSpec, Runtime, SextantConfig};
 use sextant_tracker::SpanTree;
-use sextant_tracker::tracking::RunSpec;
 
 use crate::cli::RunArgs;
 
-pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
+pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()> {
     // --experiment names where both the run and (on MLflow) the trace go.
-    let mut config = config.clone();
     if let Some(experiment) = &args.experiment {
         config.tracking.experiment = experiment.clone();
     }
-    let config = &config;
-    let (agent_config, model_version) = load_agent(config, args.agent.as_deref()).await?;
-    let model_version = model_version.map(|v| v.uri().to_string());
-
-    // The tracking run starts first, so the trace export can name it. Writes a previous command
-    // could not deliver go out first.
-    let tracker = if config.tracking.log_runs && !args.no_log {
-        let tracker = config.tracking.tracker(&config.data_dir())?;
-        match tracker.replay().await {
-            Ok(report) if !report.delivered.is_empty() => tracing::info!(
-                "delivered {} spooled run(s) to the tracking store",
-                report.delivered.len()
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!("replaying spooled tracking writes failed: {error}"),
-        }
-        Some(tracker)
-    } else {
-        None
-    };
-    let question = args.question.join(" ");
-    let active = match &tracker {
-        Some(tracker) => Some(tracker.start_run(RunSpec {
-            experiment: config.tracking.experiment.clone(),
-            run_name: Some(format!("{} {}", agent_config.name, short(&question))),
-            ..RunSpec::default()
-        })?),
-        None => None,
-    };
-    let run_id = crate::telemetry::mlflow_run_id(config, active.as_ref()).await;
-    let guard = crate::telemetry::init(config, run_id.as_deref()).await?;
-    let mut agent = agent_config.build(config).await?;
-    if let Some(version) = model_version {
-        agent = agent.with_model_version(version);
+    if args.no_log {
+        config.tracking.log_runs = false;
     }
+    let question = args.question.join(" ");
+    let builder = Runtime::builder(config);
+    let (agent_config, model_version) = builder.resolve_agent(args.agent.as_deref()).await?;
+    let run = RunSpec {
+        experiment: builder.config().tracking.experiment.clone(),
+        run_name: Some(format!("{} {}", agent_config.name, short(&question))),
+        ..RunSpec::default()
+    };
+    let runtime = builder.run(run).start().await?;
+    let agent = runtime
+        .build_agent(&agent_config, model_version.as_ref())
+        .await?;
 
     let print_stream = |piece: &str| {
         let mut out = std::io::stdout().lock();
@@ -72,14 +50,12 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
     // Everything the turn produced reaches the trace store before it is read back. A backend that
     // refuses the export never fails the turn: the failure is logged and counted, the local store
     // still has the spans.
-    if let Err(error) = guard.force_flush() {
+    if let Err(error) = runtime.flush() {
         tracing::warn!("exporting the turn's telemetry failed: {error}");
     }
-    let report = match active {
-        Some(run) => {
-            let status = log_turn(&run, &agent, &question, result.as_ref(), latency);
-            Some(run.end(status).await)
-        }
+    let status = runtime.with_run(|run| log_turn(run, &agent, &question, result.as_ref(), latency));
+    let report = match status {
+        Some(status) => runtime.end_run(status).await,
         None => None,
     };
     let outcome = result?;
@@ -96,7 +72,10 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
     }
     let run_id = report.as_ref().and_then(|r| r.run_id.clone());
 
-    let spans = match (&outcome.trace_id, guard.trace_store()) {
+    let spans = match (
+        &outcome.trace_id,
+        runtime.telemetry().and_then(|t| t.trace_store()),
+    ) {
         (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
         _ => Vec::new(),
     };
@@ -148,11 +127,13 @@ pub async fn run(config: &SextantConfig, args: RunArgs) -> anyhow::Result<()> {
             }
         }
     }
-    let report = guard.shutdown()?;
-    if report.dropped > 0 {
+    let report = runtime.shutdown().await?;
+    if let Some(telemetry) = report.telemetry
+        && telemetry.dropped > 0
+    {
         eprintln!(
             "warning: {} spans were dropped because the export queue was full",
-            report.dropped
+            telemetry.dropped
         );
     }
     Ok(())

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context;
-use sextant_agent::SextantConfig;
+use sextant_runtime::Runtime;
 use sextant_tracker::tracking::{Metric, Run, TrackingStore};
 
 use crate::cli::RunsCommand;
 
-pub async fn runs(config: &SextantConfig, command: RunsCommand) -> anyhow::Result<()> {
-    let store = config.tracking.tracking_store(&config.data_dir())?;
+pub async fn runs(runtime: &Runtime, command: RunsCommand) -> anyhow::Result<()> {
+    let store = runtime.tracking_store()?;
     match command {
         RunsCommand::List {
             experiment,
@@ -18,7 +18,7 @@ pub async fn runs(config: &SextantConfig, command: RunsCommand) -> anyhow::Resul
             limit,
             json,
         } => {
-            let name = experiment.unwrap_or_else(|| config.tracking.experiment.clone());
+            let name = experiment.unwrap_or_else(|| runtime.config().tracking.experiment.clone());
             let experiment = store
                 .experiment_by_name(&name)
                 .await?

@@ -1,12 +1,11 @@
 //! `sextant sessions`: list and replay stored conversations.
 
-use sextant_agent::SextantConfig;
-use sextant_agent::session::SessionStore;
+use sextant_runtime::Runtime;
 
 use crate::cli::SessionsCommand;
 
-pub fn sessions(config: &SextantConfig, command: SessionsCommand) -> anyhow::Result<()> {
-    let store = SessionStore::open(config.session_store_path())?;
+pub fn sessions(runtime: &Runtime, command: SessionsCommand) -> anyhow::Result<()> {
+    let store = runtime.session_store()?;
     match command {
         SessionsCommand::List { limit, json } => {
             let sessions = store.list(limit)?;

@@ -1,21 +1,21 @@
 //! `sextant traces`: read the local trace store.
 
 use anyhow::Context;
-use sextant_agent::SextantConfig;
+use sextant_runtime::Runtime;
 use sextant_tracker::SpanTree;
-use sextant_tracker::trace_store::LocalTraceStore;
 
 use crate::cli::TracesCommand;
 
-pub async fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::Result<()> {
-    let path = config.trace_store_path();
+pub async fn traces(runtime: &Runtime, command: TracesCommand) -> anyhow::Result<()> {
+    let path = runtime.config().trace_store_path();
     if !path.exists() {
         anyhow::bail!(
             "no traces yet: the local trace store {} does not exist (run `sextant run \"…\"` first)",
             path.display()
         );
     }
-    let store = LocalTraceStore::open(&path)
+    let store = runtime
+        .trace_store()
         .with_context(|| format!("opening the trace store {}", path.display()))?;
     match command {
         TracesCommand::List { limit, json } => {
@@ -65,7 +65,7 @@ pub async fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::R
             } else {
                 println!("trace {trace_id}");
                 println!("{}", SpanTree::build(&spans).render().trim_end());
-                print_assessments(config, &trace_id).await;
+                print_assessments(runtime, &trace_id).await;
             }
         }
     }
@@ -73,8 +73,8 @@ pub async fn traces(config: &SextantConfig, command: TracesCommand) -> anyhow::R
 }
 
 /// The trace's assessments (scores from `sextant eval`) from the tracking store, beneath its tree.
-async fn print_assessments(config: &SextantConfig, trace_id: &str) {
-    let assessments = match config.tracking.tracking_store(&config.data_dir()) {
+async fn print_assessments(runtime: &Runtime, trace_id: &str) {
+    let assessments = match runtime.tracking_store() {
         Ok(store) => store.trace_assessments(trace_id).await,
         Err(error) => {
             eprintln!("(assessments not read: {error})");

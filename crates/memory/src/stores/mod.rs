@@ -1,10 +1,14 @@
 //! The vector stores: [`EmbeddedStore`] (Qdrant's engine in-process) and [`QdrantStore`] (a
 //! Qdrant server over gRPC).
 
+#[cfg(feature = "embedded-store")]
 mod embedded;
+#[cfg(feature = "qdrant")]
 mod qdrant;
 
+#[cfg(feature = "embedded-store")]
 pub use embedded::{EmbeddedStore, IndexInfo};
+#[cfg(feature = "qdrant")]
 pub use qdrant::QdrantStore;
 
 use serde_json::{Value, json};
@@ -13,6 +17,7 @@ use crate::vector_store::{Filter, MatchValue};
 
 /// The filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}]}`), which both
 /// the embedded engine and the server understand.
+#[cfg(any(feature = "embedded-store", feature = "qdrant"))]
 pub(crate) fn qdrant_filter_json(filter: &Filter) -> Value {
     let must: Vec<Value> = filter
         .must

@@ -7,14 +7,15 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use sextant_agent::registry::{AgentRegistry, AgentRegistryError, ServedAgent};
-use sextant_agent::{Agent, AgentConfig, SextantConfig};
+use sextant_agent::registry::{AgentRegistryError, ServedAgent};
+use sextant_agent::{Agent, AgentConfig};
+use sextant_runtime::Runtime;
 use sextant_tracker::model_registry::{ModelRegistryError, ModelUri};
 use tokio::sync::OnceCell;
 
-use super::error::ApiError;
+use crate::config::ServeConfig;
+use crate::error::ApiError;
 
 /// The name of the built-in agent.
 pub const BUILTIN: &str = "assistant";
@@ -28,21 +29,21 @@ enum Slot {
 
 /// The agents by name; see the [module docs](self).
 pub struct AgentCatalog {
-    config: SextantConfig,
+    runtime: Arc<Runtime>,
     dir: Option<PathBuf>,
     default: String,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl AgentCatalog {
-    /// The catalog of `config`'s `[serve]` section.
-    pub fn new(config: &SextantConfig) -> Self {
-        let default = config
-            .serve
+    /// The catalog `settings` describe, of agents built by `runtime`.
+    pub fn new(runtime: Arc<Runtime>, settings: &ServeConfig) -> Self {
+        let default = settings
             .default_agent
             .clone()
             .or_else(|| {
-                config
+                runtime
+                    .config()
                     .agent
                     .default
                     .as_ref()
@@ -50,8 +51,8 @@ impl AgentCatalog {
             })
             .unwrap_or_else(|| BUILTIN.to_owned());
         Self {
-            config: config.clone(),
-            dir: config.serve.agents_dir.clone(),
+            runtime,
+            dir: settings.agents_dir.clone(),
             default,
             slots: Mutex::new(HashMap::new()),
         }
@@ -115,16 +116,10 @@ impl AgentCatalog {
                     format!("`{name}` is not a model URI: {error}"),
                 )
             })?;
-            let registry = AgentRegistry::from_config(&self.config).map_err(|error| {
+            let served: ServedAgent = self.runtime.served_agent(uri).map_err(|error| {
                 ApiError::unavailable(format!("the model registry cannot be opened: {error}"))
             })?;
-            let ttl = Duration::from_secs_f64(self.config.tracking.model_alias_ttl_secs);
-            Slot::Served(Box::new(ServedAgent::new(
-                registry,
-                self.config.clone(),
-                uri,
-                ttl,
-            )))
+            Slot::Served(Box::new(served))
         } else {
             self.agent_file(name)?;
             Slot::File(OnceCell::new())
@@ -179,9 +174,12 @@ impl AgentCatalog {
             })?,
             None => AgentConfig::builtin_default(),
         };
-        agent_config.build(&self.config).await.map_err(|error| {
-            ApiError::unavailable(format!("the agent `{name}` cannot be built: {error}"))
-        })
+        self.runtime
+            .build_agent(&agent_config, None)
+            .await
+            .map_err(|error| {
+                ApiError::unavailable(format!("the agent `{name}` cannot be built: {error}"))
+            })
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sextant_agent::{AgentOutcome, Message, StopReason};
 
-use super::error::ApiError;
+use crate::error::ApiError;
 
 /// `POST /v1/chat/completions`.
 #[derive(Debug, Deserialize)]

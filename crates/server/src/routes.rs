@@ -15,10 +15,11 @@ use serde_json::{Value, json};
 use sextant_agent::AgentOutcome;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
-use super::error::ApiError;
-use super::openai::{self, ChatCompletionRequest};
-use super::turn::{Turn, TurnInput};
-use super::{ServiceState, agents};
+use crate::agents;
+use crate::error::ApiError;
+use crate::openai::{self, ChatCompletionRequest};
+use crate::server::ServiceState;
+use crate::turn::{self, Turn, TurnInput};
 
 type AppState = State<Arc<ServiceState>>;
 
@@ -44,7 +45,7 @@ fn trace_headers(response: &mut Response, turn: &Turn) {
         .as_ref()
         .and_then(|s| HeaderValue::from_str(&s.id).ok())
     {
-        headers.insert(super::turn::SESSION_HEADER, id);
+        headers.insert(turn::SESSION_HEADER, id);
     }
 }
 

@@ -14,8 +14,8 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use super::ServiceState;
-use super::error::ApiError;
+use crate::error::ApiError;
+use crate::server::ServiceState;
 
 /// The headers that name a session and a user (a body field wins over a header).
 pub const SESSION_HEADER: &str = "x-session-id";
@@ -88,10 +88,11 @@ impl ServiceState {
         headers: &HeaderMap,
         mut input: TurnInput,
     ) -> Result<Turn, ApiError> {
-        let permit =
-            self.slots.clone().try_acquire_owned().map_err(|_| {
-                ApiError::too_many_requests(self.config.serve.max_concurrent_requests)
-            })?;
+        let permit = self
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError::too_many_requests(self.settings.max_concurrent_requests))?;
         if self.draining.load(Ordering::SeqCst) {
             return Err(ApiError::unavailable("the service is shutting down"));
         }
@@ -137,7 +138,7 @@ impl ServiceState {
                 &self.sessions,
                 session,
                 &agent,
-                &self.config.sessions,
+                &self.config().sessions,
             )
             .await
             .map_err(|e| ApiError::internal(e.to_string()))?,

@@ -1,0 +1,475 @@
+//! [`Server`]: the service's shared state, its router, and its life from listening to drained.
+
+use std::future::{Future, IntoFuture};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use sextant_agent::session::SessionStore;
+use sextant_runtime::{RunSpec, RunStatus, Runtime, RuntimeReport, SextantConfig};
+use sextant_tracker::{HttpServerMetrics, TelemetryGuard};
+use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
+
+use crate::agents::AgentCatalog;
+use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::routes::{self, Readiness};
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The `[serve]` section does not parse (the message names the key and the source).
+    #[error(transparent)]
+    Settings(#[from] sextant_agent::ConfigError),
+    /// A `[serve]` setting is not acceptable.
+    #[error("[serve] {key}: {message}")]
+    Config {
+        /// The key under `[serve]`.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The session store could not be opened.
+    #[error("opening the session store: {0}")]
+    Sessions(#[from] sextant_agent::session::SessionError),
+    /// The runtime was started without telemetry, which the service reports through.
+    #[error("the service needs a runtime with telemetry (it was started without)")]
+    NoTelemetry,
+    /// Serving failed (the listener, or the server task).
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+    /// The final flush of telemetry failed.
+    #[error("shutting telemetry down: {0}")]
+    Telemetry(#[from] sextant_tracker::TelemetryError),
+}
+
+/// What every request handler shares.
+pub struct ServiceState {
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) settings: ServeConfig,
+    pub(crate) agents: AgentCatalog,
+    pub(crate) sessions: SessionStore,
+    pub(crate) telemetry: Arc<TelemetryGuard>,
+    http_metrics: HttpServerMetrics,
+    /// One permit per turn in flight; shutdown waits for all of them.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) draining: AtomicBool,
+    /// Whether the default agent has started loading.
+    warming: AtomicBool,
+    pub(crate) readiness: Mutex<Readiness>,
+    pub(crate) counters: Counters,
+    pub(crate) request_timeout: Duration,
+    token: Option<String>,
+    started: Instant,
+}
+
+impl ServiceState {
+    /// The configuration the runtime started from.
+    pub(crate) fn config(&self) -> &SextantConfig {
+        self.runtime.config()
+    }
+
+    /// Seconds since start: the step of the service run's metrics.
+    fn uptime_step(&self) -> i64 {
+        self.started.elapsed().as_secs() as i64
+    }
+}
+
+/// Totals since start, logged to the service's tracking run.
+#[derive(Default)]
+pub struct Counters {
+    pub(crate) requests: AtomicU64,
+    pub(crate) turns: AtomicU64,
+    pub(crate) failed_turns: AtomicU64,
+    pub(crate) input_tokens: AtomicU64,
+    pub(crate) output_tokens: AtomicU64,
+    pub(crate) latency_ms: AtomicU64,
+}
+impl Counters {
+    fn snapshot(&self) -> Vec<(&'static str, f64)> {
+        let turns = self.turns.load(Ordering::Relaxed);
+        let mut values = vec![
+            ("requests", self.requests.load(Ordering::Relaxed) as f64),
+            ("turns", turns as f64),
+            (
+                "failed_turns",
+                self.failed_turns.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "input_tokens",
+                self.input_tokens.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "output_tokens",
+                self.output_tokens.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        if turns > 0 {
+            let total = self.latency_ms.load(Ordering::Relaxed) as f64;
+            values.push(("mean_turn_latency_ms", total / turns as f64));
+        }
+        values
+    }
+}
+
+fn positive(value: f64, key: &'static str) -> Result<Duration, ServerError> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| ServerError::Config {
+            key,
+            message: format!("must be a positive number of seconds, not {value}"),
+        })
+}
+
+/// The service's tracking run: named after the address it listens on, tagged
+/// `sextant.kind=service`. Pass it to [`RuntimeBuilder::run_best_effort`](sextant_runtime::RuntimeBuilder::run_best_effort).
+pub fn run_spec(config: &SextantConfig, addr: &str) -> RunSpec {
+    RunSpec {
+        experiment: config.tracking.experiment.clone(),
+        run_name: Some(format!("sextant serve {addr}")),
+        tags: [("sextant.kind".to_owned(), "service".to_owned())].into(),
+        ..RunSpec::default()
+    }
+}
+
+/// The service over one [`Runtime`]; see the [crate docs](crate).
+pub struct Server {
+    state: Arc<ServiceState>,
+    grace: Duration,
+    log_interval: Duration,
+}
+
+impl Server {
+    /// The service for `runtime`, configured by its `[serve]` section. The default agent starts
+    /// loading in the background (`/readyz` says when it is there), so this must be called inside
+    /// a tokio runtime.
+    pub fn new(runtime: Runtime) -> Result<Self, ServerError> {
+        let settings = runtime.config().section::<ServeConfig>("serve")?;
+        Self::with_settings(Arc::new(runtime), settings)
+    }
+
+    /// The service for a shared `runtime` with `settings` in place of its `[serve]` section: several
+    /// services (in tests, or on several listeners) over one runtime.
+    pub fn with_settings(
+        runtime: Arc<Runtime>,
+        settings: ServeConfig,
+    ) -> Result<Self, ServerError> {
+        let request_timeout = positive(settings.request_timeout_secs, "request_timeout_secs")?;
+        let grace = positive(settings.shutdown_grace_secs, "shutdown_grace_secs")?;
+        let log_interval = positive(
+            settings.metrics_log_interval_secs,
+            "metrics_log_interval_secs",
+        )?;
+        if settings.max_concurrent_requests == 0 {
+            return Err(ServerError::Config {
+                key: "max_concurrent_requests",
+                message: "must be at least 1".into(),
+            });
+        }
+        let token = match &settings.auth_token_env {
+            Some(name) => {
+                let token = std::env::var(name).ok().filter(|t| !t.trim().is_empty());
+                if token.is_none() {
+                    return Err(ServerError::Config {
+                        key: "auth_token_env",
+                        message: format!(
+                            "names {name}, which is not set; set it to the bearer token clients must send, or remove the key to serve without authentication"
+                        ),
+                    });
+                }
+                token
+            }
+            None => None,
+        };
+        let telemetry = runtime
+            .telemetry()
+            .cloned()
+            .ok_or(ServerError::NoTelemetry)?;
+        let sessions = runtime.session_store()?;
+        runtime.with_run(|run| {
+            run.log_params([
+                (
+                    "max_concurrent_requests",
+                    settings.max_concurrent_requests.to_string(),
+                ),
+                (
+                    "request_timeout_secs",
+                    settings.request_timeout_secs.to_string(),
+                ),
+                (
+                    "agents_dir",
+                    settings
+                        .agents_dir
+                        .as_ref()
+                        .map_or(String::new(), |d| d.display().to_string()),
+                ),
+            ])
+        });
+        let state = Arc::new(ServiceState {
+            agents: AgentCatalog::new(runtime.clone(), &settings),
+            sessions,
+            http_metrics: telemetry.http_server_metrics(),
+            telemetry,
+            slots: Arc::new(Semaphore::new(settings.max_concurrent_requests)),
+            draining: AtomicBool::new(false),
+            warming: AtomicBool::new(false),
+            readiness: Mutex::new(Readiness::Loading),
+            counters: Counters::default(),
+            request_timeout,
+            token,
+            started: Instant::now(),
+            settings,
+            runtime,
+        });
+        Ok(Self {
+            state,
+            grace,
+            log_interval,
+        })
+    }
+
+    /// Requests must carry `Authorization: Bearer <token>` (for a token from somewhere other than
+    /// the variable `[serve] auth_token_env` names). Call it before [`Server::router`].
+    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
+        match Arc::get_mut(&mut self.state) {
+            Some(state) => state.token = Some(token.into()),
+            None => unreachable!("the state is shared only once the router exists"),
+        }
+        self
+    }
+
+    /// The service's routes and layers, for `axum::serve` or an in-process `oneshot`. The first
+    /// call starts loading the default agent in the background (`/readyz` says when it is there),
+    /// so it must be made inside a tokio runtime.
+    pub fn router(&self) -> Router {
+        self.warm_up();
+        router(self.state.clone())
+    }
+
+    fn warm_up(&self) {
+        if self.state.warming.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let warm = self.state.clone();
+        tokio::spawn(async move {
+            let readiness = match warm.agents.get("").await {
+                Ok(_) => Readiness::Ready,
+                Err(error) => {
+                    tracing::error!("loading the default agent failed: {}", error.message);
+                    Readiness::Failed(error.message)
+                }
+            };
+            *warm.readiness.lock().unwrap_or_else(|e| e.into_inner()) = readiness;
+        });
+    }
+
+    /// The agent names a request's `model` may give, the built-in assistant included.
+    pub fn agent_names(&self) -> Vec<String> {
+        self.state.agents.names()
+    }
+
+    /// What an empty `model` means.
+    pub fn default_agent(&self) -> &str {
+        self.state.agents.default_name()
+    }
+
+    /// Whether requests must carry a bearer token.
+    pub fn requires_token(&self) -> bool {
+        self.state.token.is_some()
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then drains: new turns get 503, turns in
+    /// flight finish within `[serve] shutdown_grace_secs`, and the tracking run and the telemetry
+    /// are flushed and shut down.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<RuntimeReport, ServerError> {
+        let app = self.router();
+        let Self {
+            state,
+            grace,
+            log_interval,
+        } = self;
+        if let Ok(addr) = listener.local_addr() {
+            state
+                .runtime
+                .with_run(|run| run.log_params([("addr", addr.to_string())]));
+        }
+        let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
+        let draining = state.clone();
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                draining.draining.store(true, Ordering::SeqCst);
+                let _ = signalled.send(true);
+            })
+            .into_future();
+        let mut server = tokio::spawn(server);
+        // The service's counters go to its run while it serves.
+        let log_counters = async {
+            let mut ticks = tokio::time::interval(log_interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let snapshot = state.counters.snapshot();
+                state
+                    .runtime
+                    .with_run(|run| run.log_metrics(snapshot, state.uptime_step()));
+            }
+        };
+        let finished = tokio::select! {
+            result = &mut server => Some(result),
+            _ = on_signal.changed() => None,
+            () = log_counters => None,
+        };
+        let served = match finished {
+            Some(result) => result.map_err(std::io::Error::other)?,
+            None => {
+                eprintln!(
+                    "sextant serve: shutting down: finishing turns in flight (up to {} s)",
+                    grace.as_secs_f64()
+                );
+                let deadline = tokio::time::Instant::now() + grace;
+                let result = match tokio::time::timeout_at(deadline, &mut server).await {
+                    Ok(result) => result.map_err(std::io::Error::other)?,
+                    Err(_) => {
+                        server.abort();
+                        Ok(())
+                    }
+                };
+                // Streams whose client left still run their turn; they hold a slot until done.
+                let all = state.settings.max_concurrent_requests as u32;
+                if tokio::time::timeout_at(deadline, state.slots.acquire_many(all))
+                    .await
+                    .is_err()
+                {
+                    let left =
+                        state.settings.max_concurrent_requests - state.slots.available_permits();
+                    eprintln!(
+                        "sextant serve: {left} turn(s) still running after the grace period; their spans are cut"
+                    );
+                }
+                result
+            }
+        };
+
+        let runtime = state.runtime.clone();
+        runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
+        let run = runtime.end_run(RunStatus::Finished).await;
+        if run.as_ref().is_some_and(|report| !report.delivered) {
+            eprintln!("sextant serve: the tracking run is spooled; the next command delivers it");
+        }
+        drop(state);
+        let mut report = match Arc::try_unwrap(runtime) {
+            Ok(runtime) => runtime.shutdown().await?,
+            // A turn past the grace period still holds the runtime: flush what there is.
+            Err(runtime) => {
+                tokio::task::spawn_blocking(move || runtime.flush())
+                    .await
+                    .map_err(std::io::Error::other)??;
+                RuntimeReport::default()
+            }
+        };
+        report.run = run;
+        eprintln!("sextant serve: stopped");
+        served?;
+        Ok(report)
+    }
+}
+
+/// The service's routes and layers.
+fn router(state: Arc<ServiceState>) -> Router {
+    let api = Router::new()
+        .route("/v1/chat/completions", post(routes::chat_completions))
+        .route("/v1/agents/{name}/invoke", post(routes::invoke))
+        .route("/v1/models", get(routes::models))
+        .route("/v1/traces/{id}", get(routes::trace))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+    Router::new()
+        .merge(api)
+        .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
+        .route("/metrics", get(routes::metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .fallback(routes::not_found)
+        .layer(DefaultBodyLimit::max(state.settings.max_body_bytes))
+        .with_state(state)
+}
+
+/// Counts and times every request by its route template.
+async fn observe(
+    State(state): State<Arc<ServiceState>>,
+    route: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    state.counters.requests.fetch_add(1, Ordering::Relaxed);
+    state.http_metrics.request_started(&method);
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state.http_metrics.request_finished(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// With a configured token, `/v1` requests must send `Authorization: Bearer <token>`. The header
+/// is compared in constant time and never logged.
+async fn authenticate(
+    State(state): State<Arc<ServiceState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(expected) = &state.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+            return ApiError::unauthorized().into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// SIGTERM (a container stop) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    tracing::warn!(
+                        "cannot listen for SIGTERM ({error}); Ctrl-C still stops the service"
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,151 @@
+//! The service in-process for tests: one [`Runtime`] per test binary (telemetry is process-wide),
+//! and per test a [`Server`] with its own settings on a free loopback port, stopped when dropped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use sextant_runtime::{Runtime, RuntimeBuilder, RuntimeReport, SextantConfig};
+use sextant_server::{ServeConfig, Server, ServerError};
+
+/// An agent on the embedded model that answers in at most `max_tokens` tokens.
+pub fn agent_file(dir: &Path, name: &str, max_tokens: u32) {
+    std::fs::write(
+        dir.join(format!("{name}.toml")),
+        format!(
+            "name = \"{name}\"\nsystem_prompt = \"You are a helpful assistant.\"\ntools = []\nmax_steps = 2\n\n\
+             [model]\nprovider = \"local\"\nname = \"SmolLM2-135M-Instruct\"\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// The process's runtime: its own data dir, one inference thread, content captured, and agents
+/// `tiny` (16 tokens) and `slow` (400 tokens) in `data/agents`.
+pub struct Shared {
+    /// The runtime every test's server shares.
+    pub runtime: Arc<Runtime>,
+    /// Its data dir.
+    pub data: PathBuf,
+    /// The agents directory.
+    pub agents: PathBuf,
+    _dir: tempfile::TempDir,
+    // The runtime was started on it; it lives as long as the process.
+    _tokio: tokio::runtime::Runtime,
+}
+
+/// The shared runtime, started on first use with `vars` as `SEXTANT_*` configuration and `customise`
+/// applied to its builder (the first caller's arguments win: one runtime per test binary).
+pub fn shared_with(
+    vars: &[(&str, &str)],
+    customise: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
+) -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let agents = data.join("agents");
+        std::fs::create_dir_all(&agents).unwrap();
+        agent_file(&agents, "tiny", 16);
+        agent_file(&agents, "slow", 400);
+        let mut all = vec![
+            ("SEXTANT_DATA_DIR".to_owned(), data.display().to_string()),
+            ("SEXTANT_THREADS".to_owned(), "1".to_owned()),
+            (
+                "SEXTANT_TELEMETRY__CAPTURE_CONTENT".to_owned(),
+                "true".to_owned(),
+            ),
+        ];
+        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = SextantConfig::load_with_vars(None, all).expect("the test configuration");
+        let tokio = tokio::runtime::Runtime::new().unwrap();
+        let runtime = tokio
+            .block_on(customise(Runtime::builder(config)).start())
+            .expect("the runtime starts");
+        Shared {
+            runtime: Arc::new(runtime),
+            data,
+            agents,
+            _dir: dir,
+            _tokio: tokio,
+        }
+    })
+}
+
+/// [`shared_with`] the defaults.
+pub fn shared() -> &'static Shared {
+    shared_with(&[], |builder| builder)
+}
+
+/// Settings for a test's server: the shared agents, `tiny` the default.
+pub fn settings() -> ServeConfig {
+    let shared = shared();
+    ServeConfig {
+        agents_dir: Some(shared.agents.clone()),
+        default_agent: Some("tiny".into()),
+        ..shared.runtime.config().section("serve").unwrap()
+    }
+}
+
+/// A server listening on a free loopback port until dropped.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<RuntimeReport, ServerError>>>,
+}
+
+impl TestServer {
+    /// Serves `server` on a free port, once `/readyz` says ready.
+    pub async fn start(server: Server) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(server.serve(listener, async move {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::new();
+        for _ in 0..1500 {
+            if let Ok(response) = client.get(format!("{url}/readyz")).send().await
+                && response.status().is_success()
+            {
+                return Self {
+                    url,
+                    stop: Some(stop),
+                    task: Some(task),
+                };
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the service never became ready");
+    }
+}
+
+impl TestServer {
+    /// Stops the server as SIGTERM would and waits until it has drained and flushed.
+    pub async fn stop(mut self) -> RuntimeReport {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let task = self.task.take().unwrap();
+        task.await.unwrap().expect("the server stops cleanly")
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The span whose name starts with `prefix`.
+pub fn span<'a>(spans: &'a [Value], prefix: &str) -> &'a Value {
+    spans
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with(prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` span in {spans:#?}"))
+}

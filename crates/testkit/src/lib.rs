@@ -1,0 +1,94 @@
+//! Test support shared by Sextant's crates.
+//!
+//! Tests that need a real server (MLflow, the llama.cpp server, the Ollama-API double, the
+//! Python clients) are marked `#[ignore = "needs …: cargo xtask test"]`, so plain `cargo test`
+//! reports them as ignored, never as passed. `cargo xtask test` starts every server and runs the
+//! suite with `--include-ignored`; there the functions below find each server through its
+//! `SEXTANT_TEST_*` variable, and a missing one fails the test with a message that says which
+//! server and how to start it.
+#![deny(missing_docs)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The value of the `SEXTANT_TEST_*` variable `name`, which `cargo xtask test` sets to where
+/// `server` runs. Panics (failing the test) when it is not set: a test that needs a server is
+/// `#[ignore]`d, so it runs only when asked for, and then the server must be there.
+pub fn server_env(name: &str, server: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => panic!(
+            "{name} is not set: this test needs {server}. Run it with `cargo xtask test`, which starts every server the suite needs, or start {server} and set {name}"
+        ),
+    }
+}
+
+/// The MLflow tracking server's URL (`SEXTANT_TEST_MLFLOW_URL`).
+pub fn mlflow_url() -> String {
+    server_env("SEXTANT_TEST_MLFLOW_URL", "a real MLflow tracking server")
+}
+
+/// Runs `script` with the Python `mlflow` client (`SEXTANT_TEST_PYTHON`, the xtask venv's
+/// interpreter) against the tracking server at `url`; the script's last line of output is one JSON
+/// value, returned parsed.
+pub fn python(url: &str, script: &str, args: &[&str]) -> Value {
+    let python = server_env(
+        "SEXTANT_TEST_PYTHON",
+        "the Python interpreter of the MLflow venv",
+    );
+    let output = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .env("MLFLOW_TRACKING_URI", url)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// The llama.cpp server's OpenAI-compatible base URL, ending in `/v1`
+/// (`SEXTANT_TEST_OPENAI_BASE_URL`).
+pub fn openai_base_url() -> String {
+    server_env("SEXTANT_TEST_OPENAI_BASE_URL", "the llama.cpp server")
+}
+
+/// The model id the llama.cpp server serves (`SEXTANT_TEST_OPENAI_MODEL`).
+pub fn openai_model() -> String {
+    server_env("SEXTANT_TEST_OPENAI_MODEL", "the llama.cpp server")
+}
+
+/// The llama.cpp embeddings server's OpenAI-compatible base URL, ending in `/v1`
+/// (`SEXTANT_TEST_OPENAI_EMBED_URL`).
+pub fn openai_embed_url() -> String {
+    server_env(
+        "SEXTANT_TEST_OPENAI_EMBED_URL",
+        "the llama.cpp embeddings server",
+    )
+}
+
+/// The model id the llama.cpp embeddings server serves (`SEXTANT_TEST_OPENAI_EMBED_MODEL`).
+pub fn openai_embed_model() -> String {
+    server_env(
+        "SEXTANT_TEST_OPENAI_EMBED_MODEL",
+        "the llama.cpp embeddings server",
+    )
+}
+
+/// The Ollama API test double's address (`SEXTANT_TEST_OLLAMA_HOST`), which forwards to the
+/// llama.cpp servers.
+pub fn ollama_host() -> String {
+    server_env("SEXTANT_TEST_OLLAMA_HOST", "the Ollama API test double")
+}
+
+/// The model name the Ollama API test double serves (`SEXTANT_TEST_OLLAMA_MODEL`).
+pub fn ollama_model() -> String {
+    server_env("SEXTANT_TEST_OLLAMA_MODEL", "the Ollama API test double")
+}

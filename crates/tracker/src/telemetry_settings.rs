@@ -1,0 +1,34 @@
+//! `[telemetry]`: the configuration's telemetry section, which the composition root turns into a
+//! [`TelemetryConfig`](crate::TelemetryConfig) together with the standard `OTEL_*` variables.
+
+use serde::Deserialize;
+
+use crate::OtlpConfig;
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `service.name` of the resource (OTEL_SERVICE_NAME overrides it).
+    pub service_name: String,
+    /// Record message content (prompts, answers, tool arguments and results) on spans.
+    pub capture_content: bool,
+    /// Keep every trace in the local SQLite trace store (what `sextant traces` reads).
+    pub local_store: bool,
+    /// Log filter for stderr, RUST_LOG syntax (RUST_LOG overrides it).
+    pub log_filter: String,
+    /// Export over OTLP; the standard OTEL_EXPORTER_OTLP_* variables override it.
+    pub otlp: Option<OtlpConfig>,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self {
+            service_name: "sextant".into(),
+            capture_content: false,
+            local_store: true,
+            log_filter: "warn".into(),
+            otlp: None,
+        }
+    }
+}
