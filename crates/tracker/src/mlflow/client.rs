@@ -8,6 +8,16 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::retry::Backoff;
+
+/// Reads are idempotent: one quick retry rides out a dropped connection.
+const READ_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(200)).with_max_retries(1);
+
+/// How long a call about a trace waits for the trace to arrive: 100 ms doubling, 6.3 s in all.
+const TRACE_ARRIVAL_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(3200)).with_max_retries(6);
+
 /// How a call to the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MlflowError {
@@ -167,14 +177,13 @@ impl MlflowClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, MlflowError> {
-        // Reads are idempotent: one quick retry rides out a dropped connection.
-        match self.call(Method::GET, path, query, None::<&()>).await {
-            Err(MlflowError::Unavailable { .. }) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.call(Method::GET, path, query, None::<&()>).await
-            }
-            other => other,
-        }
+        READ_RETRY
+            .retry(
+                move || self.call(Method::GET, path, query, None::<&()>),
+                |error| matches!(error, MlflowError::Unavailable { .. }),
+                |error, wait| tracing::debug!("retrying an MLflow read in {wait:?}: {error}"),
+            )
+            .await
     }
 
     /// Every item of a paged search: asks page after page, following `next_page_token`, until
@@ -240,18 +249,15 @@ impl MlflowClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, MlflowError> {
-        let mut delay = std::time::Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            match self.post(path, body).await {
-                Err(error) if error.is_not_found() && attempts < 6 => {
-                    attempts += 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                result => return result,
-            }
-        }
+        TRACE_ARRIVAL_RETRY
+            .retry(
+                move || self.post(path, body),
+                MlflowError::is_not_found,
+                |_, wait| {
+                    tracing::debug!("MLflow does not know the trace yet; asking again in {wait:?}")
+                },
+            )
+            .await
     }
 
     /// `PATCH path` with a JSON body.
