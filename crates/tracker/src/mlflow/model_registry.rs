@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::RegistryFailure;
-use super::wire::{WireAlias, WireTag, tag_list, tag_map};
+use super::client::{PagedSearch, RegistryFailure};
+use super::wire::{WireAlias, WireTag, filter_literal, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::model_registry::{
     ModelRegistry, ModelRegistryError, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -185,39 +185,22 @@ impl ModelRegistry for MlflowModelRegistry {
     }
 
     async fn list_models(&self) -> Result<Vec<RegisteredModel>, ModelRegistryError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            registered_models: Vec<WireModel>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
-        let mut models = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("filter", format!("tag.`{IS_PROMPT}` != 'true'")),
-                ("max_results", "100".to_owned()),
-            ];
-            if let Some(token) = page_token.take() {
-                query.push(("page_token", token));
-            }
-            let page: Answer = self
-                .client
-                .get("api/2.0/mlflow/registered-models/search", &query)
-                .await
-                .map_err(|e| self.error(e, || ModelRegistryError::model_not_found("?")))?;
-            models.extend(
-                page.registered_models
-                    .into_iter()
-                    .filter(|m| !m.is_prompt())
-                    .map(RegisteredModel::from),
-            );
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/registered-models/search",
+            "registered_models",
+            vec![("filter", format!("tag.`{IS_PROMPT}` != 'true'"))],
+            100,
+        );
+        let found: Vec<WireModel> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || ModelRegistryError::model_not_found("?")))?;
+        let mut models: Vec<RegisteredModel> = found
+            .into_iter()
+            .filter(|m| !m.is_prompt())
+            .map(RegisteredModel::from)
+            .collect();
         models.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(models)
     }
@@ -294,40 +277,25 @@ impl ModelRegistry for MlflowModelRegistry {
     }
 
     async fn list_versions(&self, name: &str) -> Result<Vec<ModelVersion>, ModelRegistryError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            model_versions: Vec<WireVersion>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
         let model = self.wire_model(name).await?;
-        if name.contains('\'') {
+        let Some(name_literal) = filter_literal(name) else {
             return Err(ModelRegistryError::model_not_found(name));
-        }
-        let mut versions = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("filter", format!("name = '{name}'")),
-                ("max_results", "1000".to_owned()),
-            ];
-            if let Some(token) = page_token.take() {
-                query.push(("page_token", token));
-            }
-            let page: Answer = self
-                .client
-                .get("api/2.0/mlflow/model-versions/search", &query)
-                .await
-                .map_err(|e| self.error(e, || ModelRegistryError::model_not_found(name)))?;
-            for version in page.model_versions {
-                versions.push(version.into_version()?);
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+        };
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/model-versions/search",
+            "model_versions",
+            vec![("filter", format!("name = {name_literal}"))],
+            1000,
+        );
+        let found: Vec<WireVersion> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || ModelRegistryError::model_not_found(name)))?;
+        let mut versions = found
+            .into_iter()
+            .map(WireVersion::into_version)
+            .collect::<Result<Vec<_>, _>>()?;
         for version in &mut versions {
             version.aliases = model
                 .aliases

@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::client::RegistryFailure;
-use super::wire::{WireAlias, WireTag, tag_list};
+use super::client::{PagedSearch, RegistryFailure};
+use super::wire::{WireAlias, WireTag, filter_literal, tag_list};
 use super::{MlflowClient, MlflowError};
 use crate::prompts::{
     NewPromptVersion, PromptFilter, PromptInfo, PromptRegistry, PromptTemplate, PromptVersion,
@@ -142,22 +142,6 @@ struct WireModelVersion {
     aliases: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct SearchModelsAnswer {
-    #[serde(default)]
-    registered_models: Vec<WireRegisteredModel>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct SearchVersionsAnswer {
-    #[serde(default)]
-    model_versions: Vec<WireModelVersion>,
-    #[serde(default)]
-    next_page_token: Option<String>,
-}
-
 impl WireRegisteredModel {
     fn is_prompt(&self) -> bool {
         self.tags
@@ -239,11 +223,6 @@ impl WireModelVersion {
             aliases: self.aliases,
         })
     }
-}
-
-/// Quotes a value for an MLflow filter string.
-fn filter_literal(value: &str) -> Option<String> {
-    (!value.contains('\'')).then(|| format!("'{value}'"))
 }
 
 #[async_trait]
@@ -428,34 +407,23 @@ impl PromptRegistry for MlflowPromptRegistry {
                 clauses.push(format!("tags.`{key}` = {value}"));
             }
         }
-        let filter_string = clauses.join(" AND ");
-        let mut found = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("filter", filter_string.clone()),
-                ("max_results", "100".to_owned()),
-            ];
-            if let Some(token) = page_token.take() {
-                query.push(("page_token", token));
-            }
-            let page: SearchModelsAnswer = self
-                .client
-                .get("api/2.0/mlflow/registered-models/search", &query)
-                .await
-                .map_err(|e| self.error(e, || RegistryError::prompt_not_found("?")))?;
-            found.extend(
-                page.registered_models
-                    .into_iter()
-                    .filter(WireRegisteredModel::is_prompt)
-                    .map(WireRegisteredModel::info)
-                    .filter(|info| filter.matches(info)),
-            );
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/registered-models/search",
+            "registered_models",
+            vec![("filter", clauses.join(" AND "))],
+            100,
+        );
+        let models: Vec<WireRegisteredModel> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || RegistryError::prompt_not_found("?")))?;
+        let mut found: Vec<PromptInfo> = models
+            .into_iter()
+            .filter(WireRegisteredModel::is_prompt)
+            .map(WireRegisteredModel::info)
+            .filter(|info| filter.matches(info))
+            .collect();
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
     }
@@ -465,31 +433,27 @@ impl PromptRegistry for MlflowPromptRegistry {
         let Some(name_literal) = filter_literal(name) else {
             return Err(RegistryError::prompt_not_found(name));
         };
-        let filter_string = format!("name = {name_literal} AND tag.`{IS_PROMPT}` = 'true'");
-        let mut versions = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![
-                ("filter", filter_string.clone()),
-                ("max_results", "100".to_owned()),
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/model-versions/search",
+            "model_versions",
+            vec![
+                (
+                    "filter",
+                    format!("name = {name_literal} AND tag.`{IS_PROMPT}` = 'true'"),
+                ),
                 ("order_by", "version_number DESC".to_owned()),
-            ];
-            if let Some(token) = page_token.take() {
-                query.push(("page_token", token));
-            }
-            let page: SearchVersionsAnswer = self
-                .client
-                .get("api/2.0/mlflow/model-versions/search", &query)
-                .await
-                .map_err(|e| self.error(e, || RegistryError::prompt_not_found(name)))?;
-            for version in page.model_versions {
-                versions.push(version.into_version()?);
-            }
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+            ],
+            100,
+        );
+        let found: Vec<WireModelVersion> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || RegistryError::prompt_not_found(name)))?;
+        let mut versions = found
+            .into_iter()
+            .map(WireModelVersion::into_version)
+            .collect::<Result<Vec<_>, _>>()?;
         for version in &mut versions {
             version.aliases = model
                 .aliases

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::client::PagedSearch;
 use super::wire::{WireTag, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::tracking::{
@@ -267,31 +268,18 @@ impl TrackingStore for MlflowTrackingStore {
     }
 
     async fn list_experiments(&self) -> Result<Vec<Experiment>, TrackingError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            experiments: Vec<WireExperiment>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
-        let mut experiments = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut body = json!({ "max_results": 1000, "view_type": "ACTIVE_ONLY" });
-            if let Some(token) = page_token.take() {
-                body["page_token"] = json!(token);
-            }
-            let page: Answer = self
-                .client
-                .post("api/2.0/mlflow/experiments/search", &body)
-                .await
-                .map_err(|e| self.error(e, || "experiments".into()))?;
-            experiments.extend(page.experiments.into_iter().map(Experiment::from));
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+        let search = PagedSearch::post(
+            "api/2.0/mlflow/experiments/search",
+            "experiments",
+            json!({ "view_type": "ACTIVE_ONLY" }),
+            1000,
+        );
+        let found: Vec<WireExperiment> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || "experiments".into()))?;
+        let mut experiments: Vec<Experiment> = found.into_iter().map(Experiment::from).collect();
         experiments.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(experiments)
     }
@@ -369,35 +357,21 @@ impl TrackingStore for MlflowTrackingStore {
     }
 
     async fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Metric>, TrackingError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            metrics: Vec<WireMetric>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
-        let mut history = Vec::new();
-        let mut page_token: Option<String> = None;
-        loop {
-            let mut query = vec![
+        let search = PagedSearch::get(
+            "api/2.0/mlflow/metrics/get-history",
+            "metrics",
+            vec![
                 ("run_id", run_id.to_owned()),
                 ("metric_key", key.to_owned()),
-                ("max_results", "25000".to_owned()),
-            ];
-            if let Some(token) = page_token.take() {
-                query.push(("page_token", token));
-            }
-            let page: Answer = self
-                .client
-                .get("api/2.0/mlflow/metrics/get-history", &query)
-                .await
-                .map_err(|e| self.error(e, || format!("run {run_id}")))?;
-            history.extend(page.metrics.into_iter().map(Metric::from));
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
+            ],
+            25_000,
+        );
+        let found: Vec<WireMetric> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || format!("run {run_id}")))?;
+        let mut history: Vec<Metric> = found.into_iter().map(Metric::from).collect();
         history.sort_by_key(|m| (m.step, m.timestamp_ms));
         Ok(history)
     }
@@ -409,40 +383,25 @@ impl TrackingStore for MlflowTrackingStore {
         order_by: &[String],
         max_results: usize,
     ) -> Result<Vec<Run>, TrackingError> {
-        #[derive(Deserialize)]
-        struct Answer {
-            #[serde(default)]
-            runs: Vec<WireRun>,
-            #[serde(default)]
-            next_page_token: Option<String>,
-        }
         // The same syntax errors as the embedded store, before the server sees the filter.
         crate::tracking::RunFilter::parse(filter)?;
-        let mut runs = Vec::new();
-        let mut page_token: Option<String> = None;
-        while runs.len() < max_results {
-            let mut body = json!({
+        let search = PagedSearch::post(
+            "api/2.0/mlflow/runs/search",
+            "runs",
+            json!({
                 "experiment_ids": experiment_ids,
                 "filter": filter,
                 "order_by": order_by,
-                "max_results": (max_results - runs.len()).min(1000),
-            });
-            if let Some(token) = page_token.take() {
-                body["page_token"] = json!(token);
-            }
-            let page: Answer = self
-                .client
-                .post("api/2.0/mlflow/runs/search", &body)
-                .await
-                .map_err(|e| self.error(e, || format!("run filter `{filter}`")))?;
-            runs.extend(page.runs.into_iter().map(Run::from));
-            match page.next_page_token.filter(|t| !t.is_empty()) {
-                Some(token) => page_token = Some(token),
-                None => break,
-            }
-        }
-        runs.truncate(max_results);
-        Ok(runs)
+            }),
+            1000,
+        )
+        .limit(max_results);
+        let found: Vec<WireRun> = self
+            .client
+            .search_all(search)
+            .await
+            .map_err(|e| self.error(e, || format!("run filter `{filter}`")))?;
+        Ok(found.into_iter().map(Run::from).collect())
     }
 
     async fn log_artifact(

@@ -1,5 +1,6 @@
 //! Wire shapes every MLflow endpoint family shares: `{key, value}` tags and `{alias, version}`
-//! aliases (MLflow sends tags as lists, versions as strings).
+//! aliases (MLflow sends tags as lists, versions as strings), and string literals in search
+//! filters.
 
 use std::collections::BTreeMap;
 
@@ -34,4 +35,10 @@ pub(super) fn tag_list<K: AsRef<str>, V: AsRef<str>>(
         .into_iter()
         .map(|(key, value)| json!({ "key": key.as_ref(), "value": value.as_ref() }))
         .collect()
+}
+
+/// `value` as a string literal of an MLflow search filter (`'value'`), or `None` when it holds a
+/// `'`: MLflow's filter parser has no escape for one, so such a value cannot be searched for.
+pub(super) fn filter_literal(value: &str) -> Option<String> {
+    (!value.contains('\'')).then(|| format!("'{value}'"))
 }

@@ -15,6 +15,7 @@ use super::spool::{Op, Spool, spool_files};
 use super::{
     Assessment, DatasetInput, LogBatch, Metric, NewRun, RunStatus, TrackingError, TrackingStore,
 };
+use crate::retry::{Backoff, Delays};
 
 /// A run to start with a [`Tracker`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -134,9 +135,7 @@ impl Tracker {
             pending: vec![(seq, create)],
             run_id: None,
             refused: Vec::new(),
-            retry_at: None,
-            backoff: Duration::ZERO,
-            max_backoff: self.options.max_backoff,
+            retry: DeliveryRetry::new(self.options.max_backoff),
             run_id_sender: Some(run_id_sender),
         };
         let worker = tokio::spawn(work(delivery, receiver, self.options.clone()));
@@ -180,9 +179,7 @@ impl Tracker {
                 pending,
                 run_id: recovered.run_id,
                 refused: Vec::new(),
-                retry_at: None,
-                backoff: Duration::ZERO,
-                max_backoff: self.options.max_backoff,
+                retry: DeliveryRetry::new(self.options.max_backoff),
                 run_id_sender: None,
             };
             let outage = delivery.deliver().await;
@@ -347,9 +344,7 @@ struct Delivery {
     pending: Vec<(u64, Op)>,
     run_id: Option<String>,
     refused: Vec<String>,
-    retry_at: Option<Instant>,
-    backoff: Duration,
-    max_backoff: Duration,
+    retry: DeliveryRetry,
     run_id_sender: Option<watch::Sender<Option<String>>>,
 }
 
@@ -424,7 +419,7 @@ impl Delivery {
                                 }
                             }
                             self.ack(last);
-                            self.succeeded();
+                            self.retry.succeeded();
                             continue;
                         }
                         Err(error) => Err(error),
@@ -468,12 +463,10 @@ impl Delivery {
                 Ok(()) => {
                     self.pending.remove(0);
                     self.ack(seq);
-                    self.succeeded();
+                    self.retry.succeeded();
                 }
                 Err(error) if error.is_outage() => {
-                    let floor = Duration::from_millis(500).min(self.max_backoff);
-                    self.backoff = (self.backoff * 2).max(floor).min(self.max_backoff);
-                    self.retry_at = Some(Instant::now() + self.backoff);
+                    self.retry.failed();
                     return Err(error);
                 }
                 Err(error) => {
@@ -493,14 +486,47 @@ impl Delivery {
         }
         Ok(())
     }
+}
+
+/// When a run's delivery may try again after an outage: the shared [`Backoff`], 500 ms doubling
+/// up to the tracker's `max_backoff`, taken one wait per failed attempt and started over once a
+/// write gets through.
+struct DeliveryRetry {
+    policy: Backoff,
+    delays: Delays,
+    retry_at: Option<Instant>,
+}
+
+impl DeliveryRetry {
+    fn new(max_backoff: Duration) -> Self {
+        let policy = Backoff::new(Duration::from_millis(500), max_backoff);
+        Self {
+            delays: policy.delays(),
+            policy,
+            retry_at: None,
+        }
+    }
+
+    fn failed(&mut self) {
+        let wait = self.delays.next().unwrap_or(self.policy.max_backoff);
+        self.retry_at = Some(Instant::now() + wait);
+    }
 
     fn succeeded(&mut self) {
-        self.backoff = Duration::ZERO;
-        self.retry_at = None;
+        if self.retry_at.take().is_some() {
+            self.delays = self.policy.delays();
+        }
     }
 
     fn may_retry(&self) -> bool {
         self.retry_at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// How long until the next attempt may start.
+    fn wait(&self) -> Duration {
+        self.retry_at
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
     }
 }
 
@@ -529,7 +555,7 @@ async fn work(
                 }
             }
             _ = ticker.tick() => {
-                if delivery.may_retry() && !delivery.pending.is_empty() {
+                if delivery.retry.may_retry() && !delivery.pending.is_empty() {
                     let _ = delivery.deliver().await;
                 }
             }
@@ -544,10 +570,7 @@ async fn work(
         match tokio::time::timeout_at(deadline.into(), delivery.deliver()).await {
             Ok(Ok(())) => break,
             Ok(Err(_)) if Instant::now() < deadline => {
-                let wait = delivery
-                    .retry_at
-                    .map(|at| at.saturating_duration_since(Instant::now()))
-                    .unwrap_or_default();
+                let wait = delivery.retry.wait();
                 tokio::time::sleep(wait.min(deadline.saturating_duration_since(Instant::now())))
                     .await;
             }
