@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use percent_encoding::percent_decode_str;
+
 use super::{OtlpConfig, OtlpProtocol, TelemetryConfig, TelemetryError};
 
 impl TelemetryConfig {
@@ -169,8 +171,10 @@ fn parse_endpoint(variable: &'static str, value: &str) -> Result<String, Telemet
     }
 }
 
-/// Parses `k=v,k2=v2` with URL-decoded keys and values (W3C baggage style, as the OTel SDKs
-/// read headers and resource attributes). Errors never quote a value: it may be a credential.
+/// Parses `k=v,k2=v2` with percent-decoded keys and values (W3C baggage style, as the OTel SDKs
+/// read headers and resource attributes). A `%` that does not start an escape is kept as is, as URL
+/// decoding does; bytes that are not UTF-8 once decoded are an error. Errors never quote a value:
+/// it may be a credential.
 fn parse_key_values(
     variable: &'static str,
     value: &str,
@@ -186,35 +190,22 @@ fn parse_key_values(
                 format!("entry {} is not of the form key=value", index + 1),
             ));
         };
-        let key = percent_decode(key.trim())
+        let key = percent_decode_str(key.trim())
+            .decode_utf8()
+            .ok()
             .filter(|key| !key.is_empty())
             .ok_or_else(|| invalid(variable, format!("entry {} has an invalid key", index + 1)))?;
-        let value = percent_decode(value.trim()).ok_or_else(|| {
-            invalid(
-                variable,
-                format!("the value of '{key}' is not valid percent-encoding"),
-            )
-        })?;
-        pairs.insert(key, value);
+        let value = percent_decode_str(value.trim())
+            .decode_utf8()
+            .map_err(|_| {
+                invalid(
+                    variable,
+                    format!("the value of '{key}' is not UTF-8 once percent-decoded"),
+                )
+            })?;
+        pairs.insert(key.into_owned(), value.into_owned());
     }
     Ok(pairs)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3)?;
-            decoded.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            decoded.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(decoded).ok()
 }
 
 #[cfg(test)]
@@ -336,7 +327,7 @@ mod tests {
         assert!(error.contains("OTEL_EXPORTER_OTLP_TIMEOUT"), "{error}");
         let error = with_endpoint((
             "OTEL_EXPORTER_OTLP_HEADERS",
-            "authorization=Bearer%ZZsecret",
+            "authorization=Bearer%FFsecret",
         ));
         assert!(
             error.contains("OTEL_EXPORTER_OTLP_HEADERS") && !error.contains("secret"),
@@ -344,5 +335,48 @@ mod tests {
         );
         let error = with_endpoint(("OTEL_EXPORTER_OTLP_HEADERS", "Bearer-secret"));
         assert!(!error.contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn header_values_are_percent_decoded_as_w3c_baggage() {
+        let mut config = TelemetryConfig::default();
+        config
+            .apply_env_from(env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x%2Dkey=a%2Cb%3Dc, check=%E2%9C%93 ,ratio=50%25,raw=100%,odd=%zz",
+                ),
+            ]))
+            .unwrap();
+        let headers = &config.otlp.unwrap().headers;
+        assert_eq!(
+            headers["x-key"], "a,b=c",
+            "escaped separators stay in the value"
+        );
+        assert_eq!(headers["check"], "✓", "multi-byte UTF-8");
+        assert_eq!(headers["ratio"], "50%");
+        assert_eq!(headers["raw"], "100%", "a % without two hex digits is kept");
+        assert_eq!(headers["odd"], "%zz");
+    }
+
+    #[test]
+    fn keys_or_values_that_are_not_utf8_once_decoded_are_errors_naming_the_variable() {
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=%C3%28secret"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "%C3%28=secret"),
+        ] {
+            let error = TelemetryConfig::default()
+                .apply_env_from(env(&[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+                    (variable, value),
+                ]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(variable) && !error.contains("secret"),
+                "{error}"
+            );
+        }
     }
 }
