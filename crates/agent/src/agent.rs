@@ -317,11 +317,11 @@ impl Agent {
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
         let span = tracing::info_span!(
-            "invoke_agent",
-            otel.name = %format!("invoke_agent {}", self.name),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
+            sc::operation::INVOKE_AGENT,
+            { sc::OTEL_NAME } = %format!("{} {}", sc::operation::INVOKE_AGENT, self.name),
+            { sc::OTEL_KIND } = "internal",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
             { sc::GEN_AI_OPERATION_NAME } = sc::operation::INVOKE_AGENT,
             { sc::GEN_AI_AGENT_NAME } = %self.name,
             { sc::GEN_AI_PROVIDER_NAME } = %self.model.provider(),
@@ -544,11 +544,11 @@ impl Agent {
     /// `over_limit` marks a call past the parallel limit, which is reported but not run.
     async fn execute_tool(&self, call: &ToolCall, over_limit: bool) -> ToolCallRecord {
         let span = tracing::info_span!(
-            "execute_tool",
-            otel.name = %format!("execute_tool {}", call.name),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
+            sc::operation::EXECUTE_TOOL,
+            { sc::OTEL_NAME } = %format!("{} {}", sc::operation::EXECUTE_TOOL, call.name),
+            { sc::OTEL_KIND } = "internal",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
             { sc::GEN_AI_OPERATION_NAME } = sc::operation::EXECUTE_TOOL,
             { sc::GEN_AI_TOOL_NAME } = %call.name,
             { sc::GEN_AI_TOOL_CALL_ID } = %call.id,

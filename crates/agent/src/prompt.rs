@@ -114,11 +114,11 @@ impl AgentPrompts {
         capture_content: bool,
     ) -> Result<(PromptTemplate, RenderedPrompt), RegistryError> {
         let span = tracing::info_span!(
-            "prompt",
-            otel.name = %format!("{} {}", sc::span_name::PROMPT, uri.name),
-            otel.kind = "internal",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
+            sc::span_name::PROMPT,
+            { sc::OTEL_NAME } = %format!("{} {}", sc::span_name::PROMPT, uri.name),
+            { sc::OTEL_KIND } = "internal",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
             { sc::GEN_AI_PROMPT_NAME } = %uri.name,
             { sc::SEXTANT_PROMPT_VERSION } = Empty,
             { sc::SEXTANT_PROMPT_ALIAS } = uri.alias_name(),

@@ -499,7 +499,7 @@ async fn summarize(
     // The summary's `chat {model}` span sits under a span saying what it was for.
     let span = tracing::info_span!(
         "summarize_session",
-        otel.kind = "internal",
+        { sc::OTEL_KIND } = "internal",
         { sc::GEN_AI_CONVERSATION_ID } = %session.id,
         { sc::SESSION_ID } = %session.id,
         { sc::USER_ID } = session.user_id.as_deref(),

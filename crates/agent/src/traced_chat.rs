@@ -27,11 +27,11 @@ pub(crate) async fn traced_chat(
 ) -> Result<ChatResponse, ChatError> {
     let model_name = model.model();
     let span = tracing::info_span!(
-        "chat",
-        otel.name = %format!("chat {model_name}"),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        otel.status_description = Empty,
+        sc::operation::CHAT,
+        { sc::OTEL_NAME } = %format!("{} {model_name}", sc::operation::CHAT),
+        { sc::OTEL_KIND } = "client",
+        { sc::OTEL_STATUS_CODE } = Empty,
+        { sc::OTEL_STATUS_DESCRIPTION } = Empty,
         { sc::GEN_AI_OPERATION_NAME } = sc::operation::CHAT,
         { sc::GEN_AI_PROVIDER_NAME } = %model.provider(),
         { sc::GEN_AI_REQUEST_MODEL } = %model_name,

@@ -306,20 +306,3 @@ async fn search_memory_returns_numbered_sources_and_names_a_missing_collection()
         "{err}"
     );
 }
-
-#[test]
-fn memory_spells_its_span_names_as_the_tracker_does() {
-    use sextant_memory::conventions as mc;
-    use sextant_tracker::conventions as tc;
-    assert_eq!(mc::EMBEDDINGS, tc::operation::EMBEDDINGS);
-    assert_eq!(mc::RETRIEVAL, tc::operation::RETRIEVAL);
-    assert_eq!(mc::VECTOR_SEARCH, tc::span_name::VECTOR_SEARCH);
-    assert_eq!(mc::RERANK, tc::span_name::RERANK);
-    assert_eq!(mc::GEN_AI_DATA_SOURCE_ID, tc::GEN_AI_DATA_SOURCE_ID);
-    assert_eq!(mc::GEN_AI_REQUEST_TOP_K, tc::GEN_AI_REQUEST_TOP_K);
-    assert_eq!(
-        mc::GEN_AI_RETRIEVAL_DOCUMENTS,
-        tc::GEN_AI_RETRIEVAL_DOCUMENTS
-    );
-    assert_eq!(mc::OTEL_STATUS_CODE, tc::OTEL_STATUS_CODE);
-}

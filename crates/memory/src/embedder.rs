@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use tracing::field::Empty;
 
-use crate::conventions as mc;
+use sextant_conventions as sc;
 
 /// Turns texts into vectors of one fixed dimension.
 ///
@@ -100,24 +100,24 @@ impl EmbedError {
 /// `embeddings {model}` span, and checks that every text got a vector of the embedder's dimension.
 pub async fn embed(embedder: &dyn Embedder, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
     let span = tracing::info_span!(
-        "embeddings",
-        otel.name = %format!("{} {}", mc::EMBEDDINGS, embedder.model()),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        otel.status_description = Empty,
-        { mc::GEN_AI_OPERATION_NAME } = mc::EMBEDDINGS,
-        { mc::GEN_AI_PROVIDER_NAME } = %embedder.provider(),
-        { mc::GEN_AI_REQUEST_MODEL } = %embedder.model(),
-        { mc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT } = embedder.dimension() as i64,
-        { mc::EMBEDDINGS_INPUTS } = texts.len() as i64,
-        { mc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
-        { mc::ERROR_TYPE } = Empty,
+        sc::operation::EMBEDDINGS,
+        { sc::OTEL_NAME } = %format!("{} {}", sc::operation::EMBEDDINGS, embedder.model()),
+        { sc::OTEL_KIND } = "client",
+        { sc::OTEL_STATUS_CODE } = Empty,
+        { sc::OTEL_STATUS_DESCRIPTION } = Empty,
+        { sc::GEN_AI_OPERATION_NAME } = sc::operation::EMBEDDINGS,
+        { sc::GEN_AI_PROVIDER_NAME } = %embedder.provider(),
+        { sc::GEN_AI_REQUEST_MODEL } = %embedder.model(),
+        { sc::GEN_AI_EMBEDDINGS_DIMENSION_COUNT } = embedder.dimension() as i64,
+        { sc::SEXTANT_EMBEDDINGS_INPUTS } = texts.len() as i64,
+        { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
+        { sc::ERROR_TYPE } = Empty,
     );
     let result = embed_batches(embedder, texts, &span).await;
     if let Err(error) = &result {
-        span.record(mc::OTEL_STATUS_CODE, "ERROR");
-        span.record(mc::OTEL_STATUS_DESCRIPTION, error.to_string());
-        span.record(mc::ERROR_TYPE, error.error_type());
+        span.record(sc::OTEL_STATUS_CODE, "ERROR");
+        span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+        span.record(sc::ERROR_TYPE, error.error_type());
     }
     result
 }
@@ -160,7 +160,7 @@ async fn embed_batches(
         vectors.extend(embeddings.vectors);
     }
     if let Some(tokens) = tokens.filter(|_| !texts.is_empty()) {
-        span.record(mc::GEN_AI_USAGE_INPUT_TOKENS, tokens as i64);
+        span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, tokens as i64);
     }
     Ok(vectors)
 }

@@ -14,7 +14,6 @@
 
 pub mod chunker;
 pub mod config;
-pub mod conventions;
 pub mod documents;
 mod embedder;
 pub mod embedders;

@@ -8,10 +8,10 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::conventions as mc;
 use crate::embedder::{EmbedError, Embedder, embed};
 use crate::ranking::mmr;
 use crate::vector_store::{Filter, ScoredPoint, SearchRequest, StoreError, VectorStore};
+use sextant_conventions as sc;
 
 /// How candidates are ranked after the vector search.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -253,35 +253,35 @@ impl Retriever {
         options: &RetrievalOptions,
     ) -> Result<Vec<RetrievedChunk>, RetrievalError> {
         let span = tracing::info_span!(
-            "retrieval",
-            otel.name = %format!("{} {}", mc::RETRIEVAL, self.collection),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            { mc::GEN_AI_OPERATION_NAME } = mc::RETRIEVAL,
-            { mc::GEN_AI_DATA_SOURCE_ID } = %self.collection,
-            { mc::GEN_AI_REQUEST_TOP_K } = options.top_k as i64,
-            { mc::GEN_AI_REQUEST_MODEL } = %self.embedder.model(),
-            { mc::GEN_AI_RETRIEVAL_QUERY_TEXT } = Empty,
-            { mc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
-            { mc::VECTOR_STORE_BACKEND } = self.store.backend(),
-            { mc::ERROR_TYPE } = Empty,
+            sc::operation::RETRIEVAL,
+            { sc::OTEL_NAME } = %format!("{} {}", sc::operation::RETRIEVAL, self.collection),
+            { sc::OTEL_KIND } = "client",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
+            { sc::GEN_AI_OPERATION_NAME } = sc::operation::RETRIEVAL,
+            { sc::GEN_AI_DATA_SOURCE_ID } = %self.collection,
+            { sc::GEN_AI_REQUEST_TOP_K } = options.top_k as i64,
+            { sc::GEN_AI_REQUEST_MODEL } = %self.embedder.model(),
+            { sc::GEN_AI_RETRIEVAL_QUERY_TEXT } = Empty,
+            { sc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
+            { sc::SEXTANT_VECTOR_STORE_BACKEND } = self.store.backend(),
+            { sc::ERROR_TYPE } = Empty,
         );
         if self.capture_content {
-            span.record(mc::GEN_AI_RETRIEVAL_QUERY_TEXT, query);
+            span.record(sc::GEN_AI_RETRIEVAL_QUERY_TEXT, query);
         }
         let result = self.run(query, options).instrument(span.clone()).await;
         match &result {
             Ok(chunks) => {
                 span.record(
-                    mc::GEN_AI_RETRIEVAL_DOCUMENTS,
+                    sc::GEN_AI_RETRIEVAL_DOCUMENTS,
                     documents_json(chunks, self.capture_content),
                 );
             }
             Err(error) => {
-                span.record(mc::OTEL_STATUS_CODE, "ERROR");
-                span.record(mc::OTEL_STATUS_DESCRIPTION, error.to_string());
-                span.record(mc::ERROR_TYPE, error.error_type());
+                span.record(sc::OTEL_STATUS_CODE, "ERROR");
+                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                span.record(sc::ERROR_TYPE, error.error_type());
             }
         }
         result
@@ -310,25 +310,25 @@ impl Retriever {
     ) -> Result<Vec<ScoredPoint>, StoreError> {
         let limit = options.candidates.max(options.top_k);
         let span = tracing::info_span!(
-            "vector_search",
-            otel.name = %format!("{} {}", mc::VECTOR_SEARCH, self.collection),
-            otel.kind = "client",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            { mc::GEN_AI_DATA_SOURCE_ID } = %self.collection,
-            { mc::GEN_AI_REQUEST_TOP_K } = limit as i64,
-            { mc::VECTOR_STORE_BACKEND } = self.store.backend(),
-            { mc::RETRIEVAL_SCORE_THRESHOLD } = Empty,
-            { mc::RETRIEVAL_FILTER } = Empty,
-            { mc::RETRIEVAL_CANDIDATES } = Empty,
-            { mc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
-            { mc::ERROR_TYPE } = Empty,
+            sc::span_name::VECTOR_SEARCH,
+            { sc::OTEL_NAME } = %format!("{} {}", sc::span_name::VECTOR_SEARCH, self.collection),
+            { sc::OTEL_KIND } = "client",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
+            { sc::GEN_AI_DATA_SOURCE_ID } = %self.collection,
+            { sc::GEN_AI_REQUEST_TOP_K } = limit as i64,
+            { sc::SEXTANT_VECTOR_STORE_BACKEND } = self.store.backend(),
+            { sc::SEXTANT_RETRIEVAL_SCORE_THRESHOLD } = Empty,
+            { sc::SEXTANT_RETRIEVAL_FILTER } = Empty,
+            { sc::SEXTANT_RETRIEVAL_CANDIDATES } = Empty,
+            { sc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
+            { sc::ERROR_TYPE } = Empty,
         );
         if let Some(threshold) = options.score_threshold {
-            span.record(mc::RETRIEVAL_SCORE_THRESHOLD, f64::from(threshold));
+            span.record(sc::SEXTANT_RETRIEVAL_SCORE_THRESHOLD, f64::from(threshold));
         }
         if let Some(filter) = &options.filter {
-            span.record(mc::RETRIEVAL_FILTER, filter.to_string());
+            span.record(sc::SEXTANT_RETRIEVAL_FILTER, filter.to_string());
         }
         let request = SearchRequest {
             vector,
@@ -344,16 +344,16 @@ impl Retriever {
             .await;
         match &result {
             Ok(hits) => {
-                span.record(mc::RETRIEVAL_CANDIDATES, hits.len() as i64);
+                span.record(sc::SEXTANT_RETRIEVAL_CANDIDATES, hits.len() as i64);
                 span.record(
-                    mc::GEN_AI_RETRIEVAL_DOCUMENTS,
+                    sc::GEN_AI_RETRIEVAL_DOCUMENTS,
                     points_json(hits.iter().map(|hit| (hit.id, hit.score))),
                 );
             }
             Err(error) => {
-                span.record(mc::OTEL_STATUS_CODE, "ERROR");
-                span.record(mc::OTEL_STATUS_DESCRIPTION, error.to_string());
-                span.record(mc::ERROR_TYPE, error.error_type());
+                span.record(sc::OTEL_STATUS_CODE, "ERROR");
+                span.record(sc::OTEL_STATUS_DESCRIPTION, error.to_string());
+                span.record(sc::ERROR_TYPE, error.error_type());
             }
         }
         result
@@ -367,20 +367,20 @@ fn rerank(candidates: Vec<ScoredPoint>, options: &RetrievalOptions) -> Vec<Score
         Rerank::Mmr => "mmr",
     };
     let span = tracing::info_span!(
-        "rerank",
-        otel.name = mc::RERANK,
-        otel.kind = "internal",
-        { mc::GEN_AI_REQUEST_TOP_K } = options.top_k as i64,
-        { mc::RERANK_METHOD } = method,
-        { mc::RERANK_MMR_LAMBDA } = Empty,
-        { mc::RETRIEVAL_CANDIDATES } = candidates.len() as i64,
-        { mc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
+        sc::span_name::RERANK,
+        { sc::OTEL_NAME } = sc::span_name::RERANK,
+        { sc::OTEL_KIND } = "internal",
+        { sc::GEN_AI_REQUEST_TOP_K } = options.top_k as i64,
+        { sc::SEXTANT_RERANK_METHOD } = method,
+        { sc::SEXTANT_RERANK_MMR_LAMBDA } = Empty,
+        { sc::SEXTANT_RETRIEVAL_CANDIDATES } = candidates.len() as i64,
+        { sc::GEN_AI_RETRIEVAL_DOCUMENTS } = Empty,
     );
     let _entered = span.enter();
     let ranked: Vec<ScoredPoint> = match options.rerank {
         Rerank::None => candidates.into_iter().take(options.top_k).collect(),
         Rerank::Mmr => {
-            span.record(mc::RERANK_MMR_LAMBDA, f64::from(options.mmr_lambda));
+            span.record(sc::SEXTANT_RERANK_MMR_LAMBDA, f64::from(options.mmr_lambda));
             mmr(candidates, options.top_k, options.mmr_lambda)
                 .into_iter()
                 .map(|(point, _)| point)
@@ -388,7 +388,7 @@ fn rerank(candidates: Vec<ScoredPoint>, options: &RetrievalOptions) -> Vec<Score
         }
     };
     span.record(
-        mc::GEN_AI_RETRIEVAL_DOCUMENTS,
+        sc::GEN_AI_RETRIEVAL_DOCUMENTS,
         points_json(ranked.iter().map(|p| (p.id, p.score))),
     );
     ranked

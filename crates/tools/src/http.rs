@@ -10,7 +10,7 @@ use tracing::field::Empty;
 use crate::ToolError;
 use crate::builtin::http_fetch::AddressRefused;
 use crate::capture::content_capture_enabled;
-use crate::conventions as sc;
+use sextant_conventions as sc;
 
 /// The `User-Agent` tools send.
 pub(crate) const USER_AGENT: &str = concat!(
@@ -54,7 +54,7 @@ pub(crate) async fn send(
         redacted(&url)
     };
     let span = tracing::info_span!(
-        "http_request",
+        sc::span_name::HTTP_REQUEST,
         { sc::OTEL_NAME } = %method,
         { sc::OTEL_KIND } = "client",
         { sc::OTEL_STATUS_CODE } = Empty,

@@ -24,7 +24,6 @@ mod api_key;
 pub mod builtin;
 mod capture;
 pub mod config;
-pub mod conventions;
 mod fn_tool;
 mod http;
 mod limits;

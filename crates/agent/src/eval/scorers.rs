@@ -255,6 +255,7 @@ pub const BUILTIN_NAMES: [&str; 7] = [
 mod tests {
     use serde_json::{Map, json};
     use sextant_tracker::StoredSpan;
+    use sextant_tracker::conventions;
     use sextant_tracker::trace_store::StoredStatus;
 
     use super::*;
@@ -289,9 +290,12 @@ mod tests {
             .map(|(i, d)| json!({"id": i.to_string(), "score": 0.9, "content": d}))
             .collect();
         let mut attributes = Map::new();
-        attributes.insert("gen_ai.operation.name".into(), json!("retrieval"));
         attributes.insert(
-            "gen_ai.retrieval.documents".into(),
+            conventions::GEN_AI_OPERATION_NAME.into(),
+            json!(conventions::operation::RETRIEVAL),
+        );
+        attributes.insert(
+            conventions::GEN_AI_RETRIEVAL_DOCUMENTS.into(),
             json!(serde_json::to_string(&docs).unwrap()),
         );
         StoredSpan {

@@ -31,8 +31,8 @@ pub use tavily::Tavily;
 
 use crate::capture::content_capture_enabled;
 use crate::config::{SearchBackendKind, ToolConfigError, WebSearchConfig};
-use crate::conventions as sc;
 use crate::{Tool, ToolError};
+use sextant_conventions as sc;
 
 /// Longest a search backend request may take (the tool's own timeout usually ends it first).
 const BACKEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -138,24 +138,24 @@ impl Tool for WebSearch {
 
         let planned = {
             let span = tracing::info_span!(
-                sc::PLAN_QUERY,
-                { sc::SEARCH_BACKEND } = backend,
-                { sc::SEARCH_QUERY_TERMS } = Empty,
-                { sc::SEARCH_QUERY } = Empty,
-                { sc::SEARCH_QUERY_REWRITTEN } = Empty,
+                sc::span_name::PLAN_QUERY,
+                { sc::SEXTANT_SEARCH_BACKEND } = backend,
+                { sc::SEXTANT_SEARCH_QUERY_TERMS } = Empty,
+                { sc::SEXTANT_SEARCH_QUERY } = Empty,
+                { sc::SEXTANT_SEARCH_QUERY_REWRITTEN } = Empty,
                 { sc::ERROR_TYPE } = Empty,
                 { sc::OTEL_STATUS_CODE } = Empty,
                 { sc::OTEL_STATUS_DESCRIPTION } = Empty,
             );
             let _entered = span.enter();
             if capture {
-                span.record(sc::SEARCH_QUERY, arguments.query.as_str());
+                span.record(sc::SEXTANT_SEARCH_QUERY, arguments.query.as_str());
             }
             match plan::plan(&arguments.query) {
                 Ok(planned) => {
-                    span.record(sc::SEARCH_QUERY_TERMS, planned.terms.len() as i64);
+                    span.record(sc::SEXTANT_SEARCH_QUERY_TERMS, planned.terms.len() as i64);
                     if capture {
-                        span.record(sc::SEARCH_QUERY_REWRITTEN, planned.text.as_str());
+                        span.record(sc::SEXTANT_SEARCH_QUERY_REWRITTEN, planned.text.as_str());
                     }
                     planned
                 }
@@ -170,21 +170,27 @@ impl Tool for WebSearch {
         let found = self.backend.search(&planned, (limit * 2).min(20)).await?;
 
         let span = tracing::info_span!(
-            sc::PROCESS_RESULTS,
-            { sc::SEARCH_BACKEND } = backend,
-            { sc::SEARCH_RESULTS_RECEIVED } = found.len() as i64,
-            { sc::SEARCH_RESULTS_DUPLICATES } = Empty,
-            { sc::SEARCH_RESULTS_RETURNED } = Empty,
-            { sc::SEARCH_RESULTS_URLS } = Empty,
+            sc::span_name::PROCESS_RESULTS,
+            { sc::SEXTANT_SEARCH_BACKEND } = backend,
+            { sc::SEXTANT_SEARCH_RESULTS_RECEIVED } = found.len() as i64,
+            { sc::SEXTANT_SEARCH_RESULTS_DUPLICATES } = Empty,
+            { sc::SEXTANT_SEARCH_RESULTS_RETURNED } = Empty,
+            { sc::SEXTANT_SEARCH_RESULTS_URLS } = Empty,
         );
         let _entered = span.enter();
         let processed = results::process(found, limit, self.snippet_chars);
-        span.record(sc::SEARCH_RESULTS_DUPLICATES, processed.duplicates as i64);
-        span.record(sc::SEARCH_RESULTS_RETURNED, processed.results.len() as i64);
+        span.record(
+            sc::SEXTANT_SEARCH_RESULTS_DUPLICATES,
+            processed.duplicates as i64,
+        );
+        span.record(
+            sc::SEXTANT_SEARCH_RESULTS_RETURNED,
+            processed.results.len() as i64,
+        );
         if capture {
             let urls: Vec<&str> = processed.results.iter().map(|r| r.url.as_str()).collect();
             span.record(
-                sc::SEARCH_RESULTS_URLS,
+                sc::SEXTANT_SEARCH_RESULTS_URLS,
                 serde_json::to_string(&urls).unwrap_or_default(),
             );
         }

@@ -1,0 +1,29 @@
+//! Metric names and bucket boundaries of the GenAI client and HTTP server metrics.
+
+use opentelemetry_semantic_conventions::metric as semconv;
+
+/// `gen_ai.client.token.usage`: histogram of tokens per operation, unit `{token}`.
+pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = semconv::GEN_AI_CLIENT_TOKEN_USAGE;
+/// `gen_ai.client.operation.duration`: histogram of operation durations, unit `s`.
+pub const GEN_AI_CLIENT_OPERATION_DURATION: &str = semconv::GEN_AI_CLIENT_OPERATION_DURATION;
+
+/// Bucket boundaries the conventions recommend for `gen_ai.client.token.usage`.
+pub const TOKEN_USAGE_BOUNDARIES: [f64; 14] = [
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+/// Bucket boundaries the conventions recommend for `gen_ai.client.operation.duration`.
+pub const OPERATION_DURATION_BOUNDARIES: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// `http.server.request.duration`: histogram of HTTP server request durations, unit `s`.
+pub const HTTP_SERVER_REQUEST_DURATION: &str = semconv::HTTP_SERVER_REQUEST_DURATION;
+/// `http.server.active_requests`: requests in flight, unit `{request}`.
+pub const HTTP_SERVER_ACTIVE_REQUESTS: &str = semconv::HTTP_SERVER_ACTIVE_REQUESTS;
+/// Bucket boundaries for `http.server.request.duration`: the conventions' advice up to 10 s,
+/// extended to two minutes because an agent turn on a local model takes seconds.
+pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 17] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
+    120.0,
+];

@@ -1,0 +1,185 @@
+//! Assembling a pipeline from a [`TelemetryConfig`]: the sinks it names (local trace store, OTLP)
+//! behind the bounded batch processor, the meter provider and its readers, and any extra exporters
+//! a caller adds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
+use opentelemetry_sdk::metrics::{MeterProviderBuilder, PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use super::guard::Pipeline;
+use super::io_runtime::IoRuntime;
+use super::{TelemetryConfig, TelemetryError, TelemetryGuard};
+use crate::batch_processor::{
+    BatchConfig, BoundedBatchProcessor, BoundedBatchProcessorBuilder, ExportCounters,
+};
+use crate::metrics::INSTRUMENTATION_SCOPE;
+use crate::otlp::{self, RuntimeHttpClient};
+use crate::prometheus::PrometheusReader;
+use crate::trace_store::LocalTraceStore;
+
+/// Builds a telemetry pipeline without installing anything globally; [`init`](super::init) builds
+/// one and installs it. Tests use this with [`TelemetryGuard::set_thread_default`].
+pub struct Telemetry;
+
+impl Telemetry {
+    /// A builder for the pipeline that `config` describes.
+    pub fn builder(config: &TelemetryConfig) -> TelemetryBuilder {
+        TelemetryBuilder {
+            config: config.clone(),
+            span_exporters: Vec::new(),
+            metric_exporter: None,
+        }
+    }
+}
+
+type AddSpanExporter =
+    Box<dyn FnOnce(BoundedBatchProcessorBuilder) -> BoundedBatchProcessorBuilder>;
+type AddMetricReader = Box<dyn FnOnce(MeterProviderBuilder, Duration) -> MeterProviderBuilder>;
+
+/// Builds a [`TelemetryGuard`]: the configured sinks plus any extra exporters.
+pub struct TelemetryBuilder {
+    config: TelemetryConfig,
+    span_exporters: Vec<AddSpanExporter>,
+    metric_exporter: Option<AddMetricReader>,
+}
+
+impl TelemetryBuilder {
+    /// Adds a span exporter next to the configured sinks (a test double, another backend).
+    pub fn with_span_exporter<E>(mut self, name: impl Into<String>, exporter: E) -> Self
+    where
+        E: opentelemetry_sdk::trace::SpanExporter + 'static,
+    {
+        let name = name.into();
+        self.span_exporters.push(Box::new(move |builder| {
+            builder.with_exporter(name, exporter)
+        }));
+        self
+    }
+
+    /// Sends metrics to `exporter` (periodically, and on flush) instead of the configured OTLP
+    /// endpoint, e.g. opentelemetry_sdk's in-memory exporter in tests.
+    pub fn with_metric_exporter<E>(mut self, exporter: E) -> Self
+    where
+        E: PushMetricExporter + 'static,
+    {
+        self.metric_exporter = Some(Box::new(move |builder, interval| {
+            builder.with_reader(
+                PeriodicReader::builder(exporter)
+                    .with_interval(interval)
+                    .build(),
+            )
+        }));
+        self
+    }
+
+    /// Starts the export thread and the providers.
+    pub fn build(self) -> Result<TelemetryGuard, TelemetryError> {
+        let config = self.config;
+        let counters = Arc::new(ExportCounters::default());
+        if config.disabled {
+            return Ok(TelemetryGuard::new(
+                None,
+                counters,
+                None,
+                config.capture_content,
+            ));
+        }
+        let runtime = IoRuntime::start()?;
+        let handle = runtime.handle();
+        let resource = config.resource();
+        let trace_store = config
+            .local_store
+            .as_ref()
+            .map(LocalTraceStore::open)
+            .transpose()?;
+
+        let mut processor =
+            BoundedBatchProcessor::builder(config.batch_config(), handle.clone(), resource.clone());
+        if let Some(store) = &trace_store {
+            processor = processor.with_exporter("local trace store", store.clone());
+        }
+        let mut meter_provider = SdkMeterProvider::builder().with_resource(resource.clone());
+        {
+            // The gRPC channels spawn their connection tasks on the runtime in context.
+            let _context = handle.enter();
+            if let Some(otlp_config) = &config.otlp {
+                let http_client = RuntimeHttpClient::new(handle.clone(), otlp_config.timeout)?;
+                let exporter = otlp::span_exporter(otlp_config, &http_client)?;
+                processor = processor
+                    .with_exporter(format!("OTLP {}", otlp_config.protocol.as_str()), exporter);
+                if self.metric_exporter.is_none() && otlp_config.exports_metrics() {
+                    let metric_exporter = otlp::metric_exporter(otlp_config, &http_client)?;
+                    meter_provider = meter_provider.with_reader(
+                        PeriodicReader::builder(metric_exporter)
+                            .with_interval(config.metric_interval)
+                            .build(),
+                    );
+                }
+            }
+            if let Some(add_reader) = self.metric_exporter {
+                meter_provider = add_reader(meter_provider, config.metric_interval);
+            }
+        }
+        // Always aggregated in-process too, for a Prometheus `/metrics` endpoint (cumulative, so
+        // nothing grows beyond one point per attribute set).
+        let prometheus = PrometheusReader::new();
+        meter_provider = meter_provider.with_reader(prometheus.clone());
+        let has_sinks =
+            trace_store.is_some() || config.otlp.is_some() || !self.span_exporters.is_empty();
+        for add in self.span_exporters {
+            processor = add(processor);
+        }
+        let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource);
+        let mut counters = counters;
+        // Without a sink, spans still get ids (for logs and `traceparent`) but nothing is queued.
+        if has_sinks {
+            let processor = processor.build().map_err(TelemetryError::Threads)?;
+            counters = processor.counters();
+            tracer_provider = tracer_provider.with_span_processor(processor);
+        }
+        let tracer_provider = tracer_provider.build();
+        let tracer = tracer_provider.tracer(INSTRUMENTATION_SCOPE);
+        let pipeline = Pipeline {
+            tracer_provider,
+            tracer,
+            meter_provider: meter_provider.build(),
+            prometheus,
+            runtime,
+        };
+        Ok(TelemetryGuard::new(
+            Some(pipeline),
+            counters,
+            trace_store,
+            config.capture_content,
+        ))
+    }
+}
+
+impl TelemetryConfig {
+    fn batch_config(&self) -> BatchConfig {
+        BatchConfig {
+            queue_size: self.queue_size.max(1),
+            // As the SDKs do: a batch larger than the queue is capped at the queue size.
+            batch_size: self.batch_size.clamp(1, self.queue_size.max(1)),
+            schedule_delay: self.schedule_delay,
+            export_timeout: self.export_timeout,
+        }
+    }
+
+    fn resource(&self) -> Resource {
+        let attributes = self
+            .resource_attributes
+            .iter()
+            .filter(|(key, _)| key.as_str() != "service.name")
+            .map(|(key, value)| opentelemetry::KeyValue::new(key.clone(), value.clone()));
+        Resource::builder_empty()
+            .with_service_name(self.service_name.clone())
+            .with_attributes(attributes)
+            .build()
+    }
+}
