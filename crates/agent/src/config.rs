@@ -254,9 +254,7 @@ impl AgentConfig {
                 agent: self.name.clone(),
                 error,
             })?;
-        let capture_content = self
-            .capture_content
-            .unwrap_or(context.capture_content);
+        let capture_content = self.capture_content.unwrap_or(context.capture_content);
         let mut context_retriever = None;
         if let Some(memory) = &self.memory {
             let memory_error = |error| BuildError::Memory {

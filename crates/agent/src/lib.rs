@@ -29,10 +29,10 @@ mod traced_chat;
 pub use agent::{
     Agent, AgentBuilder, AgentError, AgentOutcome, StopReason, ToolCallRecord, TurnContext,
 };
+pub use build_context::BuildContext;
 pub use chat::{
     ChatChunk, ChatModel, ChatOptions, ChatRequest, ChatResponse, ChatStream, FinishReason,
     Message, Role, ToolCall, ToolChoice, ToolDefinition, Usage,
 };
-pub use build_context::BuildContext;
 pub use config::{AgentConfig, AgentDefaults, BuildError, ConfigError};
 pub use error::ChatError;

@@ -128,7 +128,10 @@ pub enum MemoryBuildError {
 /// The embedder `[memory.embedder]` describes; the local model is pulled on first use.
 pub async fn build_embedder(context: &BuildContext) -> Result<Arc<dyn Embedder>, MemoryBuildError> {
     let settings = &context.memory.embedder;
-    context.memory.validate().map_err(MemoryBuildError::Config)?;
+    context
+        .memory
+        .validate()
+        .map_err(MemoryBuildError::Config)?;
     let embedder: Arc<dyn Embedder> = match settings.provider {
         #[cfg(feature = "local")]
         EmbedderProvider::Local => {

@@ -16,9 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
+use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
-use figment::providers::{Format, Toml};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -35,12 +35,20 @@ pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/sextant.toml");
 
 /// Variables that stand for a key, each with the setting it implies (a URL for a backend selects
 /// that backend).
-type Shorthand = (&'static str, &'static str, Option<(&'static str, &'static str)>);
+type Shorthand = (
+    &'static str,
+    &'static str,
+    Option<(&'static str, &'static str)>,
+);
 
 const SHORTHANDS: [Shorthand; 4] = [
     ("THREADS", "providers.local.threads", None),
     ("TRACKING_URI", "tracking.uri", None),
-    ("QDRANT_URL", "memory.qdrant.url", Some(("memory.store", "qdrant"))),
+    (
+        "QDRANT_URL",
+        "memory.qdrant.url",
+        Some(("memory.store", "qdrant")),
+    ),
     (
         "SEARXNG_URL",
         "tools.web_search.searxng.url",
@@ -88,7 +96,10 @@ pub struct SextantConfig {
     pub sessions: SessionsConfig,
     /// The HTTP service (`[serve]`), typed by sextant-server through [`SextantConfig::section`].
     #[serde(default)]
-    #[allow(dead_code, reason = "present so that `[serve]` is a known section; its owner reads it")]
+    #[allow(
+        dead_code,
+        reason = "present so that `[serve]` is a known section; its owner reads it"
+    )]
     serve: IgnoredAny,
     /// The merged sources, for [`SextantConfig::section`].
     #[serde(skip)]
@@ -322,7 +333,10 @@ mod tests {
         let err = SextantConfig::load_with_env(Some(&file), false)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("serv"), "an unknown section is an error: {err}");
+        assert!(
+            err.contains("serv"),
+            "an unknown section is an error: {err}"
+        );
     }
 
     #[derive(Debug, Default, PartialEq, Deserialize)]
@@ -347,7 +361,10 @@ mod tests {
         let serve: Section = config.section("serve").unwrap();
         assert_eq!(serve.addr, "0.0.0.0:9000");
         assert_eq!(serve.max_body_bytes, 1 << 20, "the shipped default");
-        assert_eq!(config.section::<Absent>("elsewhere").unwrap(), Absent::default());
+        assert_eq!(
+            config.section::<Absent>("elsewhere").unwrap(),
+            Absent::default()
+        );
 
         let config = SextantConfig::load_with_vars(
             None,

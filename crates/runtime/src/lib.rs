@@ -32,8 +32,8 @@ mod process;
 mod runtime;
 mod trace_export;
 
+pub use config::{DEFAULT_CONFIG, SextantConfig};
 pub use error::RuntimeError;
 pub use process::configure_process;
 pub use runtime::{Runtime, RuntimeBuilder, RuntimeReport};
-pub use config::{DEFAULT_CONFIG, SextantConfig};
 pub use sextant_tracker::tracking::{RunSpec, RunStatus};

@@ -14,8 +14,8 @@ pub use config::{LocalSettings, OllamaSettings, OpenAiSettings, ProvidersConfig}
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::chat::{ChatChunk, ChatModel, ChatStream};
 use crate::build_context::BuildContext;
+use crate::chat::{ChatChunk, ChatModel, ChatStream};
 use crate::config::{ModelConfig, ProviderKind};
 use crate::error::ChatError;
 use crate::retry::ResilientChatModel;
