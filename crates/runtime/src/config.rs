@@ -340,7 +340,7 @@ mod tests {
     }
 
     #[derive(Debug, Default, PartialEq, Deserialize)]
-    #[serde(deny_unknown_fields, default)]
+    #[serde(default)]
     struct Section {
         addr: String,
         max_body_bytes: usize,

@@ -40,37 +40,46 @@ pub struct Shared {
 /// applied to its builder (the first caller's arguments win: one runtime per test binary).
 pub fn shared_with(
     vars: &[(&str, &str)],
-    customise: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder,
+    customise: impl FnOnce(RuntimeBuilder) -> RuntimeBuilder + Send,
 ) -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
+    // Started on a thread of its own: the caller may already be inside a tokio runtime.
     SHARED.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let agents = data.join("agents");
-        std::fs::create_dir_all(&agents).unwrap();
-        agent_file(&agents, "tiny", 16);
-        agent_file(&agents, "slow", 400);
-        let mut all = vec![
-            ("SEXTANT_DATA_DIR".to_owned(), data.display().to_string()),
-            ("SEXTANT_THREADS".to_owned(), "1".to_owned()),
-            (
-                "SEXTANT_TELEMETRY__CAPTURE_CONTENT".to_owned(),
-                "true".to_owned(),
-            ),
-        ];
-        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let config = SextantConfig::load_with_vars(None, all).expect("the test configuration");
-        let tokio = tokio::runtime::Runtime::new().unwrap();
-        let runtime = tokio
-            .block_on(customise(Runtime::builder(config)).start())
-            .expect("the runtime starts");
-        Shared {
-            runtime: Arc::new(runtime),
-            data,
-            agents,
-            _dir: dir,
-            _tokio: tokio,
-        }
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let dir = tempfile::tempdir().unwrap();
+                    let data = dir.path().join("data");
+                    let agents = data.join("agents");
+                    std::fs::create_dir_all(&agents).unwrap();
+                    agent_file(&agents, "tiny", 16);
+                    agent_file(&agents, "slow", 400);
+                    let mut all = vec![
+                        ("SEXTANT_DATA_DIR".to_owned(), data.display().to_string()),
+                        ("SEXTANT_THREADS".to_owned(), "1".to_owned()),
+                        (
+                            "SEXTANT_TELEMETRY__CAPTURE_CONTENT".to_owned(),
+                            "true".to_owned(),
+                        ),
+                    ];
+                    all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+                    let config =
+                        SextantConfig::load_with_vars(None, all).expect("the test configuration");
+                    let tokio = tokio::runtime::Runtime::new().unwrap();
+                    let runtime = tokio
+                        .block_on(customise(Runtime::builder(config)).start())
+                        .expect("the runtime starts");
+                    Shared {
+                        runtime: Arc::new(runtime),
+                        data,
+                        agents,
+                        _dir: dir,
+                        _tokio: tokio,
+                    }
+                })
+                .join()
+                .expect("the shared runtime starts")
+        })
     })
 }
 
