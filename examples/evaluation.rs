@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde_json::json;
 use sextant_agent::eval::dataset::{Dataset, EvalRow, Expectations};
 use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
-use sextant_agent::eval::run::{EvalOptions, evaluate, flushed_spans};
+use sextant_agent::eval::run::{EvalOptions, evaluate};
 use sextant_agent::eval::scorer::{Scorer, code_scorer};
 use sextant_agent::eval::scorers::builtin;
 use sextant_agent::providers::local::{LocalChatModel, LocalModelOptions};
@@ -119,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
         }),
     ];
 
-    let spans = flushed_spans(runtime.telemetry().expect("started with telemetry"));
+    let spans = runtime.spans_reader();
     let progress = |done: usize, total: usize| eprintln!("  answered and scored {done}/{total}");
     let report = evaluate(
         &agent,

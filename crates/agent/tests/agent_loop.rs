@@ -226,6 +226,43 @@ async fn the_last_step_forbids_tools_and_a_stubborn_model_stops_at_max_steps() {
     assert_eq!(requests.len(), 3);
     assert_eq!(requests[0].options.tool_choice, ToolChoice::Auto);
     assert_eq!(requests[2].options.tool_choice, ToolChoice::None);
+    // The calls of the last step, which was told to answer, are not run; the answer says why
+    // instead of being the last tool result ("2").
+    assert_eq!(outcome.tool_calls.len(), 2);
+    assert_ne!(outcome.answer, "2");
+    assert!(
+        outcome.answer.contains("ran out of steps")
+            && outcome.answer.contains("allows 3 model calls"),
+        "{}",
+        outcome.answer
+    );
+    // The conversation ends with that answer and no tool call left without its result.
+    let last = outcome.messages.last().unwrap();
+    assert_eq!(last.role, Role::Assistant);
+    assert_eq!(last.content, outcome.answer);
+    assert!(last.tool_calls.is_empty());
+}
+
+#[tokio::test]
+async fn a_turn_out_of_steps_never_answers_with_a_tool_error() {
+    // Every step asks for a tool that fails: the old loop answered with its `error:` text.
+    let model = ScriptedChatModel::new().then_tool_calls(&[("teleport", "{}")]);
+    let streamed = std::sync::Mutex::new(String::new());
+    let on_content = |piece: &str| streamed.lock().unwrap().push_str(piece);
+    let outcome = agent(model, ToolSet::new().with(Calculator), 2)
+        .run_turn(&[], "go", &Default::default(), Some(&on_content as _))
+        .await
+        .unwrap();
+    assert_eq!(outcome.stop_reason, StopReason::MaxSteps);
+    assert!(outcome.tool_calls[0].is_error);
+    assert!(!outcome.answer.starts_with("error:"), "{}", outcome.answer);
+    assert!(
+        outcome.answer.contains("ran out of steps"),
+        "{}",
+        outcome.answer
+    );
+    // A streaming caller is told the same answer.
+    assert_eq!(*streamed.lock().unwrap(), outcome.answer);
 }
 
 #[tokio::test]

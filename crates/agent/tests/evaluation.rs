@@ -47,7 +47,11 @@ async fn every_row_is_answered_scored_and_aggregated() {
             message: "bad request".into(),
         })
         .then_text("I'm not sure, maybe Cusco or Lima or somewhere else in Peru.");
-    let agent = Agent::builder("qa", Arc::new(agent_model)).build();
+    // Evaluations capture content, as `sextant eval` does: the report holds answers and
+    // rationales only then.
+    let agent = Agent::builder("qa", Arc::new(agent_model))
+        .capture_content(true)
+        .build();
     let judge_model = ScriptedChatModel::new()
         .then_tool_calls(&[(
             "verdict",
@@ -155,4 +159,54 @@ async fn every_row_is_answered_scored_and_aggregated() {
         "{user}"
     );
     assert_eq!(asked.tools[0].name, "verdict");
+}
+
+#[tokio::test]
+async fn without_content_capture_the_report_keeps_verdicts_but_no_answers_or_rationales() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = Dataset::from_rows(
+        &dir.path().join("qa.jsonl"),
+        vec![row("Capital of France?", "Paris.")],
+    )
+    .unwrap();
+    let agent =
+        Agent::builder("qa", Arc::new(ScriptedChatModel::new().then_text("Paris."))).build();
+    let judge_model = ScriptedChatModel::new().then_tool_calls(&[(
+        "verdict",
+        r#"{"result": "yes", "rationale": "Both say Paris."}"#,
+    )]);
+    let registry: Arc<dyn PromptRegistry> =
+        Arc::new(LocalPromptRegistry::open(dir.path().join("registry.db")).unwrap());
+    let scorers = vec![
+        exact_match(),
+        Arc::new(LlmJudge::new(
+            JudgeKind::Correctness,
+            Arc::new(judge_model),
+            registry,
+        )) as Arc<dyn sextant_agent::eval::scorer::Scorer>,
+    ];
+    let report = evaluate(
+        &agent,
+        &dataset,
+        &scorers,
+        &EvalOptions {
+            concurrency: 1,
+            spans: None,
+            progress: None,
+        },
+    )
+    .await;
+    let row = &report.rows[0];
+    assert_eq!(row.answer, None);
+    assert!(
+        row.scores.values().all(|s| s.rationale.is_none()),
+        "{row:?}"
+    );
+    assert!(
+        row.scores
+            .values()
+            .all(|s| s.value.as_ref().unwrap().passed())
+    );
+    let logged = serde_json::to_string(&report).unwrap();
+    assert!(!logged.contains("Both say Paris"), "{logged}");
 }

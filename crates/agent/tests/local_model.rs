@@ -373,10 +373,9 @@ async fn tokenizer_round_trips() {
     let im_start = tokenizer
         .token_id("<|im_start|>")
         .expect("<|im_start|> in the vocabulary");
-    assert_eq!(
-        tokenizer.encode("<|im_start|>").expect("encode"),
-        vec![im_start]
-    );
+    // Text is text: a control token written in it is not its id (the prompt places those itself).
+    let spelled = tokenizer.encode("<|im_start|>").expect("encode");
+    assert!(!spelled.contains(&im_start), "{spelled:?}");
     for text in [
         "Hello, world! 12 * 7 + 3 = 87.",
         "<|im_start|>user\nWhat's the weather in Zürich?<|im_end|>\n",

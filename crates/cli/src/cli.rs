@@ -29,6 +29,9 @@ pub enum Command {
     /// Serve agents over HTTP: OpenAI-compatible chat completions, Sextant's invoke API, traces,
     /// health and Prometheus metrics ([serve] in the configuration).
     Serve(ServeArgs),
+    /// API keys for `sextant serve` ([serve.auth]).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Stored conversations.
     #[command(subcommand)]
     Sessions(SessionsCommand),
@@ -253,6 +256,36 @@ pub enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sextant keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new random API key: prints the key once (it is stored nowhere) and the `[[keys]]`
+    /// entry holding its SHA-256 digest, or appends that entry to `--file`.
+    New {
+        /// The principal's user id (`user.id` on its turns, the owner of its sessions and traces).
+        #[arg(long)]
+        user: String,
+        /// Its roles: user (default), service (acts for end users it names), admin (reads every
+        /// trace). Repeatable.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<KeyRole>,
+        /// Append the entry to this keys file (`[serve.auth] keys_file`), creating it.
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
+}
+
+/// A role of an API key.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum KeyRole {
+    /// Talks to agents as itself.
+    User,
+    /// A backend acting for its end users.
+    Service,
+    /// Reads every trace.
+    Admin,
 }
 
 /// `sextant serve`.

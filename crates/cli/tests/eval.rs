@@ -8,12 +8,12 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
+use sextant_testkit::local_agent_file as agent_file;
 use sextant_testkit::{mlflow_url, python};
 use sextant_tracker::local::LocalTrackingStore;
 use sextant_tracker::tracking::{
     JUDGE_INPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, TrackingStore,
 };
-use support::service::agent_file;
 use support::{json_of, sextant};
 
 const DATASET: &str = concat!(

@@ -19,13 +19,21 @@ fn span<'a>(spans: &'a [Value], prefix: &str) -> &'a Value {
 
 #[test]
 fn sigterm_finishes_the_turn_in_flight_loses_none_of_its_spans_and_never_logs_the_token() {
-    let token = "s3cr3t-token-for-tests";
+    let token = "s3cr3t-key-for-the-tests";
     let data = tempfile::tempdir().unwrap();
+    // The keys file names the variable that holds the key.
+    let keys = data.path().join("keys.toml");
+    std::fs::write(
+        &keys,
+        "[[keys]]\nuser = \"tester\"\nkey_env = \"SERVE_TEST_TOKEN\"\n",
+    )
+    .unwrap();
+    let keys = keys.display().to_string();
     let service = Service::start(
         data.path(),
         &[
             ("SEXTANT_SERVE__METRICS_LOG_INTERVAL_SECS", "0.5"),
-            ("SEXTANT_SERVE__AUTH_TOKEN_ENV", "SERVE_TEST_TOKEN"),
+            ("SEXTANT_SERVE__AUTH__KEYS_FILE", keys.as_str()),
             ("SERVE_TEST_TOKEN", token),
             ("RUST_LOG", "debug"),
         ],

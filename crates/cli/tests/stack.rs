@@ -161,7 +161,13 @@ fn the_compose_file_is_a_complete_consistent_stack() {
             }
         }
         for port in strings(&spec["ports"]) {
-            let host = port.split(':').next().unwrap().to_owned();
+            // Published on loopback only: 127.0.0.1:HOST:CONTAINER.
+            let parts: Vec<&str> = port.split(':').collect();
+            assert!(
+                parts.len() == 3 && parts[0] == "127.0.0.1",
+                "{name} publishes `{port}` beyond loopback; publish as 127.0.0.1:HOST:CONTAINER"
+            );
+            let host = parts[1].to_owned();
             assert!(
                 host_ports.insert(host.clone()),
                 "host port {host} is published twice"
@@ -345,12 +351,22 @@ fn the_service_configuration_names_the_stacks_services() {
     );
     // Runs go to the experiment whose id the collector sends the traces to (Default = 0).
     assert_eq!(config.tracking.experiment, "Default");
-    // The bearer token comes from the environment compose sets.
-    let token_env = serve.auth_token_env.as_deref().unwrap();
+    // The service listens beyond loopback inside its container, so it has API keys, and every
+    // key it reads from the environment is one compose sets.
     assert!(
-        sextant["environment"].get(token_env).is_some(),
-        "compose sets {token_env}"
+        !serve.auth.keys.is_empty(),
+        "the compose service declares API keys"
     );
+    for key in &serve.auth.keys {
+        let key_env = key
+            .key_env
+            .as_deref()
+            .expect("compose keys come from the environment");
+        assert!(
+            sextant["environment"].get(key_env).is_some(),
+            "compose sets {key_env}"
+        );
+    }
 
     // SearXNG answers the JSON the web_search tool reads.
     let searxng = yaml("configs/searxng/settings.yml");

@@ -7,6 +7,9 @@
 //! conventions do not define — the MLflow and OpenInference keys the tracker adds when a span ends,
 //! and Sextant's own `sextant.*` keys — are defined here.
 //!
+//! [`shown_url`] is how every crate renders a URL for errors, logs and the `url.full` attribute:
+//! never with credentials, and without its query where content may not be recorded.
+//!
 //! Callers create spans with plain `tracing` macros and these constants as span names and field
 //! names:
 //!
@@ -30,9 +33,11 @@
 
 pub mod metric;
 pub mod operation;
+mod shown_url;
 mod span_kind;
 pub mod span_name;
 
+pub use shown_url::{UrlParts, shown_url};
 pub use span_kind::GenAiSpanKind;
 
 use opentelemetry_semantic_conventions::attribute as semconv;
@@ -130,8 +135,8 @@ pub const HTTP_RESPONSE_STATUS_CODE: &str = semconv::HTTP_RESPONSE_STATUS_CODE;
 pub const SERVER_ADDRESS: &str = semconv::SERVER_ADDRESS;
 /// `server.port`: the port an outgoing HTTP request went to.
 pub const SERVER_PORT: &str = semconv::SERVER_PORT;
-/// `url.full`: the URL requested (its query only when content capture is on; it can hold the
-/// user's words).
+/// `url.full`: the URL requested, never with credentials, and with its query only when content
+/// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;
 
 /// `mlflow.spanType`: MLflow's span type (see [`GenAiSpanKind::mlflow_span_type`]).
@@ -159,6 +164,13 @@ pub const SEXTANT_PROMPT_VERSION: &str = "sextant.prompt.version";
 /// `sextant.agent.version`: the registered agent configuration that ran the turn,
 /// `models:/name/version` (set when the agent was loaded from the model registry).
 pub const SEXTANT_AGENT_VERSION: &str = "sextant.agent.version";
+/// On a service's server span: who owns the turn (the API key's user id, `KEYUSER/ENDUSER` for
+/// an end user a service key named, the asserted user id without keys, empty for nobody). The
+/// service shows a trace only to its owner (and admins).
+pub const SEXTANT_OWNER: &str = "sextant.owner";
+/// On a service's server span: the `traceparent` a caller sent that was not continued (it is
+/// linked instead).
+pub const SEXTANT_CALLER_TRACEPARENT: &str = "sextant.caller.traceparent";
 /// `sextant.prompt.alias`: the alias the prompt was named by (`production`, `latest` …), if any.
 pub const SEXTANT_PROMPT_ALIAS: &str = "sextant.prompt.alias";
 /// `sextant.prompt.uri`: the exact version used, `prompts:/name/version`.

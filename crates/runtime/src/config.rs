@@ -166,6 +166,11 @@ impl SextantConfig {
                 source_name: "the configuration".into(),
                 message,
             })?;
+        self.tools.validate().map_err(|error| ConfigError::Value {
+            key: error.key,
+            source_name: "the configuration".into(),
+            message: error.message,
+        })?;
         self.tracking
             .validate()
             .map_err(|(key, message)| ConfigError::Value {
@@ -337,6 +342,27 @@ mod tests {
             err.contains("serv"),
             "an unknown section is an error: {err}"
         );
+    }
+
+    #[test]
+    fn seconds_too_large_for_a_duration_are_an_error_naming_the_key_not_a_panic() {
+        for (variable, key) in [
+            ("SEXTANT_TRACKING__TIMEOUT_SECS", "tracking.timeout_secs"),
+            (
+                "SEXTANT_TRACKING__MODEL_ALIAS_TTL_SECS",
+                "tracking.model_alias_ttl_secs",
+            ),
+            ("SEXTANT_TOOLS__TIMEOUT_SECS", "tools.timeout_secs"),
+            (
+                "SEXTANT_TOOLS__HTTP_FETCH__TIMEOUT_SECS",
+                "tools.http_fetch.timeout_secs",
+            ),
+        ] {
+            let err = SextantConfig::load_with_vars(None, vec![(variable.into(), "1e20".into())])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key), "{variable}: {err}");
+        }
     }
 
     #[derive(Debug, Default, PartialEq, Deserialize)]

@@ -78,8 +78,7 @@ impl RuntimeBuilder {
         &self,
         name: Option<&str>,
     ) -> Result<(AgentConfig, Option<ModelVersion>), RuntimeError> {
-        let default = self.config.agent.default.as_deref();
-        Ok(load_agent(&self.config.build_context(), name, default).await?)
+        resolve_agent(&self.config, &self.config.build_context(), name).await
     }
 
     /// The configuration the runtime will start from.
@@ -256,6 +255,20 @@ impl Runtime {
         }
     }
 
+    /// [`Runtime::trace_spans`] as the function scorers read a finished turn's trace with
+    /// (`EvalOptions::spans`): a failed read is logged and reads as no spans. It flushes the
+    /// pipeline in place, so it needs a multi-threaded Tokio runtime.
+    pub fn spans_reader(&self) -> impl Fn(&str) -> Vec<StoredSpan> + Send + Sync + '_ {
+        move |trace_id: &str| {
+            tokio::task::block_in_place(|| {
+                self.trace_spans(trace_id).unwrap_or_else(|error| {
+                    tracing::warn!("reading the spans of trace {trace_id} failed: {error}");
+                    Vec::new()
+                })
+            })
+        }
+    }
+
     /// A tracker on the tracking store `[tracking]` names, for processes that log more runs than
     /// their own (a sweep's child runs, one run per evaluated version). Writes spool under the
     /// data dir like the process's run.
@@ -312,8 +325,7 @@ impl Runtime {
         &self,
         name: Option<&str>,
     ) -> Result<(AgentConfig, Option<ModelVersion>), RuntimeError> {
-        let default = self.config.agent.default.as_deref();
-        Ok(load_agent(&self.context, name, default).await?)
+        resolve_agent(&self.config, &self.context, name).await
     }
 
     /// The agent `agent` describes, stamped with `version` (it records `models:/name/N` on its
@@ -345,7 +357,7 @@ impl Runtime {
     /// An agent served from `uri` for a long-lived process: re-resolved after `[tracking]
     /// model_alias_ttl_secs`, so promoting a version changes what is served without a restart.
     pub fn served_agent(&self, uri: ModelUri) -> Result<ServedAgent, AgentRegistryError> {
-        let ttl = Duration::from_secs_f64(self.config.tracking.model_alias_ttl_secs);
+        let ttl = self.config.tracking.model_alias_ttl();
         Ok(ServedAgent::new(
             self.agent_registry()?,
             self.context.clone(),
@@ -381,4 +393,14 @@ impl Runtime {
         };
         Ok(RuntimeReport { run, telemetry })
     }
+}
+
+/// The agent `name` names (a file, a registry URI, or `[agent] default` when `None`), with the
+/// registry version it resolved to: what the builder and the runtime resolve alike.
+async fn resolve_agent(
+    config: &SextantConfig,
+    context: &BuildContext,
+    name: Option<&str>,
+) -> Result<(AgentConfig, Option<ModelVersion>), RuntimeError> {
+    Ok(load_agent(context, name, config.agent.default.as_deref()).await?)
 }

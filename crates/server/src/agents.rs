@@ -1,14 +1,21 @@
 //! The agents a service answers with, by the name a request's `model` gives: an agent file's
 //! stem in `[serve] agents_dir` (`assistant` for `assistant.toml`; the built-in assistant when
-//! the directory has none), or a `models:/name@alias` URI served from the model registry and
-//! re-resolved after `[tracking] model_alias_ttl_secs`, so a promotion changes the agent without a
-//! restart. Each agent is built once, on first use, and shared by all requests.
+//! the directory has none), or a `models:/name@alias` URI of a model `[serve]
+//! allowed_registry_models` lists, served from the model registry and re-resolved after
+//! `[tracking] model_alias_ttl_secs`, so a promotion changes the agent without a restart. Each
+//! agent is built once, on first use, and shared by all requests.
+//!
+//! A request never names a path: only the configured default agent may be a file outside
+//! `agents_dir`. Registry agents are cached only once they resolved, at most
+//! `max_registry_agents` of them (the least recently used goes), so a client cannot grow the
+//! catalog with made-up names.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use sextant_agent::registry::{AgentRegistryError, ServedAgent};
+use sextant_agent::registry::{AgentRegistry, AgentRegistryError, ServedAgent};
 use sextant_agent::{Agent, AgentConfig};
 use sextant_runtime::Runtime;
 use sextant_tracker::model_registry::{ModelRegistryError, ModelUri};
@@ -20,11 +27,13 @@ use crate::error::ApiError;
 /// The name of the built-in agent.
 pub const BUILTIN: &str = "assistant";
 
-enum Slot {
-    /// A file's agent, built on first use.
-    File(OnceCell<Arc<Agent>>),
-    /// A registry URI's agent, rebuilt when the URI moves.
-    Served(Box<ServedAgent>),
+/// Where the default agent comes from when it is not a stem: the configuration may name a file
+/// anywhere (requests may not).
+enum DefaultAgent {
+    /// A stem, the built-in assistant, or a `models:/` URI: looked up like a request's name.
+    Named,
+    /// A file the configuration names.
+    File(PathBuf),
 }
 
 /// The agents by name; see the [module docs](self).
@@ -32,7 +41,12 @@ pub struct AgentCatalog {
     runtime: Arc<Runtime>,
     dir: Option<PathBuf>,
     default: String,
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    default_kind: DefaultAgent,
+    allowed_models: Vec<String>,
+    max_served: usize,
+    files: Mutex<HashMap<String, Arc<OnceCell<Arc<Agent>>>>>,
+    served: Mutex<HashMap<ModelUri, (Arc<ServedAgent>, Instant)>>,
+    registry: OnceLock<AgentRegistry>,
 }
 
 impl AgentCatalog {
@@ -50,11 +64,26 @@ impl AgentCatalog {
                     .map(|p| p.display().to_string())
             })
             .unwrap_or_else(|| BUILTIN.to_owned());
+        let default_kind = if default.ends_with(".toml") {
+            DefaultAgent::File(PathBuf::from(&default))
+        } else {
+            DefaultAgent::Named
+        };
+        let mut allowed_models = settings.allowed_registry_models.clone();
+        // The configured default may be a registry URI even when requests may not name one.
+        if let Ok(uri) = default.parse::<ModelUri>() {
+            allowed_models.push(uri.name);
+        }
         Self {
             runtime,
             dir: settings.agents_dir.clone(),
             default,
-            slots: Mutex::new(HashMap::new()),
+            default_kind,
+            allowed_models,
+            max_served: settings.max_registry_agents.max(1),
+            files: Mutex::new(HashMap::new()),
+            served: Mutex::new(HashMap::new()),
+            registry: OnceLock::new(),
         }
     }
 
@@ -83,59 +112,99 @@ impl AgentCatalog {
     /// the registry.
     pub async fn get(&self, model: &str) -> Result<(Arc<Agent>, Option<String>), ApiError> {
         let name = match model.trim() {
-            "" => self.default.clone(),
-            name => name.to_owned(),
+            "" => self.default.as_str(),
+            name => name,
         };
-        let slot = self.slot(&name)?;
-        match &*slot {
-            Slot::File(cell) => {
-                let agent = cell
-                    .get_or_try_init(|| async { self.build_file(&name).await.map(Arc::new) })
-                    .await?;
-                Ok((agent.clone(), None))
-            }
-            Slot::Served(served) => {
-                let (agent, version) = served
-                    .current()
-                    .await
-                    .map_err(|error| registry_error(&name, error))?;
-                Ok((agent, Some(version.uri().to_string())))
-            }
+        if ModelUri::is_uri(name) {
+            return self.served(name).await;
         }
+        let file = match (&self.default_kind, name == self.default) {
+            (DefaultAgent::File(path), true) => Some(path.clone()),
+            _ => self.agent_file(name)?,
+        };
+        let cell = self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        let agent = cell
+            .get_or_try_init(|| async { self.build_file(name, file).await.map(Arc::new) })
+            .await?;
+        Ok((agent.clone(), None))
     }
 
-    fn slot(&self, name: &str) -> Result<Arc<Slot>, ApiError> {
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = slots.get(name) {
-            return Ok(slot.clone());
+    /// A registry agent: allowed by name, resolved before it is cached.
+    async fn served(&self, name: &str) -> Result<(Arc<Agent>, Option<String>), ApiError> {
+        let uri: ModelUri = name.parse().map_err(|error| {
+            ApiError::invalid(
+                Some("model"),
+                format!("`{name}` is not a model URI: {error}"),
+            )
+        })?;
+        if !self
+            .allowed_models
+            .iter()
+            .any(|allowed| allowed == "*" || *allowed == uri.name)
+        {
+            return Err(self.unknown(name));
         }
-        let slot = if ModelUri::is_uri(name) {
-            let uri: ModelUri = name.parse().map_err(|error| {
-                ApiError::invalid(
-                    Some("model"),
-                    format!("`{name}` is not a model URI: {error}"),
-                )
-            })?;
-            let served: ServedAgent = self.runtime.served_agent(uri).map_err(|error| {
-                ApiError::unavailable(format!("the model registry cannot be opened: {error}"))
-            })?;
-            Slot::Served(Box::new(served))
-        } else {
-            self.agent_file(name)?;
-            Slot::File(OnceCell::new())
+        let cached = self
+            .served
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(&uri)
+            .map(|(served, used)| {
+                *used = Instant::now();
+                served.clone()
+            });
+        let served = match cached {
+            Some(served) => served,
+            None => Arc::new(ServedAgent::new(
+                self.registry()?,
+                self.runtime.build_context().clone(),
+                uri.clone(),
+                self.alias_ttl(),
+            )),
         };
-        let slot = Arc::new(slot);
-        slots.insert(name.to_owned(), slot.clone());
-        Ok(slot)
+        let (agent, version) = served
+            .current()
+            .await
+            .map_err(|error| registry_error(name, error))?;
+        let mut cache = self.served.lock().unwrap_or_else(|e| e.into_inner());
+        if !cache.contains_key(&uri) && cache.len() >= self.max_served {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(uri, _)| uri.clone());
+            if let Some(oldest) = oldest {
+                cache.remove(&oldest);
+            }
+        }
+        cache.insert(uri, (served, Instant::now()));
+        Ok((agent, Some(version.uri().to_string())))
     }
 
-    /// The file behind a stem or path (`None`: the built-in assistant); an unknown name is 404.
+    /// The agent registry, opened once for every registry agent.
+    fn registry(&self) -> Result<AgentRegistry, ApiError> {
+        if let Some(registry) = self.registry.get() {
+            return Ok(registry.clone());
+        }
+        let registry = self.runtime.agent_registry().map_err(|error| {
+            ApiError::unavailable(format!("the model registry cannot be opened: {error}"))
+        })?;
+        Ok(self.registry.get_or_init(|| registry).clone())
+    }
+
+    fn alias_ttl(&self) -> Duration {
+        Duration::try_from_secs_f64(self.runtime.config().tracking.model_alias_ttl_secs)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    /// The file behind a stem in `agents_dir` (`None`: the built-in assistant); anything else,
+    /// a path included, is the same 404, which does not say whether such a file exists.
     fn agent_file(&self, name: &str) -> Result<Option<PathBuf>, ApiError> {
-        // A path (the configured default may be one) is taken as is; a request's stem never
-        // leaves the agents directory.
-        if name.ends_with(".toml") && Path::new(name).is_file() {
-            return Ok(Some(PathBuf::from(name)));
-        }
         let valid = !name.is_empty()
             && name.len() <= 128
             && !name.starts_with('.')
@@ -151,25 +220,41 @@ impl AgentCatalog {
         if name == BUILTIN {
             return Ok(None);
         }
-        Err(ApiError::not_found(
+        Err(self.unknown(name))
+    }
+
+    /// The 404 for a name that is not an agent here.
+    fn unknown(&self, name: &str) -> ApiError {
+        let shown: String = name
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .escape_debug()
+            .to_string();
+        ApiError::not_found(
             "model_not_found",
             Some("model"),
             format!(
-                "no agent `{name}`: name one of {} (files in {}) or a models:/NAME@ALIAS URI",
+                "no agent `{shown}`: name one of {}{}",
                 self.names().join(", "),
-                self.dir
-                    .as_ref()
-                    .map_or("no agents_dir".into(), |d| d.display().to_string())
+                if self.allowed_models.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", or models:/NAME@ALIAS for NAME in {}",
+                        self.allowed_models.join(", ")
+                    )
+                }
             ),
-        ))
+        )
     }
 
-    async fn build_file(&self, name: &str) -> Result<Agent, ApiError> {
-        let agent_config = match self.agent_file(name)? {
+    async fn build_file(&self, name: &str, file: Option<PathBuf>) -> Result<Agent, ApiError> {
+        let agent_config = match file {
             Some(file) => AgentConfig::load(&file).map_err(|error| {
+                tracing::error!("the agent file {} is invalid: {error}", file.display());
                 ApiError::internal(format!(
-                    "the agent file {} is invalid: {error}",
-                    file.display()
+                    "the agent `{name}` is misconfigured (see the service log)"
                 ))
             })?,
             None => AgentConfig::builtin_default(),
@@ -178,7 +263,10 @@ impl AgentCatalog {
             .build_agent(&agent_config, None)
             .await
             .map_err(|error| {
-                ApiError::unavailable(format!("the agent `{name}` cannot be built: {error}"))
+                tracing::error!("the agent `{name}` cannot be built: {error}");
+                ApiError::unavailable(format!(
+                    "the agent `{name}` cannot be built (see the service log)"
+                ))
             })
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::auth::AuthConfig;
+
 /// `[serve]`: the HTTP service's address, agents and limits.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -25,11 +27,43 @@ pub struct ServeConfig {
     /// On SIGTERM or Ctrl-C: how long in-flight requests may still take before the process
     /// exits anyway (spans and tracking are flushed either way).
     pub shutdown_grace_secs: f64,
-    /// The environment variable that holds the bearer token requests must carry; unset or empty
-    /// variable = no authentication.
-    pub auth_token_env: Option<String>,
     /// How often the service logs its counters to its tracking run.
     pub metrics_log_interval_secs: f64,
+    /// `[serve.auth]`: API keys and their principals. None configured: the service binds only
+    /// loopback addresses unless `allow_unauthenticated`.
+    pub auth: AuthConfig,
+    /// The registered models a request may name as `models:/NAME@ALIAS` or `models:/NAME/N`
+    /// (names; `*` = any). Empty: none, only agent files.
+    pub allowed_registry_models: Vec<String>,
+    /// Registry agents kept built at once; the least recently used goes first.
+    pub max_registry_agents: usize,
+    /// Whose `traceparent` continues into a turn: `never`, `services` (keys with the `service`
+    /// or `admin` role) or `all`. Anyone else's starts a new trace that links to theirs. Turns
+    /// are recorded either way (an incoming sampled flag of 0 does not switch recording off).
+    pub trust_incoming_trace_context: TraceTrust,
+    /// How long a client may take to send a request's headers, and how long an idle kept-alive
+    /// connection stays open.
+    pub header_read_timeout_secs: f64,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout_secs: f64,
+    /// Connections open at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// `Host` names accepted while no key is configured (a DNS-rebinding page sends its own);
+    /// `*` = any.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// See [`ServeConfig::trust_incoming_trace_context`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceTrust {
+    /// Every turn starts a trace of its own.
+    Never,
+    /// Keys with the `service` or `admin` role.
+    #[default]
+    Services,
+    /// Every caller, authenticated or not.
+    All,
 }
 
 impl Default for ServeConfig {
@@ -42,8 +76,15 @@ impl Default for ServeConfig {
             request_timeout_secs: 300.0,
             max_concurrent_requests: 8,
             shutdown_grace_secs: 30.0,
-            auth_token_env: None,
             metrics_log_interval_secs: 30.0,
+            auth: AuthConfig::default(),
+            allowed_registry_models: Vec::new(),
+            max_registry_agents: 16,
+            trust_incoming_trace_context: TraceTrust::Services,
+            header_read_timeout_secs: 10.0,
+            body_read_timeout_secs: 30.0,
+            max_connections: 256,
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
 }

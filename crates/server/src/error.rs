@@ -6,6 +6,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+/// Most characters of a failed turn's message in a 502.
+const MAX_TURN_FAILURE_CHARS: usize = 400;
+
 /// A request that could not be answered.
 #[derive(Debug)]
 pub struct ApiError {
@@ -104,14 +107,20 @@ impl ApiError {
         }
     }
 
-    /// 502 for a failed turn (the model or a backend behind it failed), 500 otherwise.
+    /// 502 for a failed turn (the model or a backend behind it failed). The message summarises
+    /// the upstream failure — its status and a short reason, on one line, URLs without credentials
+    /// or query — and never relays an upstream body: the providers' errors carry only a summary,
+    /// and this cuts whatever reaches it to 400 characters.
     pub fn turn_failed(error: &sextant_agent::AgentError) -> Self {
         Self {
             status: StatusCode::BAD_GATEWAY,
             kind: "server_error",
             code: "agent_failed",
             param: None,
-            message: error.to_string(),
+            message: sextant_agent::error::error_summary(
+                &error.to_string(),
+                MAX_TURN_FAILURE_CHARS,
+            ),
         }
     }
 
@@ -172,5 +181,39 @@ impl From<axum::extract::rejection::JsonRejection> for ApiError {
             param: None,
             message: rejection.body_text(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sextant_agent::{AgentError, ChatError};
+
+    #[test]
+    fn a_failed_turn_is_summarised_never_relayed() {
+        let upstream_body = format!(
+            "<html>proxy at http://admin:hunter2@10.0.0.5:8080/v1?key=sk-live-1 failed\n{}</html>",
+            "stack frame\n".repeat(500)
+        );
+        let error = AgentError::Chat {
+            agent: "qa".into(),
+            error: ChatError::Http {
+                provider: "openai".into(),
+                status: 500,
+                message: upstream_body,
+            },
+        };
+        let answer = ApiError::turn_failed(&error);
+        assert_eq!(answer.status, StatusCode::BAD_GATEWAY);
+        let message = answer.message;
+        assert!(message.contains("HTTP 500"), "{message}");
+        for secret in ["hunter2", "admin", "sk-live-1", "\n"] {
+            assert!(!message.contains(secret), "{secret:?} in {message}");
+        }
+        assert!(
+            message.chars().count() <= MAX_TURN_FAILURE_CHARS + 1,
+            "{} characters",
+            message.chars().count()
+        );
     }
 }

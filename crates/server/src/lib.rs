@@ -27,15 +27,18 @@
 #![deny(missing_docs)]
 
 mod agents;
+mod auth;
 mod config;
 mod error;
 mod openai;
 mod routes;
 mod server;
+mod transport;
 mod turn;
 
 pub use agents::BUILTIN;
-pub use config::ServeConfig;
+pub use auth::{AuthConfig, Caller, KeyConfig, Principal, Role, new_key, valid_user_id};
+pub use config::{ServeConfig, TraceTrust};
 pub use error::ApiError;
-pub use server::{Server, ServerError, run_spec, shutdown_signal};
+pub use server::{Server, ServerError, check_bind, run_spec, shutdown_signal};
 pub use turn::{SESSION_HEADER, USER_HEADER};

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,7 @@ use sextant_agent::AgentOutcome;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
 use crate::agents;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openai::{self, ChatCompletionRequest};
 use crate::server::ServiceState;
@@ -41,9 +42,9 @@ fn trace_headers(response: &mut Response, turn: &Turn) {
         headers.insert("traceresponse", value);
     }
     if let Some(id) = turn
-        .session
-        .as_ref()
-        .and_then(|s| HeaderValue::from_str(&s.id).ok())
+        .session_id
+        .as_deref()
+        .and_then(|id| HeaderValue::from_str(id).ok())
     {
         headers.insert(turn::SESSION_HEADER, id);
     }
@@ -60,7 +61,7 @@ fn failed(error: ApiError, turn: &Turn) -> Response {
 fn extras(turn: &Turn, outcome: &AgentOutcome) -> Value {
     json!({
         "trace_id": outcome.trace_id.as_ref().or(turn.trace_id.as_ref()),
-        "session_id": turn.session.as_ref().map(|s| &s.id),
+        "session_id": turn.session_id,
         "agent": turn.agent.name(),
         "agent_version": turn.agent_version,
         "citations": outcome.citations,
@@ -72,6 +73,7 @@ fn extras(turn: &Turn, outcome: &AgentOutcome) -> Value {
 /// `POST /v1/chat/completions`: OpenAI's chat completions, answered by an agent.
 pub async fn chat_completions(
     State(state): AppState,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Result<Json<ChatCompletionRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
@@ -88,6 +90,7 @@ pub async fn chat_completions(
         history: Some(history),
         session_id: None,
         user_id: request.user.clone().filter(|u| !u.trim().is_empty()),
+        caller,
     };
     let mut turn = state
         .prepare_turn("/v1/chat/completions", &headers, input)
@@ -176,6 +179,7 @@ pub struct InvokeRequest {
 /// citations and tool calls.
 pub async fn invoke(
     State(state): AppState,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Json<InvokeRequest>, axum::extract::rejection::JsonRejection>,
@@ -190,6 +194,7 @@ pub async fn invoke(
         history: None,
         session_id: request.session_id,
         user_id: request.user_id,
+        caller,
     };
     let mut turn = state
         .prepare_turn("/v1/agents/{name}/invoke", &headers, input)
@@ -201,7 +206,7 @@ pub async fn invoke(
     let body = json!({
         "answer": outcome.answer,
         "trace_id": outcome.trace_id,
-        "session_id": turn.session.as_ref().map(|s| &s.id),
+        "session_id": turn.session_id,
         "user_id": turn.session.as_ref().and_then(|s| s.user_id.as_ref()),
         "agent": turn.agent.name(),
         "agent_version": turn.agent_version,
@@ -232,8 +237,29 @@ pub async fn models(State(state): AppState) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `GET /v1/traces/{id}`: a trace's spans from the local store (an id prefix is enough).
-pub async fn trace(State(state): AppState, Path(id): Path<String>) -> Result<Response, ApiError> {
+/// `GET /v1/traces/{id}`: a trace's spans from the local store, by its full id (32 hex digits),
+/// when the caller owns the turn (admins: any turn the service ran). Every other case, a trace
+/// that exists included, is the same 404.
+pub async fn trace(
+    State(state): AppState,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            "trace_not_found",
+            None,
+            "no such trace among this caller's turns".into(),
+        )
+    };
+    let id = id.to_ascii_lowercase();
+    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::invalid(
+            None,
+            "a trace id is 32 hex digits (the `x-trace-id` of a turn's response)",
+        ));
+    }
     let Some(store) = state.telemetry.trace_store().cloned() else {
         return Err(ApiError::not_found(
             "trace_store_disabled",
@@ -241,41 +267,41 @@ pub async fn trace(State(state): AppState, Path(id): Path<String>) -> Result<Res
             "the local trace store is off ([telemetry] local_store = false)".into(),
         ));
     };
+    let asserted = headers
+        .get(turn::USER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let readable = turn::readable_owner(&caller, asserted);
     let lookup = {
-        let store = store.clone();
-        let id = id.clone();
-        move || {
-            store
-                .resolve_trace_id(&id)
-                .and_then(|full| store.spans(&full))
-        }
+        let (store, id) = (store.clone(), id.clone());
+        move || store.spans(&id)
     };
     let mut spans = tokio::task::spawn_blocking(lookup.clone())
         .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    if spans.as_ref().map_or(true, Vec::is_empty) {
+    if spans.is_empty() {
         // A turn that just ended may still be queued for export: flush once and look again.
         let telemetry = state.telemetry.clone();
         let _ = tokio::task::spawn_blocking(move || telemetry.force_flush()).await;
         spans = tokio::task::spawn_blocking(lookup)
             .await
+            .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::internal(e.to_string()))?;
     }
-    match spans {
-        Ok(spans) if !spans.is_empty() => {
-            let trace_id = spans[0].trace_id.clone();
-            Ok(Json(json!({"trace_id": trace_id, "spans": spans})).into_response())
+    // Only the service's own turns carry an owner; a trace of `sextant eval` or `run` has none.
+    let owner = spans.iter().find_map(|span| {
+        span.attributes
+            .get(sextant_tracker::conventions::SEXTANT_OWNER)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
+    match owner {
+        Some(owner) if turn::may_read(readable.as_deref(), &owner) => {
+            Ok(Json(json!({"trace_id": id, "spans": spans})).into_response())
         }
-        Ok(_) => Err(ApiError::not_found(
-            "trace_not_found",
-            None,
-            format!("no trace `{id}` in the local trace store"),
-        )),
-        Err(error) => Err(ApiError::not_found(
-            "trace_not_found",
-            None,
-            error.to_string(),
-        )),
+        _ => Err(not_found()),
     }
 }
 

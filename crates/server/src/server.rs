@@ -1,26 +1,25 @@
 //! [`Server`]: the service's shared state, its router, and its life from listening to drained.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 use sextant_agent::session::SessionStore;
 use sextant_runtime::{RunSpec, RunStatus, Runtime, RuntimeReport, SextantConfig};
 use sextant_tracker::{HttpServerMetrics, TelemetryGuard};
-use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use crate::agents::AgentCatalog;
+use crate::auth::{self, AuthConfigError, Keys};
 use crate::config::ServeConfig;
-use crate::error::ApiError;
 use crate::routes::{self, Readiness};
+use crate::transport::{self, Limits};
 
 /// Why the service could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +34,19 @@ pub enum ServerError {
         key: &'static str,
         /// What is wrong with it.
         message: String,
+    },
+    /// `[serve.auth]` cannot be used (the message names the entry; never a key).
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    /// No API key is configured and the address is not a loopback one.
+    #[error(
+        "refusing to serve {addr} without authentication: anyone who can reach it could use the \
+         agents and read their traces. Configure [serve.auth] keys (`sextant keys new`), bind a \
+         loopback address (127.0.0.1), or set [serve.auth] allow_unauthenticated = true"
+    )]
+    Unauthenticated {
+        /// The address it would have listened on.
+        addr: String,
     },
     /// The session store could not be opened.
     #[error("opening the session store: {0}")]
@@ -66,7 +78,9 @@ pub struct ServiceState {
     pub(crate) readiness: Mutex<Readiness>,
     pub(crate) counters: Counters,
     pub(crate) request_timeout: Duration,
-    token: Option<String>,
+    pub(crate) body_read_timeout: Duration,
+    /// The accepted API keys; empty: no authentication (loopback, `Host` checked).
+    pub(crate) keys: Keys,
     started: Instant,
 }
 
@@ -74,6 +88,11 @@ impl ServiceState {
     /// The configuration the runtime started from.
     pub(crate) fn config(&self) -> &SextantConfig {
         self.runtime.config()
+    }
+
+    /// Whether a request's `Host` is one the unauthenticated service answers.
+    pub(crate) fn host_allowed(&self, host: &str) -> bool {
+        auth::host_matches(host, &self.settings.allowed_hosts)
     }
 
     /// Seconds since start: the step of the service run's metrics.
@@ -140,6 +159,20 @@ pub fn run_spec(config: &SextantConfig, addr: &str) -> RunSpec {
     }
 }
 
+/// Whether `settings` allow serving on `addr`: without API keys (`[serve.auth]`), only a loopback
+/// address, unless `allow_unauthenticated`. [`Server::serve`] checks it too; call it before
+/// starting the runtime to fail fast.
+pub fn check_bind(settings: &ServeConfig, addr: std::net::SocketAddr) -> Result<(), ServerError> {
+    let has_keys = settings.auth.keys_file.is_some() || !settings.auth.keys.is_empty();
+    if has_keys || addr.ip().is_loopback() || settings.auth.allow_unauthenticated {
+        Ok(())
+    } else {
+        Err(ServerError::Unauthenticated {
+            addr: addr.to_string(),
+        })
+    }
+}
+
 /// The service over one [`Runtime`]; see the [crate docs](crate).
 pub struct Server {
     state: Arc<ServiceState>,
@@ -174,21 +207,25 @@ impl Server {
                 message: "must be at least 1".into(),
             });
         }
-        let token = match &settings.auth_token_env {
-            Some(name) => {
-                let token = std::env::var(name).ok().filter(|t| !t.trim().is_empty());
-                if token.is_none() {
-                    return Err(ServerError::Config {
-                        key: "auth_token_env",
-                        message: format!(
-                            "names {name}, which is not set; set it to the bearer token clients must send, or remove the key to serve without authentication"
-                        ),
-                    });
-                }
-                token
-            }
-            None => None,
-        };
+        let body_read_timeout =
+            positive(settings.body_read_timeout_secs, "body_read_timeout_secs")?;
+        positive(
+            settings.header_read_timeout_secs,
+            "header_read_timeout_secs",
+        )?;
+        if settings.max_connections == 0 {
+            return Err(ServerError::Config {
+                key: "max_connections",
+                message: "must be at least 1".into(),
+            });
+        }
+        if settings.max_registry_agents == 0 {
+            return Err(ServerError::Config {
+                key: "max_registry_agents",
+                message: "must be at least 1".into(),
+            });
+        }
+        let keys = Keys::load(&settings.auth, |name| std::env::var(name).ok())?;
         let telemetry = runtime
             .telemetry()
             .cloned()
@@ -224,7 +261,8 @@ impl Server {
             readiness: Mutex::new(Readiness::Loading),
             counters: Counters::default(),
             request_timeout,
-            token,
+            body_read_timeout,
+            keys,
             started: Instant::now(),
             settings,
             runtime,
@@ -234,16 +272,6 @@ impl Server {
             grace,
             log_interval,
         })
-    }
-
-    /// Requests must carry `Authorization: Bearer <token>` (for a token from somewhere other than
-    /// the variable `[serve] auth_token_env` names). Call it before [`Server::router`].
-    pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
-        match Arc::get_mut(&mut self.state) {
-            Some(state) => state.token = Some(token.into()),
-            None => unreachable!("the state is shared only once the router exists"),
-        }
-        self
     }
 
     /// The service's routes and layers, for `axum::serve` or an in-process `oneshot`. The first
@@ -281,39 +309,52 @@ impl Server {
         self.state.agents.default_name()
     }
 
-    /// Whether requests must carry a bearer token.
-    pub fn requires_token(&self) -> bool {
-        self.state.token.is_some()
+    /// Whether `/v1` requests must carry an API key (`[serve.auth]` declares some).
+    pub fn requires_key(&self) -> bool {
+        !self.state.keys.is_empty()
     }
 
     /// Serves on `listener` until `shutdown` completes, then drains: new turns get 503, turns in
     /// flight finish within `[serve] shutdown_grace_secs`, and the tracking run and the telemetry
-    /// are flushed and shut down.
+    /// are flushed and shut down. Without API keys, a listener on a non-loopback address is
+    /// refused unless `[serve.auth] allow_unauthenticated`. Connections are capped at
+    /// `[serve] max_connections`, and one that sends no complete headers within
+    /// `header_read_timeout_secs` (or sits idle that long) is closed.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<RuntimeReport, ServerError> {
+        let addr = listener.local_addr()?;
+        check_bind(&self.state.settings, addr)?;
+        if !self.requires_key() {
+            eprintln!(
+                "sextant serve: no API keys configured ([serve.auth]): every client that can reach {addr} may call the agents"
+            );
+        }
         let app = self.router();
         let Self {
             state,
             grace,
             log_interval,
         } = self;
-        if let Ok(addr) = listener.local_addr() {
-            state
-                .runtime
-                .with_run(|run| run.log_params([("addr", addr.to_string())]));
-        }
+        state
+            .runtime
+            .with_run(|run| run.log_params([("addr", addr.to_string())]));
+        let limits = Limits {
+            header_read_timeout: positive(
+                state.settings.header_read_timeout_secs,
+                "header_read_timeout_secs",
+            )?,
+            max_connections: state.settings.max_connections,
+        };
         let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
         let draining = state.clone();
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                draining.draining.store(true, Ordering::SeqCst);
-                let _ = signalled.send(true);
-            })
-            .into_future();
+        let server = transport::serve(listener, app, limits, async move {
+            shutdown.await;
+            draining.draining.store(true, Ordering::SeqCst);
+            let _ = signalled.send(true);
+        });
         let mut server = tokio::spawn(server);
         // The service's counters go to its run while it serves.
         let log_counters = async {
@@ -394,7 +435,14 @@ fn router(state: Arc<ServiceState>) -> Router {
         .route("/v1/agents/{name}/invoke", post(routes::invoke))
         .route("/v1/models", get(routes::models))
         .route("/v1/traces/{id}", get(routes::trace))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            transport::read_body_within,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
     Router::new()
         .merge(api)
         .route("/healthz", get(routes::healthz))
@@ -426,28 +474,6 @@ async fn observe(
         started.elapsed(),
     );
     response
-}
-
-/// With a configured token, `/v1` requests must send `Authorization: Bearer <token>`. The header
-/// is compared in constant time and never logged.
-async fn authenticate(
-    State(state): State<Arc<ServiceState>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Some(expected) = &state.token {
-        let given = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .unwrap_or_default();
-        if !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-            return ApiError::unauthorized().into_response();
-        }
-    }
-    next.run(request).await
 }
 
 /// SIGTERM (a container stop) or Ctrl-C.

@@ -1,6 +1,8 @@
-//! One agent turn as the service runs it, for either API: a request slot (or 429), the agent
-//! (or 404), the session (or 403), a server span continuing the caller's `traceparent`, the
-//! turn under a timeout, and the session and counters updated after it.
+//! One agent turn as the service runs it, for either API: a request slot (or 429), who it is for
+//! (the caller's key, or the end user a service key names), the agent (or 404), the session (kept
+//! per owner, so nobody else's is ever found), a server span (continuing the caller's
+//! `traceparent` only when the caller is trusted to), the turn under a timeout, and the session
+//! and counters updated after it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,10 +16,13 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::auth::{Caller, valid_user_id};
+use crate::config::TraceTrust;
 use crate::error::ApiError;
 use crate::server::ServiceState;
 
-/// The headers that name a session and a user (a body field wins over a header).
+/// The headers that name a session and an end user (a body field wins over a header). With API
+/// keys, only a `service` or `admin` key may name an end user other than its own.
 pub const SESSION_HEADER: &str = "x-session-id";
 /// See [`SESSION_HEADER`].
 pub const USER_HEADER: &str = "x-user-id";
@@ -32,8 +37,83 @@ pub struct TurnInput {
     pub history: Option<Vec<Message>>,
     /// The session to continue (created under this id if new).
     pub session_id: Option<String>,
-    /// Who asks.
+    /// The end user the client names.
     pub user_id: Option<String>,
+    /// Who is calling (the authentication middleware's finding).
+    pub caller: Caller,
+}
+
+/// Who a turn is for.
+struct Identity {
+    /// `user.id` on the spans and the session: the end user, or the key's own user.
+    user_id: Option<String>,
+    /// Who owns the turn's session and trace: the key's user, `KEYUSER/ENDUSER` for an end user
+    /// a service key names, or (without keys) the asserted user id; empty for nobody.
+    owner: String,
+}
+
+impl Identity {
+    fn of(caller: &Caller, asserted: Option<String>) -> Result<Self, ApiError> {
+        let Some(principal) = &caller.principal else {
+            return Ok(Self {
+                owner: asserted.clone().unwrap_or_default(),
+                user_id: asserted,
+            });
+        };
+        match asserted {
+            Some(user) if user != principal.user => {
+                if !principal.acts_for_others() {
+                    return Err(ApiError::not_permitted(format!(
+                        "the key of `{}` may act only for itself, not name another user; keys with \
+                         the service or admin role may",
+                        principal.user
+                    )));
+                }
+                Ok(Self {
+                    owner: format!("{}/{user}", principal.user),
+                    user_id: Some(user),
+                })
+            }
+            _ => Ok(Self {
+                owner: principal.user.clone(),
+                user_id: Some(principal.user.clone()),
+            }),
+        }
+    }
+
+    /// The id a client's session is stored under: its own id within the owner's namespace (ids
+    /// never hold `/`), so another owner's same id is another session.
+    fn session_key(&self, id: &str) -> String {
+        if self.owner.is_empty() {
+            id.to_owned()
+        } else {
+            format!("{}/{id}", self.owner)
+        }
+    }
+}
+
+/// The owner part of a trace a caller may read: theirs, and (for a service key) the end users'
+/// it named. `None`: every trace (admins).
+pub(crate) fn readable_owner(caller: &Caller, asserted: Option<&str>) -> Option<String> {
+    match &caller.principal {
+        Some(principal) if principal.is_admin() => None,
+        Some(principal) => Some(principal.user.clone()),
+        None => Some(asserted.unwrap_or_default().to_owned()),
+    }
+}
+
+/// Whether a trace owned by `owner` is one `readable` (from [`readable_owner`]) may read.
+pub(crate) fn may_read(readable: Option<&str>, owner: &str) -> bool {
+    match readable {
+        None => true,
+        Some(mine) => {
+            owner == mine
+                || (!mine.is_empty()
+                    && owner
+                        .strip_prefix(mine)
+                        .is_some_and(|rest| rest.starts_with('/')))
+        }
+    }
 }
 
 /// A turn ready to run: its slot, agent, session and span.
@@ -48,8 +128,10 @@ pub struct Turn {
     pub trace_id: Option<String>,
     /// This span's `traceparent`, sent back as `traceresponse`.
     pub traceresponse: Option<String>,
-    /// The session, when one is named.
+    /// The session, when one is named (stored under the owner's namespace).
     pub session: Option<Session>,
+    /// The session id as the client named it.
+    pub session_id: Option<String>,
     history: Vec<Message>,
     question: String,
     context: TurnContext,
@@ -66,11 +148,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn check_id(value: &str, what: &'static str) -> Result<(), ApiError> {
-    let valid = value.len() <= 128
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':' | '@'));
-    if valid {
+    if valid_user_id(value) {
         Ok(())
     } else {
         Err(ApiError::invalid(
@@ -104,32 +182,25 @@ impl ServiceState {
         if let Some(id) = &input.user_id {
             check_id(id, "user")?;
         }
+        let identity = Identity::of(&input.caller, input.user_id.take())?;
         let (agent, agent_version) = self.agents.get(&input.model).await?;
 
         let session = match &input.session_id {
             Some(id) => {
                 let store = self.sessions.clone();
-                let (id, name, user) = (id.clone(), agent.name().to_owned(), input.user_id.clone());
+                let key = identity.session_key(id);
+                let (name, user) = (agent.name().to_owned(), identity.user_id.clone());
                 let session = tokio::task::spawn_blocking(move || {
-                    store.get_or_create(&id, &name, user.as_deref())
+                    store.get_or_create(&key, &name, user.as_deref())
                 })
                 .await
                 .map_err(|e| ApiError::internal(e.to_string()))?
                 .map_err(|e| ApiError::internal(e.to_string()))?;
-                if input.user_id.is_some() && input.user_id != session.user_id {
-                    return Err(ApiError::forbidden(format!(
-                        "session {} belongs to another user",
-                        session.id
-                    )));
-                }
                 Some(session)
             }
             None => None,
         };
-        let user_id = input
-            .user_id
-            .clone()
-            .or_else(|| session.as_ref().and_then(|s| s.user_id.clone()));
+        let user_id = identity.user_id.clone();
         let mut session = session;
         let history = match (input.history, &mut session) {
             // A client that sends the conversation is followed; a thin one gets the stored window.
@@ -158,14 +229,30 @@ impl ServiceState {
             { sc::GEN_AI_CONVERSATION_ID } = session.as_ref().map(|s| s.id.as_str()),
             { sc::SESSION_ID } = session.as_ref().map(|s| s.id.as_str()),
             { sc::USER_ID } = user_id.as_deref(),
+            { sc::SEXTANT_OWNER } = identity.owner.as_str(),
+            { sc::SEXTANT_CALLER_TRACEPARENT } = Empty,
             { sc::ERROR_TYPE } = Empty,
         );
         if let Some(traceparent) = header(headers, "traceparent") {
             let tracestate = header(headers, "tracestate");
+            let trusted = match self.settings.trust_incoming_trace_context {
+                TraceTrust::Never => false,
+                TraceTrust::All => true,
+                TraceTrust::Services => input
+                    .caller
+                    .principal
+                    .as_ref()
+                    .is_some_and(|p| p.acts_for_others()),
+            };
             // An invalid header starts a new trace, as W3C Trace Context asks.
-            if let Err(error) =
+            let followed = if trusted {
                 sextant_tracker::continue_trace(&span, &traceparent, tracestate.as_deref())
-            {
+            } else {
+                sextant_tracker::link_trace(&span, &traceparent, tracestate.as_deref()).map(|()| {
+                    span.record(sc::SEXTANT_CALLER_TRACEPARENT, traceparent.as_str());
+                })
+            };
+            if let Err(error) = followed {
                 tracing::debug!("ignoring the request's traceparent: {error}");
             }
         }
@@ -182,6 +269,7 @@ impl ServiceState {
                 user_id,
             },
             session,
+            session_id: input.session_id,
             history,
             question: input.question,
             _permit: permit,

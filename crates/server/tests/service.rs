@@ -15,11 +15,11 @@ use axum::http::{Request, StatusCode};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use sextant_server::{ServeConfig, Server};
+use sextant_server::{Role, ServeConfig, Server, TraceTrust};
 use tower::ServiceExt;
 
 mod support;
-use support::{TestServer, settings, shared, span};
+use support::{TestServer, add_key, settings, shared, span};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -38,14 +38,24 @@ fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// The stored trace from the service's `/v1/traces/{id}` (with `token`), once it holds a span
-/// named `last` (a cut turn's spans may end a token after its response).
-async fn trace_with(service: &TestServer, id: &str, token: Option<&str>, last: &str) -> Vec<Value> {
+/// The stored trace from the service's `/v1/traces/{id}` (with `token`, or as end user `user`
+/// without keys), once it holds a span named `last` (a cut turn's spans may end a token after
+/// its response).
+async fn trace_with(
+    service: &TestServer,
+    id: &str,
+    token: Option<&str>,
+    user: Option<&str>,
+    last: &str,
+) -> Vec<Value> {
     let mut body = Value::Null;
     for _ in 0..50 {
         let mut request = http().get(format!("{}/v1/traces/{id}", service.url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
+        }
+        if let Some(user) = user {
+            request = request.header("x-user-id", user);
         }
         body = request.send().await.unwrap().json().await.unwrap();
         if let Some(spans) = body["spans"].as_array()
@@ -60,8 +70,9 @@ async fn trace_with(service: &TestServer, id: &str, token: Option<&str>, last: &
     panic!("trace {id} never held a `{last}` span: {body}")
 }
 
-async fn trace(service: &TestServer, id: &str) -> Vec<Value> {
-    trace_with(service, id, None, "chat ").await
+/// The trace of a turn `user` asked for, on a service without keys.
+async fn trace(service: &TestServer, id: &str, user: Option<&str>) -> Vec<Value> {
+    trace_with(service, id, None, user, "chat ").await
 }
 
 /// Calls the router in-process: no listener, no agent needed.
@@ -76,10 +87,10 @@ async fn oneshot(server: &Server, request: Request<Body>) -> (StatusCode, Value)
 }
 
 #[tokio::test]
-async fn the_router_answers_in_process_and_guards_the_api_with_the_token() {
-    let server = Server::with_settings(shared().runtime.clone(), settings())
-        .unwrap()
-        .with_bearer_token("in-process-token");
+async fn the_router_answers_in_process_and_guards_the_api_with_a_key() {
+    let mut settings = settings();
+    let key = add_key(&mut settings, "tester", &[Role::User]);
+    let server = Server::with_settings(shared().runtime.clone(), settings).unwrap();
     let get = |uri: &str| Request::get(uri).body(Body::empty()).unwrap();
     let (status, body) = oneshot(&server, get("/healthz")).await;
     assert_eq!(
@@ -91,7 +102,7 @@ async fn the_router_answers_in_process_and_guards_the_api_with_the_token() {
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert_eq!(body["error"]["type"], "authentication_error");
     let authorised = Request::get("/v1/models")
-        .header("authorization", "Bearer in-process-token")
+        .header("authorization", format!("Bearer {key}"))
         .body(Body::empty())
         .unwrap();
     let (status, body) = oneshot(&server, authorised).await;
@@ -114,7 +125,12 @@ async fn the_router_answers_in_process_and_guards_the_api_with_the_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_openai_client_gets_whole_and_streamed_answers_in_the_callers_trace() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let service = start(settings()).await;
+    // Without keys, the caller's trace context is followed only when the service is told to.
+    let service = start(ServeConfig {
+        trust_incoming_trace_context: TraceTrust::All,
+        ..settings()
+    })
+    .await;
     let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
     let config = OpenAIConfig::new()
         .with_api_base(format!("{}/v1", service.url))
@@ -173,7 +189,7 @@ async fn an_openai_client_gets_whole_and_streamed_answers_in_the_callers_trace()
     // The completion id names the caller's trace: the service continued it.
     assert_eq!(whole.id, format!("chatcmpl-{CALLER_TRACE}"));
 
-    let spans = trace(&service, CALLER_TRACE).await;
+    let spans = trace(&service, CALLER_TRACE, Some("ada")).await;
     assert!(spans.iter().all(|s| s["trace_id"] == CALLER_TRACE));
     let server = span(&spans, "POST /v1/chat/completions");
     assert_eq!(
@@ -291,7 +307,7 @@ async fn the_invoke_api_keeps_sessions_per_user_and_groups_their_traces() {
     assert_eq!(first["user_id"], "ada");
     let second: Value = invoke(
         json!({"input": "What is my name?", "session_id": "s-ada"}),
-        None,
+        Some("ada"),
     )
     .await
     .unwrap()
@@ -303,26 +319,57 @@ async fn the_invoke_api_keeps_sessions_per_user_and_groups_their_traces() {
         second["usage"]["input_tokens"].as_u64() > first["usage"]["input_tokens"].as_u64(),
         "{first}\n{second}"
     );
-    let spans = trace(&service, second["trace_id"].as_str().unwrap()).await;
+    assert_eq!(second["session_id"], "s-ada");
+    let spans = trace(&service, second["trace_id"].as_str().unwrap(), Some("ada")).await;
     let root = span(&spans, "POST /v1/agents/{name}/invoke");
     assert!(root["parent_span_id"].is_null());
-    assert_eq!(root["attributes"]["session.id"], "s-ada");
+    // Stored in Ada's namespace: another user's `s-ada` is another session.
+    assert_eq!(root["attributes"]["session.id"], "ada/s-ada");
     assert_eq!(root["attributes"]["user.id"], "ada");
+    assert_eq!(root["attributes"]["sextant.owner"], "ada");
     let agent = span(&spans, "invoke_agent");
-    assert_eq!(agent["attributes"]["gen_ai.conversation.id"], "s-ada");
+    assert_eq!(agent["attributes"]["gen_ai.conversation.id"], "ada/s-ada");
     let input = span(&spans, "chat ")["attributes"]["gen_ai.input.messages"]
         .as_str()
         .unwrap()
         .to_owned();
     assert!(input.contains("My name is Ada."), "{input}");
 
-    // Another user may not continue Ada's session.
-    let refused = invoke(json!({"input": "hi", "session_id": "s-ada"}), Some("bob"))
+    // Bob, and a caller naming no user, asking with Ada's session id each get a session of their
+    // own: Ada's history never reaches them, and nothing says hers exists.
+    for user in [Some("bob"), None] {
+        let other: Value = invoke(
+            json!({"input": "What is my name?", "session_id": "s-ada"}),
+            user,
+        )
+        .await
+        .unwrap()
+        .json()
         .await
         .unwrap();
-    assert_eq!(refused.status(), 403);
-    let body: Value = refused.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "session_of_another_user");
+        assert_eq!(other["session_id"], "s-ada");
+        assert_eq!(other["user_id"].as_str(), user, "{other}");
+        // The same question without Ada's window costs fewer input tokens than her second turn.
+        assert!(
+            other["usage"]["input_tokens"].as_u64() < second["usage"]["input_tokens"].as_u64(),
+            "{user:?} saw no history: {other}\n{second}"
+        );
+        let spans = trace(&service, other["trace_id"].as_str().unwrap(), user).await;
+        let input = span(&spans, "chat ")["attributes"]["gen_ai.input.messages"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(!input.contains("My name is Ada."), "{input}");
+    }
+    // Ada's trace is hers: not Bob's, not anonymous.
+    let ada_trace = second["trace_id"].as_str().unwrap();
+    for user in [Some("bob"), None] {
+        let mut request = http().get(format!("{}/v1/traces/{ada_trace}", service.url));
+        if let Some(user) = user {
+            request = request.header("x-user-id", user);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 404, "{user:?}");
+    }
 
     // Unknown agents, fields and malformed JSON name what is wrong.
     let unknown = http()
@@ -357,31 +404,26 @@ async fn the_invoke_api_keeps_sessions_per_user_and_groups_their_traces() {
     assert_eq!(not_a_question.status(), 400);
     drop(service);
 
-    // The session is in the data dir like a `sextant chat` one.
-    let session = shared()
-        .runtime
-        .session_store()
-        .unwrap()
-        .get("s-ada")
-        .unwrap();
+    // The sessions are in the data dir like `sextant chat` ones, one per owner.
+    let store = shared().runtime.session_store().unwrap();
+    let session = store.get("ada/s-ada").unwrap();
     assert_eq!(session.user_id.as_deref(), Some("ada"));
     assert_eq!(session.turns.len(), 2);
+    assert_eq!(store.get("bob/s-ada").unwrap().turns.len(), 1);
+    assert_eq!(store.get("s-ada").unwrap().user_id, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_answer_401_413_429_and_504() {
-    let token = "s3cr3t-token-for-tests";
-    let server = Server::with_settings(
-        shared().runtime.clone(),
-        ServeConfig {
-            max_concurrent_requests: 1,
-            max_body_bytes: 4096,
-            request_timeout_secs: 2.0,
-            ..settings()
-        },
-    )
-    .unwrap()
-    .with_bearer_token(token);
+    let mut settings = ServeConfig {
+        max_concurrent_requests: 1,
+        max_body_bytes: 4096,
+        request_timeout_secs: 2.0,
+        ..settings()
+    };
+    let token = add_key(&mut settings, "tester", &[Role::User]);
+    let token = token.as_str();
+    let server = Server::with_settings(shared().runtime.clone(), settings).unwrap();
     let service = TestServer::start(server).await;
     let url = format!("{}/v1/chat/completions", service.url);
     let ask = |model: &str| json!({"model": model, "messages": [{"role": "user", "content": "Tell me a long story about the sea."}]});
@@ -461,7 +503,7 @@ async fn limits_answer_401_413_429_and_504() {
         .to_str()
         .unwrap()
         .to_owned();
-    let spans = trace_with(&service, &trace_id, Some(token), "POST").await;
+    let spans = trace_with(&service, &trace_id, Some(token), None, "POST").await;
     assert_eq!(span(&spans, "invoke_agent")["status"]["code"], "error");
     assert_eq!(
         span(&spans, "POST")["attributes"]["http.response.status_code"],

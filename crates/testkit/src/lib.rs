@@ -92,3 +92,16 @@ pub fn ollama_host() -> String {
 pub fn ollama_model() -> String {
     server_env("SEXTANT_TEST_OLLAMA_MODEL", "the Ollama API test double")
 }
+
+/// Writes `dir/NAME.toml`: an agent on the embedded SmolLM2 with no tools, greedy, at most
+/// `max_tokens` per answer and two steps (the services' tests use `tiny` = 16 and `slow` = 400).
+pub fn local_agent_file(dir: &std::path::Path, name: &str, max_tokens: u32) {
+    std::fs::write(
+        dir.join(format!("{name}.toml")),
+        format!(
+            "name = \"{name}\"\nsystem_prompt = \"You are a helpful assistant.\"\ntools = []\nmax_steps = 2\n\n\
+             [model]\nprovider = \"local\"\nname = \"SmolLM2-135M-Instruct\"\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"
+        ),
+    )
+    .unwrap_or_else(|error| panic!("writing the agent file {name}.toml in {}: {error}", dir.display()));
+}

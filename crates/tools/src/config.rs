@@ -74,12 +74,14 @@ impl ToolsConfig {
     /// Checks the values a type cannot: a zero limit is a mistake, not a wish.
     pub fn validate(&self) -> Result<(), ToolConfigError> {
         let positive = |key: String, value: f64| {
-            if value.is_finite() && value > 0.0 {
+            if value > 0.0 && Duration::try_from_secs_f64(value).is_ok() {
                 Ok(())
             } else {
                 Err(ToolConfigError::new(
                     key,
-                    format!("must be a positive number of seconds, got {value}"),
+                    format!(
+                        "must be a positive number of seconds that fits a duration, got {value}"
+                    ),
                 ))
             }
         };
@@ -361,5 +363,29 @@ impl Default for CurrentTimeConfig {
         Self {
             timezone: "UTC".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_beyond_what_a_duration_holds_are_refused_with_their_key() {
+        let mut config = ToolsConfig::default();
+        config.http_fetch.timeout_secs = 1e20;
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, "tools.http_fetch.timeout_secs", "{err}");
+
+        let mut config = ToolsConfig::default();
+        config.limits.insert(
+            "web_search".into(),
+            LimitsOverride {
+                timeout_secs: Some(f64::MAX),
+                max_result_chars: None,
+            },
+        );
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.key, "tools.limits.web_search.timeout_secs", "{err}");
     }
 }

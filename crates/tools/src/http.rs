@@ -28,16 +28,6 @@ pub(crate) fn api_client(timeout: Duration) -> reqwest::Client {
         .expect("a client without custom TLS settings builds")
 }
 
-/// `url` without its query and fragment: what spans and errors show when content capture is off,
-/// since a query can hold the user's words.
-pub(crate) fn redacted(url: &url::Url) -> String {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    let _ = shown.set_password(None);
-    shown.to_string()
-}
-
 /// Sends `request` inside an HTTP client span and turns transport failures and error statuses into
 /// [`ToolError::Upstream`] messages that name the service. `service` names it for the model
 /// ("SearXNG", "Brave Search").
@@ -48,11 +38,14 @@ pub(crate) async fn send(
 ) -> Result<reqwest::Response, ToolError> {
     let url = request.url().clone();
     let method = request.method().as_str().to_owned();
-    let shown_url = if content_capture_enabled() {
-        url.to_string()
-    } else {
-        redacted(&url)
-    };
+    let shown_url = sc::shown_url(
+        url.as_str(),
+        if content_capture_enabled() {
+            sc::UrlParts::WithQuery
+        } else {
+            sc::UrlParts::Location
+        },
+    );
     let span = tracing::info_span!(
         sc::span_name::HTTP_REQUEST,
         { sc::OTEL_NAME } = %method,
@@ -87,7 +80,7 @@ pub(crate) async fn send(
                 error_type,
                 format!(
                     "{service} could not be reached at {}: {what}",
-                    redacted(&url)
+                    sc::shown_url(url.as_str(), sc::UrlParts::Location)
                 ),
             ))
         }

@@ -14,11 +14,14 @@ pub mod conventions;
 pub mod enrich;
 pub mod local;
 pub mod metrics;
+#[cfg(feature = "mlflow")]
 pub mod mlflow;
 pub mod model_registry;
+#[cfg(feature = "otlp")]
 mod otlp;
 pub mod prometheus;
 pub mod prompts;
+pub mod python_json;
 pub mod retry;
 pub mod span_tree;
 pub mod telemetry;
@@ -32,8 +35,8 @@ pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics};
 pub use span_tree::SpanTree;
 pub use telemetry::{
     OtlpConfig, OtlpProtocol, ShutdownReport, Telemetry, TelemetryBuilder, TelemetryConfig,
-    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init, mark_failed,
-    set_parent_from_traceparent, traceparent_of,
+    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init, link_trace,
+    mark_failed, set_parent_from_traceparent, traceparent_of,
 };
 pub use telemetry_settings::TelemetrySettings;
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};

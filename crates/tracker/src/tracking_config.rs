@@ -8,8 +8,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::OtlpConfig;
+use crate::conventions::{UrlParts, shown_url};
 use crate::local::LocalPromptRegistry;
 use crate::local::{LocalModelRegistry, LocalTrackingStore};
+#[cfg(feature = "mlflow")]
 use crate::mlflow::{MlflowClient, MlflowModelRegistry, MlflowPromptRegistry, MlflowTrackingStore};
 use crate::model_registry::{ModelRegistry, ModelRegistryError};
 use crate::prompts::{CachedPromptRegistry, PromptRegistry, RegistryError};
@@ -53,6 +55,12 @@ impl Default for TrackingConfig {
     }
 }
 
+/// Stands in for the MLflow client in a build without the `mlflow` feature: no value exists, so
+/// [`TrackingConfig::mlflow_client`] can only answer `None` or an error naming the feature.
+#[cfg(not(feature = "mlflow"))]
+#[derive(Debug)]
+pub enum MlflowClient {}
+
 /// Where tracking and registries live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrackingBackend {
@@ -65,16 +73,20 @@ pub enum TrackingBackend {
 impl TrackingConfig {
     /// The backend `uri` names; an error says what is wrong with it.
     pub fn backend(&self) -> Result<TrackingBackend, String> {
+        // The URI may carry `user:password@` for the server's basic auth: errors show it without.
+        let shown = |uri: &str| shown_url(uri, UrlParts::Location);
         match self.uri.as_deref().map(str::trim) {
             None | Some("" | "local") => Ok(TrackingBackend::Local),
             Some(uri) if uri.starts_with("http://") || uri.starts_with("https://") => {
-                url::Url::parse(uri).map_err(|error| format!("`{uri}` is not a URL: {error}"))?;
+                url::Url::parse(uri)
+                    .map_err(|error| format!("`{}` is not a URL: {error}", shown(uri)))?;
                 Ok(TrackingBackend::Mlflow(
                     uri.trim_end_matches('/').to_owned(),
                 ))
             }
             Some(uri) => Err(format!(
-                "`{uri}` is neither `local` nor an http(s) URL of an MLflow tracking server"
+                "`{}` is neither `local` nor an http(s) URL of an MLflow tracking server",
+                shown(uri)
             )),
         }
     }
@@ -82,28 +94,33 @@ impl TrackingConfig {
     /// Checks the values: an error is the key (under `tracking.`) and what is wrong with it.
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         self.backend().map_err(|message| ("uri", message))?;
-        if !(self.prompt_alias_ttl_secs >= 0.0 && self.prompt_alias_ttl_secs.is_finite()) {
+        // `Duration` holds up to ~1.8e19 s: a larger value would not be a timeout but a panic.
+        let fits = |seconds: f64| Duration::try_from_secs_f64(seconds).is_ok();
+        if !(self.prompt_alias_ttl_secs >= 0.0 && fits(self.prompt_alias_ttl_secs)) {
             return Err((
                 "prompt_alias_ttl_secs",
                 format!(
-                    "{} is not a number of seconds >= 0",
+                    "{} is not a number of seconds >= 0 that fits a duration",
                     self.prompt_alias_ttl_secs
                 ),
             ));
         }
-        if !(self.model_alias_ttl_secs >= 0.0 && self.model_alias_ttl_secs.is_finite()) {
+        if !(self.model_alias_ttl_secs >= 0.0 && fits(self.model_alias_ttl_secs)) {
             return Err((
                 "model_alias_ttl_secs",
                 format!(
-                    "{} is not a number of seconds >= 0",
+                    "{} is not a number of seconds >= 0 that fits a duration",
                     self.model_alias_ttl_secs
                 ),
             ));
         }
-        if !(self.timeout_secs > 0.0 && self.timeout_secs.is_finite()) {
+        if !(self.timeout_secs > 0.0 && fits(self.timeout_secs)) {
             return Err((
                 "timeout_secs",
-                format!("{} is not a number of seconds > 0", self.timeout_secs),
+                format!(
+                    "{} is not a number of seconds > 0 that fits a duration",
+                    self.timeout_secs
+                ),
             ));
         }
         if self.experiment.trim().is_empty() {
@@ -112,14 +129,27 @@ impl TrackingConfig {
         Ok(())
     }
 
+    /// How long a resolved model alias is trusted (`model_alias_ttl_secs`).
+    pub fn model_alias_ttl(&self) -> Duration {
+        seconds(self.model_alias_ttl_secs)
+    }
+
     /// A client of the MLflow server, if the backend is one (the token read from `token_env`).
     pub fn mlflow_client(&self) -> Result<Option<MlflowClient>, String> {
         match self.backend()? {
             TrackingBackend::Local => Ok(None),
+            #[cfg(feature = "mlflow")]
             TrackingBackend::Mlflow(uri) => {
                 let token = std::env::var(&self.token_env).ok();
-                MlflowClient::new(&uri, token, Duration::from_secs_f64(self.timeout_secs)).map(Some)
+                MlflowClient::new(&uri, token, seconds(self.timeout_secs)).map(Some)
             }
+            #[cfg(not(feature = "mlflow"))]
+            TrackingBackend::Mlflow(uri) => Err(format!(
+                "`{}` is an MLflow tracking server, but this build of sextant-tracker has no \
+                 `mlflow` feature (rebuild with `--features mlflow`, or leave `tracking.uri` unset \
+                 for the embedded store)",
+                shown_url(&uri, UrlParts::Location)
+            )),
         }
     }
 
@@ -130,6 +160,14 @@ impl TrackingConfig {
         let Some(client) = self.mlflow_client()? else {
             return Ok(None);
         };
+        #[cfg(not(feature = "mlflow"))]
+        match client {}
+        #[cfg(feature = "mlflow")]
+        self.trace_export_to(client).await.map(Some)
+    }
+
+    #[cfg(feature = "mlflow")]
+    async fn trace_export_to(&self, client: MlflowClient) -> Result<OtlpConfig, String> {
         let base_url = client.base_url().to_owned();
         let id = MlflowTrackingStore::new(client)
             .get_or_create_experiment(&self.experiment)
@@ -150,7 +188,7 @@ impl TrackingConfig {
                 .traces_headers
                 .insert("authorization".into(), format!("Bearer {token}"));
         }
-        Ok(Some(export))
+        Ok(export)
     }
 
     /// The tracking store of this backend (`data_dir/tracking.db` and `data_dir/artifacts` when
@@ -164,7 +202,10 @@ impl TrackingConfig {
             })?;
         Ok(match client {
             None => Arc::new(LocalTrackingStore::open(data_dir)?),
+            #[cfg(feature = "mlflow")]
             Some(client) => Arc::new(MlflowTrackingStore::new(client)),
+            #[cfg(not(feature = "mlflow"))]
+            Some(never) => match never {},
         })
     }
 
@@ -189,7 +230,10 @@ impl TrackingConfig {
             })?;
         Ok(match client {
             None => Arc::new(LocalModelRegistry::open(data_dir.join("registry.db"))?),
+            #[cfg(feature = "mlflow")]
             Some(client) => Arc::new(MlflowModelRegistry::new(client)),
+            #[cfg(not(feature = "mlflow"))]
+            Some(never) => match never {},
         })
     }
 
@@ -205,13 +249,22 @@ impl TrackingConfig {
         };
         let inner: Arc<dyn PromptRegistry> = match self.mlflow_client().map_err(invalid)? {
             None => Arc::new(LocalPromptRegistry::open(data_dir.join("registry.db"))?),
+            #[cfg(feature = "mlflow")]
             Some(client) => Arc::new(MlflowPromptRegistry::new(client)),
+            #[cfg(not(feature = "mlflow"))]
+            Some(never) => match never {},
         };
         Ok(Arc::new(CachedPromptRegistry::with_alias_ttl(
             inner,
-            Duration::from_secs_f64(self.prompt_alias_ttl_secs),
+            seconds(self.prompt_alias_ttl_secs),
         )))
     }
+}
+
+/// `value` seconds as a [`Duration`] without panicking on what [`TrackingConfig::validate`]
+/// refuses: a negative or NaN value is zero, one too large for a `Duration` is its maximum.
+fn seconds(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -232,5 +285,25 @@ mod tests {
         config.uri = None;
         config.prompt_alias_ttl_secs = -1.0;
         assert_eq!(config.validate().unwrap_err().0, "prompt_alias_ttl_secs");
+    }
+
+    #[test]
+    fn seconds_beyond_what_a_duration_holds_are_refused_with_their_key() {
+        // What `SEXTANT_TRACKING__TIMEOUT_SECS=1e20` sets.
+        let mut config = TrackingConfig {
+            timeout_secs: 1e20,
+            ..TrackingConfig::default()
+        };
+        assert_eq!(config.validate().unwrap_err().0, "timeout_secs");
+        config.timeout_secs = 30.0;
+        config.prompt_alias_ttl_secs = 1e20;
+        assert_eq!(config.validate().unwrap_err().0, "prompt_alias_ttl_secs");
+        config.prompt_alias_ttl_secs = 60.0;
+        config.model_alias_ttl_secs = f64::MAX;
+        assert_eq!(config.validate().unwrap_err().0, "model_alias_ttl_secs");
+        // Used without validation, such a value is a long wait, not a panic.
+        assert_eq!(config.model_alias_ttl(), Duration::MAX);
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(-1.0), Duration::ZERO);
     }
 }

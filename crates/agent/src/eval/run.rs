@@ -49,7 +49,7 @@ pub struct RowResult {
     pub row: usize,
     /// What was asked.
     pub question: String,
-    /// The answer (`None` when the turn failed).
+    /// The answer (`None` when the turn failed, or when the agent does not capture content).
     pub answer: Option<String>,
     /// Why the turn failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -206,24 +206,6 @@ pub type SpansOf<'a> = dyn Fn(&str) -> Vec<StoredSpan> + Send + Sync + 'a;
 /// The artifact holding an evaluation's per-row results (what `sextant eval compare` reads).
 pub const RESULTS_ARTIFACT: &str = "eval_results.json";
 
-/// A [`SpansOf`] reading the local trace store of `telemetry`, flushing the pipeline first so a
-/// turn that just ended is there. Needs a multi-threaded Tokio runtime (it blocks in place).
-pub fn flushed_spans(
-    telemetry: &sextant_tracker::TelemetryGuard,
-) -> impl Fn(&str) -> Vec<StoredSpan> + Send + Sync + '_ {
-    move |trace_id: &str| {
-        tokio::task::block_in_place(|| {
-            if let Err(error) = telemetry.force_flush() {
-                tracing::warn!("flushing the turn's spans failed: {error}");
-            }
-            telemetry
-                .trace_store()
-                .and_then(|store| store.spans(trace_id).ok())
-                .unwrap_or_default()
-        })
-    }
-}
-
 /// How [`evaluate`] runs.
 pub struct EvalOptions<'a> {
     /// Rows answered at once.
@@ -244,7 +226,9 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// Runs `agent` over `dataset` and scores each answer with every scorer.
+/// Runs `agent` over `dataset` and scores each answer with every scorer. The report holds the
+/// answers and the scorers' rationales only when the agent captures content (`sextant eval` turns
+/// capture on: scorers read the trace).
 pub async fn evaluate(
     agent: &Agent,
     dataset: &Dataset,
@@ -294,7 +278,15 @@ pub async fn evaluate(
                                 .scores
                                 .insert(scorer.name().to_owned(), outcome_of(&**scorer, scored));
                         }
-                        result.answer = Some(outcome.answer);
+                        // The results are an artifact like `interaction.json`: the answer and the
+                        // judges' rationales (which quote it) follow the agent's content switch.
+                        if agent.captures_content() {
+                            result.answer = Some(outcome.answer);
+                        } else {
+                            for score in result.scores.values_mut() {
+                                score.rationale = None;
+                            }
+                        }
                         result.trace_id = outcome.trace_id;
                         result.usage = outcome.usage;
                     }

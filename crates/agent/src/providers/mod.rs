@@ -33,11 +33,13 @@ pub async fn build(
         ProviderKind::Openai => {
             let settings = &context.providers.openai;
             let base_url = model.base_url.as_deref().unwrap_or(&settings.base_url);
-            let key_env = model
-                .api_key_env
-                .as_deref()
-                .unwrap_or(&settings.api_key_env);
-            let api_key = std::env::var(key_env).ok().filter(|k| !k.is_empty());
+            let api_key = context
+                .providers
+                .openai_key(base_url, model.api_key_env.as_deref())
+                .map_err(|message| ChatError::Request {
+                    provider: "openai".into(),
+                    message,
+                })?;
             Arc::new(
                 openai::OpenAiChatModel::new(base_url, api_key, &model.name)
                     .with_extra_body(model.extra_body.clone().unwrap_or_default()),

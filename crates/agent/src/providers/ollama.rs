@@ -12,13 +12,14 @@ use ollama_rs::generation::tools::{
     ToolCall as WireToolCall, ToolCallFunction, ToolFunctionInfo, ToolInfo, ToolType,
 };
 use ollama_rs::models::ModelOptions;
+use sextant_tracker::conventions::{UrlParts, shown_url};
 
-use super::{error_chain, spawn_chat_stream};
+use super::spawn_chat_stream;
 use crate::chat::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Message, Role,
     ToolCall, Usage,
 };
-use crate::error::ChatError;
+use crate::error::{ChatError, MAX_REASON_CHARS, error_summary, transport_reason, upstream_reason};
 
 const PROVIDER: &str = "ollama";
 
@@ -31,6 +32,7 @@ const PROVIDER: &str = "ollama";
 pub struct OllamaChatModel {
     http: reqwest::Client,
     chat_url: url::Url,
+    /// The server as errors name it: without credentials or query.
     host: String,
     model: String,
 }
@@ -38,18 +40,19 @@ pub struct OllamaChatModel {
 impl OllamaChatModel {
     /// A model named `model` on the Ollama server at `host` (e.g. `http://127.0.0.1:11434`).
     pub fn new(host: &str, model: &str) -> Result<Self, ChatError> {
+        let shown = shown_url(host, UrlParts::Location);
         let base = url::Url::parse(host).map_err(|e| ChatError::Request {
             provider: PROVIDER.into(),
-            message: format!("`{host}` is not a valid Ollama host URL: {e}"),
+            message: format!("`{shown}` is not a valid Ollama host URL: {e}"),
         })?;
         let chat_url = base.join("api/chat").map_err(|e| ChatError::Request {
             provider: PROVIDER.into(),
-            message: format!("cannot build the chat URL from `{host}`: {e}"),
+            message: format!("cannot build the chat URL from `{shown}`: {e}"),
         })?;
         Ok(Self {
             http: reqwest::Client::new(),
             chat_url,
-            host: host.to_owned(),
+            host: shown,
             model: model.to_owned(),
         })
     }
@@ -138,7 +141,7 @@ impl OllamaChatModel {
                     ChatError::Connect {
                         provider: PROVIDER.into(),
                         endpoint: self.host.clone(),
-                        message: error_chain(&e),
+                        message: transport_reason(&e.without_url()),
                     }
                 }
             })?;
@@ -146,17 +149,9 @@ impl OllamaChatModel {
         if status.is_success() {
             return Ok(response);
         }
+        // Ollama's errors are {"error": "..."}; anything else is not quoted.
         let text = response.text().await.unwrap_or_default();
-        // Ollama's errors are {"error": "..."}.
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-            .unwrap_or(text);
-        Err(ChatError::Http {
-            provider: PROVIDER.into(),
-            status: status.as_u16(),
-            message,
-        })
+        Err(ChatError::http(PROVIDER, status.as_u16(), &text))
     }
 }
 
@@ -178,7 +173,10 @@ impl ChatModel for OllamaChatModel {
             .await
             .map_err(|e| ChatError::InvalidResponse {
                 provider: PROVIDER.into(),
-                message: format!("the response body could not be read: {e}"),
+                message: format!(
+                    "the response body could not be read: {}",
+                    transport_reason(&e.without_url())
+                ),
             })?;
         let wire: ChatMessageResponse = parse(&bytes)?;
         let mut assembler = Assembler::default();
@@ -222,7 +220,10 @@ impl ChatModel for OllamaChatModel {
                         let _ = tx
                             .send(Err(ChatError::InvalidResponse {
                                 provider: PROVIDER.into(),
-                                message: format!("the stream broke off: {e}"),
+                                message: format!(
+                                    "the stream broke off: {}",
+                                    transport_reason(&e.without_url())
+                                ),
                             }))
                             .await;
                         return;
@@ -238,12 +239,14 @@ impl ChatModel for OllamaChatModel {
     }
 }
 
+/// The body is the model's answer, which is content: an error says only where parsing failed.
 fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ChatError> {
     serde_json::from_slice(bytes).map_err(|e| ChatError::InvalidResponse {
         provider: PROVIDER.into(),
         message: format!(
-            "{e} in {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            "{} (a line of {} bytes)",
+            error_summary(&e.to_string(), MAX_REASON_CHARS),
+            bytes.len()
         ),
     })
 }
@@ -337,6 +340,7 @@ fn wire_message(message: &Message) -> ChatMessage {
 pub struct OllamaEmbedder {
     http: reqwest::Client,
     embed_url: url::Url,
+    /// The server as errors name it: without credentials or query.
     host: String,
     model: String,
     dimension: usize,
@@ -355,15 +359,16 @@ impl OllamaEmbedder {
             model: model.to_owned(),
             message,
         };
+        let shown = shown_url(host, UrlParts::Location);
         let base = url::Url::parse(host)
-            .map_err(|e| invalid(format!("`{host}` is not a valid Ollama host URL: {e}")))?;
+            .map_err(|e| invalid(format!("`{shown}` is not a valid Ollama host URL: {e}")))?;
         let embed_url = base
             .join("api/embed")
-            .map_err(|e| invalid(format!("cannot build the embed URL from `{host}`: {e}")))?;
+            .map_err(|e| invalid(format!("cannot build the embed URL from `{shown}`: {e}")))?;
         Ok(Self {
             http: reqwest::Client::new(),
             embed_url,
-            host: host.to_owned(),
+            host: shown,
             model: model.to_owned(),
             dimension,
             max_batch: 32,
@@ -421,19 +426,21 @@ impl sextant_memory::Embedder for OllamaEmbedder {
                 upstream(format!(
                     "cannot reach {}: {}",
                     self.host,
-                    super::error_chain(&e)
+                    transport_reason(&e.without_url())
                 ))
             })?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| upstream(format!("reading the response failed: {e}")))?;
+        let body = response.bytes().await.map_err(|e| {
+            upstream(format!(
+                "reading the response failed: {}",
+                transport_reason(&e.without_url())
+            ))
+        })?;
         if !status.is_success() {
             return Err(upstream(format!(
                 "HTTP {}: {}",
                 status.as_u16(),
-                String::from_utf8_lossy(&body[..body.len().min(300)])
+                upstream_reason(status.as_u16(), &String::from_utf8_lossy(&body))
             )));
         }
         let parsed: GenerateEmbeddingsResponse =

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
-use async_openai::error::OpenAIError;
+use async_openai::error::{OpenAIError, StreamError};
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
@@ -20,13 +20,14 @@ use async_openai::types::chat::{
 };
 use async_trait::async_trait;
 use futures::StreamExt;
+use sextant_tracker::conventions::{UrlParts, shown_url};
 
-use super::{error_chain, spawn_chat_stream};
+use super::spawn_chat_stream;
 use crate::chat::{
     ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, FinishReason, Message, Role,
     ToolCall, ToolChoice, Usage,
 };
-use crate::error::ChatError;
+use crate::error::{ChatError, MAX_REASON_CHARS, error_summary, transport_reason, upstream_reason};
 
 const PROVIDER: &str = "openai";
 
@@ -38,7 +39,8 @@ const PROVIDER: &str = "openai";
 /// ```
 pub struct OpenAiChatModel {
     client: Client<OpenAIConfig>,
-    base_url: String,
+    /// The server as errors name it: without credentials or query.
+    endpoint: String,
     model: String,
     extra_body: serde_json::Map<String, serde_json::Value>,
 }
@@ -56,7 +58,7 @@ impl OpenAiChatModel {
         config = config.with_api_key(api_key.unwrap_or_default());
         Self {
             client: Client::with_config(config),
-            base_url: base_url.to_owned(),
+            endpoint: shown_url(base_url, UrlParts::Location),
             model: model.to_owned(),
             extra_body: serde_json::Map::new(),
         }
@@ -132,39 +134,58 @@ impl OpenAiChatModel {
 }
 
 /// Our error for an `async-openai` error; `endpoint` names the server in connection failures.
+/// Bodies are summarised ([`upstream_reason`]) and reqwest's messages lose their URL, which
+/// holds the base URL's credentials and query.
 fn map_error(error: OpenAIError, endpoint: &str) -> ChatError {
     match error {
-        OpenAIError::ApiError(response) => ChatError::Http {
-            provider: PROVIDER.into(),
-            status: response.status_code.as_u16(),
-            message: response.api_error.message,
-        },
+        OpenAIError::ApiError(response) => {
+            let status = response.status_code;
+            let message = if status.is_server_error() {
+                // async-openai hands over a 5xx body unparsed: JSON or an HTML page, a proxy's text.
+                upstream_reason(status.as_u16(), &response.api_error.message)
+            } else {
+                error_summary(&response.api_error.message, MAX_REASON_CHARS)
+            };
+            ChatError::Http {
+                provider: PROVIDER.into(),
+                status: status.as_u16(),
+                message,
+            }
+        }
         OpenAIError::Reqwest(e) => {
             if let Some(status) = e.status() {
-                ChatError::Http {
-                    provider: PROVIDER.into(),
-                    status: status.as_u16(),
-                    message: e.to_string(),
-                }
+                ChatError::http(PROVIDER, status.as_u16(), "")
             } else if e.is_decode() || e.is_body() {
                 ChatError::InvalidResponse {
                     provider: PROVIDER.into(),
-                    message: e.to_string(),
+                    message: transport_reason(&e.without_url()),
                 }
             } else {
                 ChatError::Connect {
                     provider: PROVIDER.into(),
                     endpoint: endpoint.to_owned(),
-                    message: error_chain(&e),
+                    message: transport_reason(&e.without_url()),
                 }
             }
         }
+        // The body is the model's answer, which is content: only where parsing failed is said.
         OpenAIError::JSONDeserialize(e, body) => ChatError::InvalidResponse {
             provider: PROVIDER.into(),
-            message: format!("{e} in {}", truncate(&body, 200)),
+            message: format!(
+                "{} (a body of {} bytes)",
+                error_summary(&e.to_string(), MAX_REASON_CHARS),
+                body.len()
+            ),
         },
         OpenAIError::StreamError(e) => {
-            let message = e.to_string();
+            let message = match *e {
+                // Its data would be the model's words: the event's name is enough.
+                StreamError::UnknownEvent(event) => format!(
+                    "an unexpected stream event `{}`",
+                    error_summary(&event.event, 40)
+                ),
+                StreamError::EventStream(text) => error_summary(&text, MAX_REASON_CHARS),
+            };
             // The SSE layer reports HTTP failures as "Invalid status code: 503 …".
             match http_status_in(&message) {
                 Some(status) => ChatError::Http {
@@ -180,7 +201,7 @@ fn map_error(error: OpenAIError, endpoint: &str) -> ChatError {
         }
         other => ChatError::Request {
             provider: PROVIDER.into(),
-            message: other.to_string(),
+            message: error_summary(&other.to_string(), MAX_REASON_CHARS),
         },
     }
 }
@@ -202,7 +223,7 @@ impl ChatModel for OpenAiChatModel {
             .chat()
             .create_byot(body)
             .await
-            .map_err(|e| map_error(e, &self.base_url))?;
+            .map_err(|e| map_error(e, &self.endpoint))?;
         from_wire_response(response)
     }
 
@@ -213,8 +234,8 @@ impl ChatModel for OpenAiChatModel {
             .chat()
             .create_stream_byot::<_, CreateChatCompletionStreamResponse>(body)
             .await
-            .map_err(|e| map_error(e, &self.base_url))?;
-        let base_url = self.base_url.clone();
+            .map_err(|e| map_error(e, &self.endpoint))?;
+        let endpoint = self.endpoint.clone();
         let model = self.model.clone();
         let stream = spawn_chat_stream(move |tx| async move {
             let mut assembled = StreamAssembler::new(model);
@@ -222,7 +243,7 @@ impl ChatModel for OpenAiChatModel {
                 let event = match event {
                     Ok(event) => event,
                     Err(e) => {
-                        let _ = tx.send(Err(map_error(e, &base_url))).await;
+                        let _ = tx.send(Err(map_error(e, &endpoint))).await;
                         return;
                     }
                 };
@@ -440,18 +461,12 @@ fn http_status_in(message: &str) -> Option<u16> {
         .find(|status| (400..600).contains(status))
 }
 
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
-    }
-}
-
 /// Embeddings from an OpenAI-compatible server's `/v1/embeddings` (OpenAI, vLLM, the llama.cpp
 /// server started with `--embeddings`, …), through the same client as [`OpenAiChatModel`].
 pub struct OpenAiEmbedder {
     client: Client<OpenAIConfig>,
-    base_url: String,
+    /// The server as errors name it: without credentials or query.
+    endpoint: String,
     model: String,
     dimension: usize,
     max_batch: usize,
@@ -467,7 +482,7 @@ impl OpenAiEmbedder {
             .with_api_key(api_key.unwrap_or_default());
         Self {
             client: Client::with_config(config),
-            base_url: base_url.to_owned(),
+            endpoint: shown_url(base_url, UrlParts::Location),
             model: model.to_owned(),
             dimension,
             max_batch: 32,
@@ -516,7 +531,7 @@ impl sextant_memory::Embedder for OpenAiEmbedder {
             .await
             .map_err(|error| sextant_memory::EmbedError::Upstream {
                 model: self.model.clone(),
-                message: map_error(error, &self.base_url).to_string(),
+                message: map_error(error, &self.endpoint).to_string(),
             })?;
         let mut data = response.data;
         data.sort_by_key(|embedding| embedding.index);

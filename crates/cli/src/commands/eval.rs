@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sextant_agent::eval::compare::compare;
 use sextant_agent::eval::dataset::Dataset;
 use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
-use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate, flushed_spans};
+use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate};
 use sextant_agent::eval::scorer::Scorer;
 use sextant_agent::eval::scorers::{BUILTIN_NAMES, builtin};
 use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
@@ -101,10 +101,10 @@ pub async fn eval(mut config: SextantConfig, args: EvalArgs) -> anyhow::Result<(
         .progress_chars("=> "),
     );
     let progress = |done: usize, _total: usize| bar.set_position(done as u64);
-    let telemetry = runtime
+    runtime
         .telemetry()
         .context("evaluation reads the traces, so it needs telemetry")?;
-    let spans = flushed_spans(telemetry);
+    let spans = runtime.spans_reader();
     let report = evaluate(
         &agent,
         &dataset,

@@ -4,6 +4,7 @@ mod chat;
 mod eval;
 mod experiments;
 mod ingest;
+mod keys;
 mod memory;
 mod models;
 mod prompts;
@@ -25,6 +26,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Chat(args) => chat::chat(config, args).await,
         Command::Eval(args) => eval::eval(config, args).await,
         Command::Serve(args) => serve::serve(config, args).await,
+        Command::Keys(command) => keys::keys(command),
         command => {
             let runtime = Runtime::builder(config).without_telemetry().start().await?;
             match command {
@@ -36,7 +38,11 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
                 Command::Prompts(command) => prompts::prompts(&runtime, command).await,
                 Command::Runs(command) => runs::runs(&runtime, command).await,
                 Command::Experiments(command) => experiments::experiments(&runtime, command).await,
-                Command::Run(_) | Command::Chat(_) | Command::Eval(_) | Command::Serve(_) => {
+                Command::Run(_)
+                | Command::Chat(_)
+                | Command::Eval(_)
+                | Command::Serve(_)
+                | Command::Keys(_) => {
                     unreachable!("matched above")
                 }
             }

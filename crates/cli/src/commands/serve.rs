@@ -8,10 +8,11 @@ use crate::cli::ServeArgs;
 
 pub async fn serve(config: SextantConfig, args: ServeArgs) -> anyhow::Result<()> {
     let settings: ServeConfig = config.section("serve")?;
-    let addr = args.addr.unwrap_or(settings.addr);
+    let addr = args.addr.unwrap_or_else(|| settings.addr.clone());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr} ([serve] addr / --addr)"))?;
+    sextant_server::check_bind(&settings, listener.local_addr()?)?;
     let local_addr = listener.local_addr()?.to_string();
     let run = sextant_server::run_spec(&config, &local_addr);
     let runtime = Runtime::builder(config)
@@ -23,10 +24,10 @@ pub async fn serve(config: SextantConfig, args: ServeArgs) -> anyhow::Result<()>
         "sextant serve: listening on http://{local_addr}  (agents: {}; default {}; auth {})",
         server.agent_names().join(", "),
         server.default_agent(),
-        if server.requires_token() {
-            "bearer token"
+        if server.requires_key() {
+            "API keys"
         } else {
-            "off"
+            "off (loopback)"
         },
     );
     server.serve(listener, shutdown_signal()).await?;

@@ -9,18 +9,6 @@ use std::time::{Duration, Instant};
 
 use super::repo;
 
-/// An agent on the embedded model that answers in at most `max_tokens` tokens.
-pub fn agent_file(dir: &Path, name: &str, max_tokens: u32) {
-    std::fs::write(
-        dir.join(format!("{name}.toml")),
-        format!(
-            "name = \"{name}\"\nsystem_prompt = \"You are a helpful assistant.\"\ntools = []\nmax_steps = 2\n\n\
-             [model]\nprovider = \"local\"\nname = \"SmolLM2-135M-Instruct\"\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"
-        ),
-    )
-    .unwrap();
-}
-
 /// A running service.
 pub struct Service {
     child: Option<Child>,
@@ -38,8 +26,8 @@ impl Service {
     pub fn start(data: &Path, envs: &[(&str, &str)]) -> Self {
         let agents = data.join("agents");
         std::fs::create_dir_all(&agents).unwrap();
-        agent_file(&agents, "tiny", 16);
-        agent_file(&agents, "slow", 400);
+        sextant_testkit::local_agent_file(&agents, "tiny", 16);
+        sextant_testkit::local_agent_file(&agents, "slow", 400);
         let mut command = Command::new(env!("CARGO_BIN_EXE_sextant"));
         command
             .args(["serve", "--addr", "127.0.0.1:0"])

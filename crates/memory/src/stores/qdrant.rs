@@ -34,6 +34,7 @@ const BACKEND: &str = "qdrant";
 #[derive(Clone)]
 pub struct QdrantStore {
     client: std::sync::Arc<Qdrant>,
+    /// The server as errors and `Debug` name it: without credentials or query.
     url: String,
 }
 
@@ -49,6 +50,7 @@ impl QdrantStore {
     /// A client of the server at `url` (its gRPC port), authenticating with `api_key` if given.
     /// Connecting is lazy: an unreachable server is reported by the first operation.
     pub fn connect(url: &str, api_key: Option<String>) -> Result<Self, StoreError> {
+        let shown = sextant_conventions::shown_url(url, sextant_conventions::UrlParts::Location);
         let client = Qdrant::from_url(url)
             .api_key(api_key)
             .timeout(Duration::from_secs(30))
@@ -58,16 +60,16 @@ impl QdrantStore {
             .build()
             .map_err(|err| StoreError::Unavailable {
                 backend: BACKEND,
-                url: url.to_owned(),
+                url: shown.clone(),
                 message: err.to_string(),
             })?;
         Ok(Self {
             client: std::sync::Arc::new(client),
-            url: url.to_owned(),
+            url: shown,
         })
     }
 
-    /// The server's URL.
+    /// The server's URL, without credentials or query.
     pub fn url(&self) -> &str {
         &self.url
     }

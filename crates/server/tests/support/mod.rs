@@ -2,25 +2,13 @@
 //! and per test a [`Server`] with its own settings on a free loopback port, stopped when dropped.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value;
 use sextant_runtime::{Runtime, RuntimeBuilder, RuntimeReport, SextantConfig};
-use sextant_server::{ServeConfig, Server, ServerError};
-
-/// An agent on the embedded model that answers in at most `max_tokens` tokens.
-pub fn agent_file(dir: &Path, name: &str, max_tokens: u32) {
-    std::fs::write(
-        dir.join(format!("{name}.toml")),
-        format!(
-            "name = \"{name}\"\nsystem_prompt = \"You are a helpful assistant.\"\ntools = []\nmax_steps = 2\n\n\
-             [model]\nprovider = \"local\"\nname = \"SmolLM2-135M-Instruct\"\ntemperature = 0.0\nmax_tokens = {max_tokens}\n"
-        ),
-    )
-    .unwrap();
-}
+use sextant_server::{KeyConfig, Role, ServeConfig, Server, ServerError};
 
 /// The process's runtime: its own data dir, one inference thread, content captured, and agents
 /// `tiny` (16 tokens) and `slow` (400 tokens) in `data/agents`.
@@ -52,8 +40,8 @@ pub fn shared_with(
                     let data = dir.path().join("data");
                     let agents = data.join("agents");
                     std::fs::create_dir_all(&agents).unwrap();
-                    agent_file(&agents, "tiny", 16);
-                    agent_file(&agents, "slow", 400);
+                    sextant_testkit::local_agent_file(&agents, "tiny", 16);
+                    sextant_testkit::local_agent_file(&agents, "slow", 400);
                     let mut all = vec![
                         ("SEXTANT_DATA_DIR".to_owned(), data.display().to_string()),
                         ("SEXTANT_THREADS".to_owned(), "1".to_owned()),
@@ -96,6 +84,18 @@ pub fn settings() -> ServeConfig {
         default_agent: Some("tiny".into()),
         ..shared.runtime.config().section("serve").unwrap()
     }
+}
+
+/// Adds a new random key of `user` with `roles` to `settings`; returns the key.
+pub fn add_key(settings: &mut ServeConfig, user: &str, roles: &[Role]) -> String {
+    let (key, digest) = sextant_server::new_key();
+    settings.auth.keys.push(KeyConfig {
+        user: user.into(),
+        roles: roles.to_vec(),
+        sha256: Some(digest),
+        key_env: None,
+    });
+    key
 }
 
 /// A server listening on a free loopback port until dropped.

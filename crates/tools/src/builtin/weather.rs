@@ -55,8 +55,11 @@ impl GetWeather {
     /// From `[tools.get_weather]`.
     pub fn from_config(config: &WeatherConfig) -> Result<Self, ToolConfigError> {
         let parse = |value: &str, key: &str| {
-            url::Url::parse(value)
-                .map_err(|e| ToolConfigError::new(key, format!("`{value}` is not a URL ({e})")))
+            url::Url::parse(value).map_err(|e| {
+                let shown =
+                    sextant_conventions::shown_url(value, sextant_conventions::UrlParts::Location);
+                ToolConfigError::new(key, format!("`{shown}` is not a URL ({e})"))
+            })
         };
         Ok(match config.backend {
             WeatherBackendKind::Offline => Self::offline(),

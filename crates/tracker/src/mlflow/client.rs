@@ -134,8 +134,12 @@ impl MlflowClient {
     /// A client of the server at `uri` (`http://host:5000`, optionally with `user:password@`).
     /// `token`, when given, is sent as a bearer token.
     pub fn new(uri: &str, token: Option<String>, timeout: Duration) -> Result<Self, String> {
-        let mut base = url::Url::parse(uri.trim())
-            .map_err(|error| format!("`{uri}` is not a URL: {error}"))?;
+        let mut base = url::Url::parse(uri.trim()).map_err(|error| {
+            format!(
+                "`{}` is not a URL: {error}",
+                crate::conventions::shown_url(uri, crate::conventions::UrlParts::Location)
+            )
+        })?;
         if !matches!(base.scheme(), "http" | "https") {
             return Err(format!(
                 "`{}` is not an http(s) URL of an MLflow tracking server",

@@ -8,5 +8,5 @@ mod wire;
 
 pub use client::{MlflowClient, MlflowError};
 pub use model_registry::MlflowModelRegistry;
-pub use prompt_registry::{MlflowPromptRegistry, mlflow_trace_id, python_json};
+pub use prompt_registry::{MlflowPromptRegistry, mlflow_trace_id};
 pub use tracking_store::MlflowTrackingStore;

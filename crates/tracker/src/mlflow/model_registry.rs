@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{PagedSearch, RegistryFailure};
-use super::wire::{WireAlias, WireTag, filter_literal, tag_list, tag_map};
+use super::wire::{WireAlias, WireTag, aliases_of, filter_literal, tag_list, tag_map};
 use super::{MlflowClient, MlflowError};
 use crate::model_registry::{
     ModelRegistry, ModelRegistryError, ModelVersion, NewModelVersion, RegisteredModel, Stage,
@@ -264,14 +264,7 @@ impl ModelRegistry for MlflowModelRegistry {
             .map_err(|e| self.error(e, || ModelRegistryError::version_not_found(name, version)))?;
         let mut found = answer.model_version.into_version()?;
         if found.aliases.is_empty() {
-            found.aliases = self
-                .wire_model(name)
-                .await?
-                .aliases
-                .into_iter()
-                .filter(|a| a.version == version.to_string())
-                .map(|a| a.alias)
-                .collect();
+            found.aliases = aliases_of(&self.wire_model(name).await?.aliases, version);
         }
         Ok(found)
     }
@@ -297,12 +290,7 @@ impl ModelRegistry for MlflowModelRegistry {
             .map(WireVersion::into_version)
             .collect::<Result<Vec<_>, _>>()?;
         for version in &mut versions {
-            version.aliases = model
-                .aliases
-                .iter()
-                .filter(|a| a.version == version.version.to_string())
-                .map(|a| a.alias.clone())
-                .collect();
+            version.aliases = aliases_of(&model.aliases, version.version);
         }
         versions.sort_by_key(|v| v.version);
         Ok(versions)

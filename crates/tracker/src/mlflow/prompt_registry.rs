@@ -18,12 +18,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::{PagedSearch, RegistryFailure};
-use super::wire::{WireAlias, WireTag, filter_literal, tag_list};
+use super::wire::{WireAlias, WireTag, aliases_of, filter_literal, tag_list};
 use super::{MlflowClient, MlflowError};
 use crate::prompts::{
     NewPromptVersion, PromptFilter, PromptInfo, PromptRegistry, PromptTemplate, PromptVersion,
     PromptVersionRef, RegistryError, validate_alias, validate_prompt_name,
 };
+use crate::python_json::{python_json, write_python_string};
 
 const IS_PROMPT: &str = "mlflow.prompt.is_prompt";
 const PROMPT_TEXT: &str = "mlflow.prompt.text";
@@ -302,14 +303,7 @@ impl PromptRegistry for MlflowPromptRegistry {
         let mut found = answer.model_version.into_version()?;
         // model-versions/get does not list aliases; the registered model does.
         if found.aliases.is_empty() {
-            found.aliases = self
-                .registered_prompt(name)
-                .await?
-                .aliases
-                .into_iter()
-                .filter(|a| a.version == version.to_string())
-                .map(|a| a.alias)
-                .collect();
+            found.aliases = aliases_of(&self.registered_prompt(name).await?.aliases, version);
         }
         Ok(found)
     }
@@ -455,12 +449,7 @@ impl PromptRegistry for MlflowPromptRegistry {
             .map(WireModelVersion::into_version)
             .collect::<Result<Vec<_>, _>>()?;
         for version in &mut versions {
-            version.aliases = model
-                .aliases
-                .iter()
-                .filter(|a| a.version == version.version.to_string())
-                .map(|a| a.alias.clone())
-                .collect();
+            version.aliases = aliases_of(&model.aliases, version.version);
         }
         versions.sort_by_key(|v| v.version);
         Ok(versions)
@@ -555,64 +544,13 @@ fn stored_template(template: &PromptTemplate) -> String {
                     out.push_str(", ");
                 }
                 out.push_str("{\"role\": ");
-                write_ascii_string(&message.role, &mut out);
+                write_python_string(&message.role, &mut out);
                 out.push_str(", \"content\": ");
-                write_ascii_string(&message.content, &mut out);
+                write_python_string(&message.content, &mut out);
                 out.push('}');
             }
             out.push(']');
             out
-        }
-    }
-}
-
-/// JSON as Python's `json.dumps` writes it: `", "` and `": "` separators and non-ASCII characters
-/// as `\uXXXX` escapes, so a value written here is byte-identical to one the Python client wrote.
-pub fn python_json(value: &Value) -> String {
-    let mut out = String::new();
-    write_python_json(value, &mut out);
-    out
-}
-
-fn write_python_json(value: &Value, out: &mut String) {
-    match value {
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_python_json(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_ascii_string(key, out);
-                out.push_str(": ");
-                write_python_json(item, out);
-            }
-            out.push('}');
-        }
-        Value::String(text) => write_ascii_string(text, out),
-        other => out.push_str(&other.to_string()),
-    }
-}
-
-fn write_ascii_string(text: &str, out: &mut String) {
-    let escaped = Value::String(text.to_owned()).to_string();
-    for c in escaped.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut units = [0u16; 2];
-            for unit in c.encode_utf16(&mut units) {
-                out.push_str(&format!("\\u{unit:04x}"));
-            }
         }
     }
 }
@@ -622,7 +560,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn json_is_written_the_way_python_json_dumps_writes_it() {
+    fn chat_templates_are_stored_the_way_python_writes_them() {
         let chat = PromptTemplate::chat([crate::prompts::ChatMessageTemplate::new(
             "user",
             "Héllo {{ name }} 🎉 \"q\"",
@@ -634,10 +572,6 @@ mod tests {
         assert_eq!(
             PromptTemplate::from_stored_string("chat", &stored_template(&chat)).unwrap(),
             chat
-        );
-        assert_eq!(
-            python_json(&json!({ "a": 1, "b": [true, null] })),
-            r#"{"a": 1, "b": [true, null]}"#
         );
     }
 

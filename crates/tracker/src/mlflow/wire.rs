@@ -22,6 +22,17 @@ pub(super) struct WireAlias {
     pub version: String,
 }
 
+/// The aliases among `aliases` that point at `version` (a registered model lists every alias;
+/// a version's own answer lists none).
+pub(super) fn aliases_of(aliases: &[WireAlias], version: u32) -> Vec<String> {
+    let version = version.to_string();
+    aliases
+        .iter()
+        .filter(|a| a.version == version)
+        .map(|a| a.alias.clone())
+        .collect()
+}
+
 /// Tags as a map.
 pub(super) fn tag_map(tags: Vec<WireTag>) -> BTreeMap<String, String> {
     tags.into_iter().map(|t| (t.key, t.value)).collect()

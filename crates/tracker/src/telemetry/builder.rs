@@ -18,6 +18,7 @@ use crate::batch_processor::{
     BatchConfig, BoundedBatchProcessor, BoundedBatchProcessorBuilder, ExportCounters,
 };
 use crate::metrics::INSTRUMENTATION_SCOPE;
+#[cfg(feature = "otlp")]
 use crate::otlp::{self, RuntimeHttpClient};
 use crate::prometheus::PrometheusReader;
 use crate::trace_store::LocalTraceStore;
@@ -107,6 +108,14 @@ impl TelemetryBuilder {
         {
             // The gRPC channels spawn their connection tasks on the runtime in context.
             let _context = handle.enter();
+            #[cfg(not(feature = "otlp"))]
+            if config.otlp.is_some() {
+                return Err(TelemetryError::FeatureDisabled {
+                    what: "OTLP export (`[telemetry.otlp]`, OTEL_EXPORTER_OTLP_*, or tracking on MLflow)",
+                    feature: "otlp",
+                });
+            }
+            #[cfg(feature = "otlp")]
             if let Some(otlp_config) = &config.otlp {
                 let http_client = RuntimeHttpClient::new(handle.clone(), otlp_config.timeout)?;
                 let exporter = otlp::span_exporter(otlp_config, &http_client)?;

@@ -37,6 +37,14 @@ pub enum TelemetryError {
         /// What went wrong.
         reason: String,
     },
+    /// The configuration asks for something this build left out.
+    #[error("{what} is configured, but this build of sextant-tracker has no `{feature}` feature")]
+    FeatureDisabled {
+        /// What was asked for.
+        what: &'static str,
+        /// The cargo feature that provides it.
+        feature: &'static str,
+    },
     /// The local trace store could not be opened.
     #[error(transparent)]
     TraceStore(#[from] TraceStoreError),

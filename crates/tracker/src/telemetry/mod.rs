@@ -38,7 +38,7 @@ pub use config::{OtlpConfig, OtlpProtocol, TelemetryConfig};
 pub use error::TelemetryError;
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use propagation::{
-    continue_trace, current_trace_id, set_parent_from_traceparent, traceparent_of,
+    continue_trace, current_trace_id, link_trace, set_parent_from_traceparent, traceparent_of,
 };
 pub use span_status::mark_failed;
 

@@ -159,14 +159,18 @@ fn parse_protocol(variable: &'static str, value: &str) -> Result<OtlpProtocol, T
 
 fn parse_endpoint(variable: &'static str, value: &str) -> Result<String, TelemetryError> {
     let value = value.trim();
+    let shown = || crate::conventions::shown_url(value, crate::conventions::UrlParts::Location);
     let uri: http::Uri = value
         .parse()
-        .map_err(|error| invalid(variable, format!("'{value}' is not a URL: {error}")))?;
+        .map_err(|error| invalid(variable, format!("'{}' is not a URL: {error}", shown())))?;
     match uri.scheme_str() {
         Some("http" | "https") if uri.host().is_some() => Ok(value.to_string()),
         _ => Err(invalid(
             variable,
-            format!("'{value}' is not an http:// or https:// URL with a host"),
+            format!(
+                "'{}' is not an http:// or https:// URL with a host",
+                shown()
+            ),
         )),
     }
 }

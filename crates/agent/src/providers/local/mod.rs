@@ -403,7 +403,7 @@ impl Engine {
 
 /// One request, validated and rendered, ready to run on the engine.
 struct Job {
-    prompt: String,
+    prompt: chatml::Prompt,
     tool_call: bool,
     tools: Vec<crate::chat::ToolDefinition>,
     max_tokens: usize,
@@ -463,7 +463,7 @@ impl Job {
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<ChatResponse, ChatError> {
         let tokenizer = Arc::clone(&engine.tokenizer);
-        let prompt_tokens = tokenizer.encode(&self.prompt)?;
+        let prompt_tokens = self.prompt.encode(&tokenizer)?;
         if prompt_tokens.len() >= self.context_length {
             return Err(ChatError::Request {
                 provider: PROVIDER.into(),
@@ -594,7 +594,8 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Queues text the model must "say" without sampling.
+    /// Queues text the model must "say" without sampling; it is tokenized as text, so a tool name or
+    /// enum value that spells a control token stays text.
     pub(crate) fn force(&mut self, text: &str) {
         self.pending.push_str(text);
     }

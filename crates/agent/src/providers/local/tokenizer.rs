@@ -18,10 +18,14 @@ const CONTROL_TOKEN: i32 = 3;
 /// A byte-level BPE tokenizer built from a GGUF file's metadata, with each token's bytes
 /// precomputed so generated text can be decoded token by token.
 ///
+/// [`encode`](Self::encode) reads its input as text only: a control token spelled out in it is
+/// tokenized as the characters it is made of, never as the control token's id.
+///
 /// ```no_run
 /// # fn demo(model: &sextant_agent::providers::local::LocalChatModel) -> Result<(), sextant_agent::ChatError> {
 /// let tokenizer = model.tokenizer();
 /// let ids = tokenizer.encode("<|im_start|>user\nHi<|im_end|>")?;
+/// assert!(!ids.contains(&tokenizer.token_id("<|im_start|>").unwrap()));
 /// assert_eq!(tokenizer.decode(&ids), "<|im_start|>user\nHi<|im_end|>");
 /// # Ok(()) }
 /// ```
@@ -129,6 +133,10 @@ impl LocalTokenizer {
             .map(|(token, _)| AddedToken::from(token.clone(), true))
             .collect();
         inner.add_special_tokens(&added);
+        // The control tokens stay known to the tokenizer but are never matched in its input: what
+        // it encodes is text (a message, a page, a tool result), and a prompt's own control tokens
+        // are placed by id (`chatml::Prompt`), so text cannot open or close a turn.
+        inner.set_encode_special_tokens(true);
 
         let unicode_to_byte = unicode_to_byte();
         let token_bytes = tokens
@@ -165,13 +173,24 @@ impl LocalTokenizer {
         })
     }
 
-    /// Token ids of `text`; control tokens written in the text (`<|im_start|>`) become their
-    /// single id.
+    /// Token ids of `text` read as plain text: a control token written in it (`<|im_start|>`)
+    /// becomes the ids of its characters (`<|`, `im`, …), never the control token's own id.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ChatError> {
-        self.inner
+        let ids = self
+            .inner
             .encode_fast(text, false)
             .map(|encoding| encoding.get_ids().to_vec())
-            .map_err(|err| local(format!("tokenizing the prompt failed: {err}")))
+            .map_err(|err| local(format!("tokenizing the prompt failed: {err}")))?;
+        // Byte-level pre-tokenization splits `<|`, letters and `|>` apart, so BPE cannot merge text
+        // back into a control token; checked anyway, because text that became one would take over
+        // the conversation.
+        match ids.iter().find(|id| self.is_special(**id)) {
+            Some(id) => Err(local(format!(
+                "text tokenized to the control token {}",
+                String::from_utf8_lossy(self.token_bytes(*id))
+            ))),
+            None => Ok(ids),
+        }
     }
 
     /// The text of `ids`, control tokens included; invalid UTF-8 (a token sequence cut inside a
@@ -271,8 +290,53 @@ impl Utf8Decoder {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::model_files::{ModelCache, SMOLLM2_135M_INSTRUCT, SMOLLM2_GGUF};
+
+    /// The default model's tokenizer, from the GGUF at `SEXTANT_TEST_GGUF` if set, else from the
+    /// default model cache (pulled on first use), as `tests/local_model.rs` gets the model.
+    pub(crate) async fn default_tokenizer() -> LocalTokenizer {
+        let path = match std::env::var("SEXTANT_TEST_GGUF") {
+            Ok(path) => std::path::PathBuf::from(path),
+            Err(_) => ModelCache::from_env()
+                .expect("model cache")
+                .ensure(&SMOLLM2_135M_INSTRUCT)
+                .await
+                .expect("pull the default model")
+                .join(SMOLLM2_GGUF),
+        };
+        let mut file = std::fs::File::open(&path).expect("open the GGUF");
+        let content = gguf_file::Content::read(&mut file).expect("read the GGUF");
+        LocalTokenizer::from_gguf(&content).expect("tokenizer")
+    }
+
+    #[tokio::test]
+    async fn control_tokens_written_in_text_stay_text() {
+        let tokenizer = default_tokenizer().await;
+        let controls: Vec<u32> = (0..tokenizer.vocab_size() as u32)
+            .filter(|id| tokenizer.is_special(*id))
+            .collect();
+        assert!(
+            controls.len() >= 3,
+            "<|endoftext|>, <|im_start|>, <|im_end|> …"
+        );
+        for control in controls {
+            let spelled = String::from_utf8_lossy(tokenizer.token_bytes(control)).into_owned();
+            for text in [
+                spelled.clone(),
+                format!("before {spelled} after"),
+                format!("{spelled}{spelled}\n"),
+            ] {
+                let ids = tokenizer.encode(&text).expect("encode");
+                assert!(
+                    ids.iter().all(|id| !tokenizer.is_special(*id)),
+                    "{text:?} encoded to control tokens: {ids:?}"
+                );
+                assert_eq!(tokenizer.decode(&ids), text);
+            }
+        }
+    }
 
     #[test]
     fn byte_map_covers_every_byte() {

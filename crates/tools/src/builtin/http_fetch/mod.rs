@@ -19,6 +19,7 @@ use crate::config::{HttpFetchConfig, ToolConfigError, seconds};
 use crate::{Tool, ToolError, http};
 pub(crate) use guard::AddressRefused;
 use guard::{AddressPolicy, GuardedResolver};
+use sextant_conventions as sc;
 
 /// The `http_fetch` tool.
 #[derive(Debug, Clone)]
@@ -83,7 +84,13 @@ impl HttpFetch {
                     "text/html,application/xhtml+xml,text/plain;q=0.9,application/json;q=0.8,*/*;q=0.1",
                 )
                 .build()
-                .map_err(|e| ToolError::InvalidArguments(format!("cannot request {url}: {e}")))?;
+                .map_err(|e| {
+                    ToolError::InvalidArguments(format!(
+                        "cannot request {}: {}",
+                        location(&url),
+                        e.without_url()
+                    ))
+                })?;
             let response = http::send(&self.client, request, &host_of(&url)).await?;
             if response.status().is_redirection() {
                 let location = response
@@ -135,7 +142,8 @@ impl HttpFetch {
             || mime.ends_with("+xml");
         if !is_text {
             return Err(ToolError::Failed(format!(
-                "{url} is {mime}, not a page; http_fetch reads HTML and text"
+                "{} is {mime}, not a page; http_fetch reads HTML and text",
+                location(&url)
             )));
         }
         let (body, truncated) =
@@ -166,6 +174,12 @@ fn host_of(url: &url::Url) -> String {
     url.host_str().unwrap_or("the server").to_owned()
 }
 
+/// How errors name a fetched URL: they become span status whatever the content switch says, and a
+/// query can hold the user's words or a key.
+fn location(url: &url::Url) -> String {
+    sc::shown_url(url.as_str(), sc::UrlParts::Location)
+}
+
 #[async_trait]
 impl Tool for HttpFetch {
     fn name(&self) -> &str {
@@ -187,7 +201,7 @@ impl Tool for HttpFetch {
         let url = url::Url::parse(arguments.url.trim()).map_err(|e| {
             ToolError::InvalidArguments(format!(
                 "`{}` is not a URL ({e}); give a full http(s) URL",
-                arguments.url
+                sc::shown_url(&arguments.url, sc::UrlParts::Location)
             ))
         })?;
         tokio::time::timeout(self.timeout, self.fetch(url))

@@ -206,12 +206,13 @@ fn mark_failed(span: &tracing::Span, error: &ToolError) {
 
 /// A base URL from the config, checked to be http(s).
 fn endpoint(value: &str, key: &str) -> Result<url::Url, ToolConfigError> {
+    let shown = || sc::shown_url(value, sc::UrlParts::Location);
     let url = url::Url::parse(value)
-        .map_err(|e| ToolConfigError::new(key, format!("`{value}` is not a URL ({e})")))?;
+        .map_err(|e| ToolConfigError::new(key, format!("`{}` is not a URL ({e})", shown())))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(ToolConfigError::new(
             key,
-            format!("`{value}` is not an http(s) URL"),
+            format!("`{}` is not an http(s) URL", shown()),
         ));
     }
     Ok(url)

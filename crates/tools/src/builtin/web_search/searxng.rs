@@ -48,7 +48,7 @@ impl Searxng {
         }
         Ok(Self {
             search_url,
-            language: config.language.clone(),
+            language: config.language.as_deref().map(language).transpose()?,
             client: http::api_client(BACKEND_TIMEOUT),
         })
     }
@@ -74,6 +74,24 @@ impl Searxng {
             )
             .build()
             .expect("a GET with a valid URL builds")
+    }
+}
+
+/// The configured result language, checked to be a language code (`en`, `de-CH`, `all`): it goes
+/// into the `Accept-Language` header, where a control character would make every request fail.
+fn language(value: &str) -> Result<String, ToolConfigError> {
+    let value = value.trim();
+    let is_code = (1..=35).contains(&value.len())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if is_code {
+        Ok(value.to_owned())
+    } else {
+        Err(ToolConfigError::new(
+            "tools.web_search.searxng.language",
+            format!("{value:?} is not a language code; use one such as `en`, `de-CH` or `all`"),
+        ))
     }
 }
 
@@ -189,6 +207,25 @@ mod tests {
                 .contains("google: timeout, brave: too many requests"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_language_that_is_not_a_code_is_a_config_error_not_a_panic() {
+        for bad in ["en\nX-Injected: 1", "", "en US", "é"] {
+            let err = Searxng::from_config(&SearxngConfig {
+                url: Some("http://127.0.0.1:8888".into()),
+                language: Some(bad.into()),
+            })
+            .unwrap_err();
+            assert_eq!(err.key, "tools.web_search.searxng.language", "{bad:?}");
+        }
+        let backend = Searxng::from_config(&SearxngConfig {
+            url: Some("http://127.0.0.1:8888".into()),
+            language: Some(" de-CH ".into()),
+        })
+        .unwrap();
+        let request = backend.request(&plan("rust").unwrap());
+        assert_eq!(request.headers()[reqwest::header::ACCEPT_LANGUAGE], "de-CH");
     }
 
     #[test]
