@@ -282,8 +282,22 @@ async fn search_memory_returns_numbered_sources_and_names_a_missing_collection()
         )
         .await
         .unwrap();
-    assert!(result.text.starts_with("[1] Qdrant"), "{}", result.text);
-    assert!(!result.text.contains("[2]"), "top_k 1: {}", result.text);
+    // Delimited like a RAG turn's sources, numbered for citing.
+    assert!(
+        result.text.starts_with("<source id=\"1\" title=\"Qdrant"),
+        "{}",
+        result.text
+    );
+    assert!(
+        result.text.trim_end().ends_with("</source>"),
+        "{}",
+        result.text
+    );
+    assert!(
+        !result.text.contains("id=\"2\""),
+        "top_k 1: {}",
+        result.text
+    );
     let invalid = tools
         .invoke("search_memory", r#"{"top_k": 1}"#)
         .await

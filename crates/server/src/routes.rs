@@ -336,9 +336,13 @@ pub async fn readyz(State(state): AppState) -> Response {
             Json(json!({"status": "loading", "default_agent": state.agents.default_name()})),
         )
             .into_response(),
-        Readiness::Failed(reason) => (
+        // The reason is in the service log: this endpoint answers unauthenticated probes.
+        Readiness::Failed => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "reason": reason})),
+            Json(json!({
+                "status": "failed",
+                "reason": "loading the default agent failed; the service log says why",
+            })),
         )
             .into_response(),
     }
@@ -352,7 +356,7 @@ pub enum Readiness {
     /// Loaded.
     Ready,
     /// Loading failed; requests will try again.
-    Failed(String),
+    Failed,
 }
 
 /// `GET /metrics`: every metric of the process in the Prometheus text format.

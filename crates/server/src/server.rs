@@ -292,7 +292,7 @@ impl Server {
                 Ok(_) => Readiness::Ready,
                 Err(error) => {
                     tracing::error!("loading the default agent failed: {}", error.message);
-                    Readiness::Failed(error.message)
+                    Readiness::Failed
                 }
             };
             *warm.readiness.lock().unwrap_or_else(|e| e.into_inner()) = readiness;

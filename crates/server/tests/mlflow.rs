@@ -77,6 +77,7 @@ fn on_mlflow_the_service_is_a_run_and_its_turns_are_linked_traces_grouped_by_ses
         .iter()
         .find(|t| t["id"] == format!("tr-{trace_id}"))
         .unwrap_or_else(|| panic!("trace {trace_id} is not linked to the service run: {seen}"));
-    assert_eq!(trace["session"], "mlflow-session");
+    // Sessions are kept per owner: Lin's `mlflow-session` is stored (and grouped) as hers.
+    assert_eq!(trace["session"], "lin/mlflow-session");
     assert_eq!(trace["user"], "lin");
 }

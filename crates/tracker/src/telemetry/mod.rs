@@ -49,12 +49,18 @@ pub use span_status::mark_failed;
 /// A second call in the same process returns [`TelemetryError::AlreadyInitialized`] (it never
 /// panics); tests build local pipelines with [`Telemetry::builder`].
 pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> {
-    let log_filter = EnvFilter::try_new(&config.log_filter).map_err(|error| {
+    let mut log_filter = EnvFilter::try_new(&config.log_filter).map_err(|error| {
         TelemetryError::InvalidLogFilter {
             filter: config.log_filter.clone(),
             reason: error.to_string(),
         }
     })?;
+    // async-openai logs upstream error bodies and unreadable model output (content) at warn and
+    // error; it stays quiet unless the filter names it.
+    if !config.log_filter.contains("async_openai") {
+        log_filter =
+            log_filter.add_directive("async_openai=off".parse().expect("a valid directive"));
+    }
     let guard = Telemetry::builder(config).build()?;
     let log_layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
