@@ -11,14 +11,13 @@ pub use embedded::{EmbeddedStore, IndexInfo};
 #[cfg(feature = "qdrant")]
 pub use qdrant::QdrantStore;
 
-use serde_json::{Value, json};
+/// The filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}]}`), which the
+/// embedded engine reads (the server store builds gRPC conditions instead).
+#[cfg(feature = "embedded-store")]
+pub(crate) fn qdrant_filter_json(filter: &crate::vector_store::Filter) -> serde_json::Value {
+    use crate::vector_store::MatchValue;
+    use serde_json::{Value, json};
 
-use crate::vector_store::{Filter, MatchValue};
-
-/// The filter in Qdrant's JSON form (`{"must": [{"key": …, "match": {"value": …}}]}`), which both
-/// the embedded engine and the server understand.
-#[cfg(any(feature = "embedded-store", feature = "qdrant"))]
-pub(crate) fn qdrant_filter_json(filter: &Filter) -> Value {
     let must: Vec<Value> = filter
         .must
         .iter()
