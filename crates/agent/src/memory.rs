@@ -126,6 +126,11 @@ pub enum MemoryBuildError {
 }
 
 /// The embedder `[memory.embedder]` describes; the local model is pulled on first use.
+// Built without any embedder, every arm is the error: the rest is unreachable there.
+#[cfg_attr(
+    not(any(feature = "local", feature = "ollama", feature = "openai")),
+    allow(unreachable_code, unused_variables)
+)]
 pub async fn build_embedder(context: &BuildContext) -> Result<Arc<dyn Embedder>, MemoryBuildError> {
     let settings = &context.memory.embedder;
     context
@@ -206,6 +211,11 @@ pub async fn build_embedder(context: &BuildContext) -> Result<Arc<dyn Embedder>,
 
 /// The vector store `[memory]` describes: the embedded engine under the data dir's `vectors/`,
 /// or a Qdrant server.
+// Built without any store, every arm is the error: the rest is unreachable there.
+#[cfg_attr(
+    not(any(feature = "embedded-store", feature = "qdrant")),
+    allow(unreachable_code)
+)]
 pub fn build_store(context: &BuildContext) -> Result<Arc<dyn VectorStore>, MemoryBuildError> {
     Ok(match context.memory.store {
         #[cfg(feature = "embedded-store")]

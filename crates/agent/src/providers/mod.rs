@@ -11,11 +11,14 @@ pub mod openai;
 
 pub use config::{LocalSettings, OllamaSettings, OpenAiSettings, ProvidersConfig};
 
-use std::future::Future;
 use std::sync::Arc;
 
 use crate::build_context::BuildContext;
-use crate::chat::{ChatChunk, ChatModel, ChatStream};
+use crate::chat::ChatModel;
+#[cfg_attr(
+    not(any(feature = "local", feature = "ollama", feature = "openai")),
+    allow(unused_imports)
+)]
 use crate::config::{ModelConfig, ProviderKind};
 use crate::error::ChatError;
 use crate::retry::ResilientChatModel;
@@ -23,6 +26,11 @@ use crate::retry::ResilientChatModel;
 /// The chat model that `model` names, wrapped in the configured retries and per-call timeout.
 ///
 /// The `local` provider pulls its model file on first use (with a progress bar on a terminal).
+// Built without any provider, every arm is the error: the rest is unreachable there.
+#[cfg_attr(
+    not(any(feature = "local", feature = "ollama", feature = "openai")),
+    allow(unreachable_code, unused_variables)
+)]
 pub async fn build(
     model: &ModelConfig,
     context: &BuildContext,
@@ -72,10 +80,11 @@ pub async fn build(
 
 /// Runs `producer` on a Tokio task and exposes what it sends as a [`ChatStream`]; dropping the
 /// stream closes the channel, which tells the producer to stop.
-pub(crate) fn spawn_chat_stream<F, Fut>(producer: F) -> ChatStream
+#[cfg(any(feature = "ollama", feature = "openai"))]
+pub(crate) fn spawn_chat_stream<F, Fut>(producer: F) -> crate::chat::ChatStream
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<ChatChunk, ChatError>>) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<crate::chat::ChatChunk, ChatError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(producer(tx));
@@ -84,6 +93,7 @@ where
 
 /// An error and its causes on one line: transport errors hide the useful part (refused, DNS, TLS)
 /// in their sources.
+#[cfg(any(feature = "ollama", feature = "openai"))]
 pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
