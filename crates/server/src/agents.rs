@@ -13,7 +13,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sextant_agent::registry::{AgentRegistry, AgentRegistryError, ServedAgent};
 use sextant_agent::{Agent, AgentConfig};
@@ -165,7 +165,7 @@ impl AgentCatalog {
                 self.registry()?,
                 self.runtime.build_context().clone(),
                 uri.clone(),
-                self.alias_ttl(),
+                self.runtime.config().tracking.model_alias_ttl(),
             )),
         };
         let (agent, version) = served
@@ -195,11 +195,6 @@ impl AgentCatalog {
             ApiError::unavailable(format!("the model registry cannot be opened: {error}"))
         })?;
         Ok(self.registry.get_or_init(|| registry).clone())
-    }
-
-    fn alias_ttl(&self) -> Duration {
-        Duration::try_from_secs_f64(self.runtime.config().tracking.model_alias_ttl_secs)
-            .unwrap_or(Duration::from_secs(60))
     }
 
     /// The file behind a stem in `agents_dir` (`None`: the built-in assistant); anything else,

@@ -138,25 +138,14 @@ pub fn digest(key: &str) -> [u8; 32] {
 /// A new random API key (`sk-sextant-` and 43 URL-safe characters, 256 bits) and its digest as
 /// hex, for `sextant keys new`.
 pub fn new_key() -> (String, String) {
+    use base64::Engine;
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    // 6 bits per character from a 256-bit number: 43 characters.
-    let mut key = String::from("sk-sextant-");
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for byte in bytes {
-        acc = (acc << 8) | u32::from(byte);
-        bits += 8;
-        while bits >= 6 {
-            bits -= 6;
-            key.push(ALPHABET[((acc >> bits) & 63) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        key.push(ALPHABET[((acc << (6 - bits)) & 63) as usize] as char);
-    }
+    let key = format!(
+        "sk-sextant-{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    );
     let digest = hex::encode(digest(&key));
     (key, digest)
 }
@@ -299,7 +288,7 @@ pub(crate) async fn authenticate(
             .and_then(|v| v.to_str().ok())
             .or_else(|| request.uri().authority().map(|a| a.as_str()))
             .unwrap_or_default();
-        if !state.host_allowed(host) {
+        if !host_matches(host, &state.settings.allowed_hosts) {
             return ApiError::host_not_allowed().into_response();
         }
         Caller::default()

@@ -267,12 +267,8 @@ pub async fn trace(
             "the local trace store is off ([telemetry] local_store = false)".into(),
         ));
     };
-    let asserted = headers
-        .get(turn::USER_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty());
-    let readable = turn::readable_owner(&caller, asserted);
+    let asserted = turn::header(&headers, turn::USER_HEADER);
+    let readable = turn::readable_owner(&caller, asserted.as_deref());
     let lookup = {
         let (store, id) = (store.clone(), id.clone());
         move || store.spans(&id)

@@ -90,11 +90,6 @@ impl ServiceState {
         self.runtime.config()
     }
 
-    /// Whether a request's `Host` is one the unauthenticated service answers.
-    pub(crate) fn host_allowed(&self, host: &str) -> bool {
-        auth::host_matches(host, &self.settings.allowed_hosts)
-    }
-
     /// Seconds since start: the step of the service run's metrics.
     fn uptime_step(&self) -> i64 {
         self.started.elapsed().as_secs() as i64
@@ -148,6 +143,16 @@ fn positive(value: f64, key: &'static str) -> Result<Duration, ServerError> {
         })
 }
 
+fn at_least_one(value: usize, key: &'static str) -> Result<usize, ServerError> {
+    if value == 0 {
+        return Err(ServerError::Config {
+            key,
+            message: "must be at least 1".into(),
+        });
+    }
+    Ok(value)
+}
+
 /// The service's tracking run: named after the address it listens on, tagged
 /// `sextant.kind=service`. Pass it to [`RuntimeBuilder::run_best_effort`](sextant_runtime::RuntimeBuilder::run_best_effort).
 pub fn run_spec(config: &SextantConfig, addr: &str) -> RunSpec {
@@ -178,6 +183,7 @@ pub struct Server {
     state: Arc<ServiceState>,
     grace: Duration,
     log_interval: Duration,
+    limits: Limits,
 }
 
 impl Server {
@@ -201,30 +207,17 @@ impl Server {
             settings.metrics_log_interval_secs,
             "metrics_log_interval_secs",
         )?;
-        if settings.max_concurrent_requests == 0 {
-            return Err(ServerError::Config {
-                key: "max_concurrent_requests",
-                message: "must be at least 1".into(),
-            });
-        }
+        at_least_one(settings.max_concurrent_requests, "max_concurrent_requests")?;
+        at_least_one(settings.max_registry_agents, "max_registry_agents")?;
         let body_read_timeout =
             positive(settings.body_read_timeout_secs, "body_read_timeout_secs")?;
-        positive(
-            settings.header_read_timeout_secs,
-            "header_read_timeout_secs",
-        )?;
-        if settings.max_connections == 0 {
-            return Err(ServerError::Config {
-                key: "max_connections",
-                message: "must be at least 1".into(),
-            });
-        }
-        if settings.max_registry_agents == 0 {
-            return Err(ServerError::Config {
-                key: "max_registry_agents",
-                message: "must be at least 1".into(),
-            });
-        }
+        let limits = Limits {
+            header_read_timeout: positive(
+                settings.header_read_timeout_secs,
+                "header_read_timeout_secs",
+            )?,
+            max_connections: at_least_one(settings.max_connections, "max_connections")?,
+        };
         let keys = Keys::load(&settings.auth, |name| std::env::var(name).ok())?;
         let telemetry = runtime
             .telemetry()
@@ -271,6 +264,7 @@ impl Server {
             state,
             grace,
             log_interval,
+            limits,
         })
     }
 
@@ -337,17 +331,11 @@ impl Server {
             state,
             grace,
             log_interval,
+            limits,
         } = self;
         state
             .runtime
             .with_run(|run| run.log_params([("addr", addr.to_string())]));
-        let limits = Limits {
-            header_read_timeout: positive(
-                state.settings.header_read_timeout_secs,
-                "header_read_timeout_secs",
-            )?,
-            max_connections: state.settings.max_connections,
-        };
         let (signalled, mut on_signal) = tokio::sync::watch::channel(false);
         let draining = state.clone();
         let server = transport::serve(listener, app, limits, async move {

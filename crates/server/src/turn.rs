@@ -138,7 +138,8 @@ pub struct Turn {
     _permit: OwnedSemaphorePermit,
 }
 
-fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+/// A header's value, trimmed; `None` when absent, empty or not text.
+pub(crate) fn header(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
