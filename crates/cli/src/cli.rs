@@ -38,6 +38,9 @@ pub enum Command {
     /// Read the local trace store.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// The span export pipeline: what each remote sink's spool holds, and sending it now.
+    #[command(subcommand)]
+    Telemetry(TelemetryCommand),
     /// The model registry (agent configurations, versions, aliases, stages) and the default
     /// model files.
     #[command(subcommand)]
@@ -383,6 +386,25 @@ pub enum TracesCommand {
     },
 }
 
+/// `sextant telemetry …`.
+#[derive(Debug, Subcommand)]
+pub enum TelemetryCommand {
+    /// What each remote trace sink's spool holds: unsent spans, bytes, the oldest unsent
+    /// batch, and the sink's last error.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send what earlier processes left in the spools to the configured trace backends now, and
+    /// wait until they took it (or the timeout passed).
+    Flush {
+        /// How long to wait, e.g. 30s or 2m.
+        #[arg(long, default_value = "60s", value_parser = parse_wait)]
+        timeout: std::time::Duration,
+    },
+}
+
 /// `sextant models …`.
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -494,4 +516,10 @@ pub enum ExperimentsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// A wait such as `30s`, `500ms` or `2m`.
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    sextant_tracker::parse_duration(text)
+        .ok_or_else(|| format!("'{text}' is not a duration: write e.g. 30s, 500ms or 2m"))
 }

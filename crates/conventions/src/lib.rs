@@ -121,6 +121,11 @@ pub const GEN_AI_RETRIEVAL_DOCUMENTS: &str = semconv::GEN_AI_RETRIEVAL_DOCUMENTS
 pub const GEN_AI_TOKEN_TYPE: &str = semconv::GEN_AI_TOKEN_TYPE;
 /// `error.type`: the class of error a failed operation ended with.
 pub const ERROR_TYPE: &str = semconv::ERROR_TYPE;
+/// `otel.component.name`: which telemetry component (here: which span sink) a self-metric is about.
+pub const OTEL_COMPONENT_NAME: &str = semconv::OTEL_COMPONENT_NAME;
+/// `sextant.telemetry.outcome`: what a span sink did with spans (`spooled`, `resent`, `dropped`,
+/// `possible_duplicate`).
+pub const SEXTANT_TELEMETRY_OUTCOME: &str = "sextant.telemetry.outcome";
 /// `session.id`.
 pub const SESSION_ID: &str = semconv::SESSION_ID;
 /// `user.id`.
@@ -252,6 +257,7 @@ mod tests {
             (GEN_AI_DATA_SOURCE_ID, "gen_ai.data_source.id"),
             (GEN_AI_TOKEN_TYPE, "gen_ai.token.type"),
             (ERROR_TYPE, "error.type"),
+            (OTEL_COMPONENT_NAME, "otel.component.name"),
             (SESSION_ID, "session.id"),
             (USER_ID, "user.id"),
             (

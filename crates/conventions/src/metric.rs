@@ -27,3 +27,23 @@ pub const HTTP_SERVER_DURATION_BOUNDARIES: [f64; 17] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 30.0, 60.0,
     120.0,
 ];
+
+/// `otel.sdk.processor.span.processed`: spans a sink's queue took (no `error.type`) or dropped
+/// (`error.type = queue_full`), unit `{span}`.
+pub const OTEL_SDK_PROCESSOR_SPAN_PROCESSED: &str = semconv::OTEL_SDK_PROCESSOR_SPAN_PROCESSED;
+/// `otel.sdk.exporter.span.exported`: spans a sink's backend acknowledged (no `error.type`) or
+/// refused (`error.type = rejected`), unit `{span}`.
+pub const OTEL_SDK_EXPORTER_SPAN_EXPORTED: &str = semconv::OTEL_SDK_EXPORTER_SPAN_EXPORTED;
+/// `sextant.telemetry.spans`: what a sink did with spans beyond queueing and exporting,
+/// by `sextant.telemetry.outcome` (`spooled`, `resent`, `dropped`, `possible_duplicate`; a
+/// drop has its reason as `error.type`), unit `{span}`.
+pub const SEXTANT_TELEMETRY_SPANS: &str = "sextant.telemetry.spans";
+/// `sextant.telemetry.export.errors`: failed export attempts per sink, unit `{error}`.
+pub const SEXTANT_TELEMETRY_EXPORT_ERRORS: &str = "sextant.telemetry.export.errors";
+/// `sextant.telemetry.spool.spans`: spans waiting in a sink's spool, unit `{span}`.
+pub const SEXTANT_TELEMETRY_SPOOL_SPANS: &str = "sextant.telemetry.spool.spans";
+/// `sextant.telemetry.spool.size`: bytes of a sink's spool on disk, unit `By`.
+pub const SEXTANT_TELEMETRY_SPOOL_SIZE: &str = "sextant.telemetry.spool.size";
+/// `sextant.telemetry.spool.oldest_age`: age of the oldest unsent span in a sink's spool,
+/// unit `s` (0 when empty).
+pub const SEXTANT_TELEMETRY_SPOOL_OLDEST_AGE: &str = "sextant.telemetry.spool.oldest_age";

@@ -225,6 +225,11 @@ impl SextantConfig {
     pub fn trace_store_path(&self) -> PathBuf {
         self.data_dir().join("traces.db")
     }
+
+    /// Where remote trace sinks spool what their backend has not acknowledged yet.
+    pub fn span_spool_dir(&self) -> PathBuf {
+        self.data_dir().join("spool").join("spans")
+    }
 }
 
 /// The keys variable `name` sets, with their values: none when it is not configuration.

@@ -30,6 +30,8 @@ pub async fn telemetry_config(
             .filter(|f| !f.is_empty())
             .unwrap_or_else(|| settings.log_filter.clone()),
         otlp: settings.otlp.clone(),
+        spool_dir: Some(config.span_spool_dir()),
+        spool: settings.spool.clone(),
         ..TelemetryConfig::default()
     };
     let otlp_from_env = OTLP_ENDPOINT_VARIABLES

@@ -9,9 +9,9 @@
 //! tracker adds the MLflow and OpenInference attributes when each span ends ([`enrich`]).
 #![deny(missing_docs)]
 
-pub mod batch_processor;
 pub mod conventions;
 pub mod enrich;
+pub mod export;
 pub mod local;
 pub mod metrics;
 #[cfg(feature = "mlflow")]
@@ -34,9 +34,10 @@ pub use conventions::GenAiSpanKind;
 pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics};
 pub use span_tree::SpanTree;
 pub use telemetry::{
-    OtlpConfig, OtlpProtocol, ShutdownReport, Telemetry, TelemetryBuilder, TelemetryConfig,
-    TelemetryError, TelemetryGuard, continue_trace, current_trace_id, init, link_trace,
-    mark_failed, set_parent_from_traceparent, traceparent_of,
+    FsyncPolicy, OtlpConfig, OtlpProtocol, ShutdownReport, SpoolConfig, Telemetry,
+    TelemetryBuilder, TelemetryConfig, TelemetryError, TelemetryGuard, continue_trace,
+    current_trace_id, init, link_trace, mark_failed, parse_duration, set_parent_from_traceparent,
+    traceparent_of,
 };
 pub use telemetry_settings::TelemetrySettings;
 pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};

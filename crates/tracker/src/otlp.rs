@@ -1,8 +1,9 @@
-//! OTLP exporters (traces and metrics, over HTTP/protobuf or gRPC) built from an [`OtlpConfig`].
+//! OTLP endpoints and headers from an [`OtlpConfig`], and the metric exporter (over HTTP/protobuf
+//! or gRPC). Spans take their own client (`export/otlp_traces.rs`), since they are spooled.
 //!
-//! Both run on the telemetry I/O runtime: the gRPC channel is created inside it, and HTTP requests
-//! go through [`RuntimeHttpClient`], which spawns each request onto it, so an export can be driven
-//! from any thread (the span export thread, the metrics reader thread) without a runtime of its own.
+//! The metric exporter runs on the telemetry I/O runtime: the gRPC channel is created inside it,
+//! and HTTP requests go through [`RuntimeHttpClient`], which spawns each request onto it, so an
+//! export can be driven from the metrics reader thread without a runtime of its own.
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::tonic_types::metadata::MetadataMap;
 use opentelemetry_otlp::{
-    MetricExporter, Protocol, SpanExporter, WithExportConfig, WithHttpConfig, WithTonicConfig,
+    MetricExporter, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 
 use crate::telemetry::{OtlpConfig, OtlpProtocol, TelemetryError};
@@ -60,7 +61,7 @@ pub(crate) fn signal_endpoint(config: &OtlpConfig, signal: Signal) -> String {
 }
 
 /// The headers for a signal: the common ones, then the signal-specific ones on top.
-fn signal_headers(config: &OtlpConfig, signal: Signal) -> BTreeMap<String, String> {
+pub(crate) fn signal_headers(config: &OtlpConfig, signal: Signal) -> BTreeMap<String, String> {
     let mut headers = config.headers.clone();
     if let Signal::Traces = signal {
         headers.extend(config.traces_headers.clone());
@@ -94,34 +95,6 @@ fn build_error(
 
 fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), TelemetryError> {
     metadata(headers).map(|_| ())
-}
-
-/// Builds the OTLP span exporter. Must run inside the I/O runtime's context (gRPC).
-pub(crate) fn span_exporter(
-    config: &OtlpConfig,
-    http_client: &RuntimeHttpClient,
-) -> Result<SpanExporter, TelemetryError> {
-    let signal = Signal::Traces;
-    let endpoint = signal_endpoint(config, signal);
-    let headers = signal_headers(config, signal);
-    validate_headers(&headers)?;
-    match config.protocol {
-        OtlpProtocol::Grpc => SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .with_timeout(config.timeout)
-            .with_metadata(metadata(&headers)?)
-            .build(),
-        OtlpProtocol::HttpProtobuf => SpanExporter::builder()
-            .with_http()
-            .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(endpoint)
-            .with_timeout(config.timeout)
-            .with_headers(headers.into_iter().collect())
-            .with_http_client(http_client.clone())
-            .build(),
-    }
-    .map_err(build_error(signal, config))
 }
 
 /// Builds the OTLP metric exporter. Must run inside the I/O runtime's context (gRPC).

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::OtlpConfig;
+use crate::{OtlpConfig, SpoolConfig};
 
 /// `[telemetry]`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -19,6 +19,9 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// Export over OTLP; the standard OTEL_EXPORTER_OTLP_* variables override it.
     pub otlp: Option<OtlpConfig>,
+    /// `[telemetry.spool]`: the disk quota and fsync policy of the spool that keeps spans a
+    /// remote sink has not acknowledged.
+    pub spool: SpoolConfig,
 }
 
 impl Default for TelemetrySettings {
@@ -29,6 +32,7 @@ impl Default for TelemetrySettings {
             local_store: true,
             log_filter: "warn".into(),
             otlp: None,
+            spool: SpoolConfig::default(),
         }
     }
 }

@@ -49,6 +49,8 @@ struct Received {
 struct OtlpReceiver {
     address: SocketAddr,
     received: Arc<Mutex<Received>>,
+    /// Where the pipeline under test spools.
+    spool: tempfile::TempDir,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -79,6 +81,7 @@ impl OtlpReceiver {
         Self {
             address,
             received,
+            spool: tempfile::tempdir().unwrap(),
             _runtime: runtime,
         }
     }
@@ -97,6 +100,7 @@ impl OtlpReceiver {
         Self {
             address,
             received,
+            spool: tempfile::tempdir().unwrap(),
             _runtime: runtime,
         }
     }
@@ -242,6 +246,7 @@ fn otlp_config(receiver: &OtlpReceiver, protocol: OtlpProtocol) -> TelemetryConf
             timeout: Duration::from_millis(500),
             ..OtlpConfig::default()
         }),
+        spool_dir: Some(receiver.spool.path().to_owned()),
         schedule_delay: Duration::from_millis(50),
         export_timeout: Duration::from_secs(2),
         ..TelemetryConfig::default()

@@ -12,6 +12,7 @@ mod run;
 mod runs;
 mod serve;
 mod sessions;
+mod telemetry;
 mod traces;
 
 use sextant_runtime::{Runtime, SextantConfig};
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Eval(args) => eval::eval(config, args).await,
         Command::Serve(args) => serve::serve(config, args).await,
         Command::Keys(command) => keys::keys(command),
+        Command::Telemetry(command) => telemetry::telemetry(config, command).await,
         command => {
             let runtime = Runtime::builder(config).without_telemetry().start().await?;
             match command {
@@ -42,7 +44,8 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
                 | Command::Chat(_)
                 | Command::Eval(_)
                 | Command::Serve(_)
-                | Command::Keys(_) => {
+                | Command::Keys(_)
+                | Command::Telemetry(_) => {
                     unreachable!("matched above")
                 }
             }

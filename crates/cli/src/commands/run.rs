@@ -128,13 +128,19 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
         }
     }
     let report = runtime.shutdown().await?;
-    if let Some(telemetry) = report.telemetry
-        && telemetry.dropped > 0
-    {
-        eprintln!(
-            "warning: {} spans were dropped because the export queue was full",
-            telemetry.dropped
-        );
+    if let Some(telemetry) = report.telemetry {
+        if telemetry.dropped > 0 {
+            eprintln!(
+                "warning: {} spans were dropped (the log above says by which sink and why)",
+                telemetry.dropped
+            );
+        }
+        if telemetry.spooled > 0 {
+            eprintln!(
+                "note: {} spans wait in the spool for the trace backend; the next command sends                  them (`sextant telemetry status` shows the spool)",
+                telemetry.spooled
+            );
+        }
     }
     Ok(())
 }

@@ -2,9 +2,9 @@
 //! behind the bounded batch processor, the meter provider and its readers, and any extra exporters
 //! a caller adds.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::exporter::PushMetricExporter;
@@ -14,9 +14,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use super::guard::Pipeline;
 use super::io_runtime::IoRuntime;
 use super::{TelemetryConfig, TelemetryError, TelemetryGuard};
-use crate::batch_processor::{
-    BatchConfig, BoundedBatchProcessor, BoundedBatchProcessorBuilder, ExportCounters,
-};
+use crate::export::{BatchConfig, SpanExportProcessor, SpanExportProcessorBuilder};
 use crate::metrics::INSTRUMENTATION_SCOPE;
 #[cfg(feature = "otlp")]
 use crate::otlp::{self, RuntimeHttpClient};
@@ -38,8 +36,9 @@ impl Telemetry {
     }
 }
 
-type AddSpanExporter =
-    Box<dyn FnOnce(BoundedBatchProcessorBuilder) -> BoundedBatchProcessorBuilder>;
+type AddSpanExporter = Box<
+    dyn FnOnce(SpanExportProcessorBuilder) -> Result<SpanExportProcessorBuilder, TelemetryError>,
+>;
 type AddMetricReader = Box<dyn FnOnce(MeterProviderBuilder, Duration) -> MeterProviderBuilder>;
 
 /// Builds a [`TelemetryGuard`]: the configured sinks plus any extra exporters.
@@ -50,7 +49,8 @@ pub struct TelemetryBuilder {
 }
 
 impl TelemetryBuilder {
-    /// Adds a span exporter next to the configured sinks (a test double, another backend).
+    /// Adds a span exporter next to the configured sinks (a test double, another backend), with
+    /// its own queue and thread.
     pub fn with_span_exporter<E>(mut self, name: impl Into<String>, exporter: E) -> Self
     where
         E: opentelemetry_sdk::trace::SpanExporter + 'static,
@@ -78,14 +78,13 @@ impl TelemetryBuilder {
         self
     }
 
-    /// Starts the export thread and the providers.
+    /// Starts the sinks' threads and the providers.
     pub fn build(self) -> Result<TelemetryGuard, TelemetryError> {
         let config = self.config;
-        let counters = Arc::new(ExportCounters::default());
         if config.disabled {
             return Ok(TelemetryGuard::new(
                 None,
-                counters,
+                Vec::new(),
                 None,
                 config.capture_content,
             ));
@@ -100,69 +99,70 @@ impl TelemetryBuilder {
             .transpose()?;
 
         let mut processor =
-            BoundedBatchProcessor::builder(config.batch_config(), handle.clone(), resource.clone());
+            SpanExportProcessor::builder(config.batch_config(), handle.clone(), resource.clone());
         if let Some(store) = &trace_store {
-            processor = processor.with_exporter("local trace store", store.clone());
+            processor = processor.with_exporter("local trace store", store.clone())?;
         }
         let mut meter_provider = SdkMeterProvider::builder().with_resource(resource.clone());
-        {
-            // The gRPC channels spawn their connection tasks on the runtime in context.
-            let _context = handle.enter();
-            #[cfg(not(feature = "otlp"))]
-            if config.otlp.is_some() {
-                return Err(TelemetryError::FeatureDisabled {
-                    what: "OTLP export (`[telemetry.otlp]`, OTEL_EXPORTER_OTLP_*, or tracking on MLflow)",
-                    feature: "otlp",
-                });
-            }
-            #[cfg(feature = "otlp")]
-            if let Some(otlp_config) = &config.otlp {
+        #[cfg(not(feature = "otlp"))]
+        if config.otlp.is_some() {
+            return Err(TelemetryError::FeatureDisabled {
+                what: "OTLP export (`[telemetry.otlp]`, OTEL_EXPORTER_OTLP_*, or tracking on MLflow)",
+                feature: "otlp",
+            });
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp_config) = &config.otlp {
+            let spool_dir = config
+                .spool_dir
+                .as_deref()
+                .ok_or(TelemetryError::NoSpoolDir)?;
+            processor = processor.with_otlp(otlp_config, spool_dir, &config.spool)?;
+            if self.metric_exporter.is_none() && otlp_config.exports_metrics() {
+                // The gRPC channel spawns its connection task on the runtime in context.
+                let _context = handle.enter();
                 let http_client = RuntimeHttpClient::new(handle.clone(), otlp_config.timeout)?;
-                let exporter = otlp::span_exporter(otlp_config, &http_client)?;
-                processor = processor
-                    .with_exporter(format!("OTLP {}", otlp_config.protocol.as_str()), exporter);
-                if self.metric_exporter.is_none() && otlp_config.exports_metrics() {
-                    let metric_exporter = otlp::metric_exporter(otlp_config, &http_client)?;
-                    meter_provider = meter_provider.with_reader(
-                        PeriodicReader::builder(metric_exporter)
-                            .with_interval(config.metric_interval)
-                            .build(),
-                    );
-                }
+                let metric_exporter = otlp::metric_exporter(otlp_config, &http_client)?;
+                meter_provider = meter_provider.with_reader(
+                    PeriodicReader::builder(metric_exporter)
+                        .with_interval(config.metric_interval)
+                        .build(),
+                );
             }
-            if let Some(add_reader) = self.metric_exporter {
-                meter_provider = add_reader(meter_provider, config.metric_interval);
-            }
+        }
+        if let Some(add_reader) = self.metric_exporter {
+            meter_provider = add_reader(meter_provider, config.metric_interval);
         }
         // Always aggregated in-process too, for a Prometheus `/metrics` endpoint (cumulative, so
         // nothing grows beyond one point per attribute set).
         let prometheus = PrometheusReader::new();
         meter_provider = meter_provider.with_reader(prometheus.clone());
-        let has_sinks =
-            trace_store.is_some() || config.otlp.is_some() || !self.span_exporters.is_empty();
         for add in self.span_exporters {
-            processor = add(processor);
+            processor = add(processor)?;
         }
         let mut tracer_provider = SdkTracerProvider::builder().with_resource(resource);
-        let mut counters = counters;
+        let mut sinks = Vec::new();
         // Without a sink, spans still get ids (for logs and `traceparent`) but nothing is queued.
-        if has_sinks {
-            let processor = processor.build().map_err(TelemetryError::Threads)?;
-            counters = processor.counters();
+        if processor.has_sinks() {
+            let processor = processor.build();
+            sinks = processor.sink_counters();
             tracer_provider = tracer_provider.with_span_processor(processor);
         }
         let tracer_provider = tracer_provider.build();
         let tracer = tracer_provider.tracer(INSTRUMENTATION_SCOPE);
+        let meter_provider = meter_provider.build();
+        crate::export::observe_sinks(&meter_provider.meter(INSTRUMENTATION_SCOPE), sinks.clone());
         let pipeline = Pipeline {
             tracer_provider,
             tracer,
-            meter_provider: meter_provider.build(),
+            meter_provider,
             prometheus,
             runtime,
+            shutdown_timeout: config.shutdown_timeout,
         };
         Ok(TelemetryGuard::new(
             Some(pipeline),
-            counters,
+            sinks,
             trace_store,
             config.capture_content,
         ))

@@ -104,6 +104,44 @@ impl fmt::Debug for OtlpConfig {
     }
 }
 
+/// When the span spool's writes are forced to disk (`fsync`). A killed process loses nothing in
+/// any case (written data is in the kernel's page cache); the policy is about a crash of the
+/// machine or a power loss.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FsyncPolicy {
+    /// After every batch written: nothing acknowledged to the spool is lost, at one disk flush
+    /// per batch.
+    Always,
+    /// At most once a second (the default): a machine crash loses at most the last second.
+    #[default]
+    Interval,
+    /// Left to the operating system.
+    Never,
+}
+
+/// `[telemetry.spool]`: the on-disk spool that keeps spans a remote sink (an OTLP collector,
+/// MLflow) has not acknowledged yet.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpoolConfig {
+    /// Disk quota per sink (`"1GiB"`, `"200MB"` or a number of bytes). Past it the oldest
+    /// spooled spans are dropped and counted.
+    #[serde(with = "byte_size_format")]
+    pub max_bytes: u64,
+    /// When writes are forced to disk.
+    pub fsync: FsyncPolicy,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 1024 * 1024 * 1024,
+            fsync: FsyncPolicy::default(),
+        }
+    }
+}
+
 /// Telemetry configuration: the `[telemetry]` table of `sextant.toml`, then the `OTEL_*`
 /// variables on top ([`TelemetryConfig::apply_otel_env`]).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -122,7 +160,13 @@ pub struct TelemetryConfig {
     pub local_store: Option<PathBuf>,
     /// OTLP export; `None` disables it.
     pub otlp: Option<OtlpConfig>,
-    /// Spans the export queue holds before dropping (`OTEL_BSP_MAX_QUEUE_SIZE`).
+    /// Where remote sinks spool the spans they could not deliver yet (`<data dir>/spool/spans`);
+    /// required with an OTLP endpoint.
+    pub spool_dir: Option<PathBuf>,
+    /// The spool's quota and fsync policy.
+    pub spool: SpoolConfig,
+    /// Spans each sink's queue holds before dropping (`OTEL_BSP_MAX_QUEUE_SIZE`). A remote
+    /// sink's queue only waits for the spool's disk, never for the network.
     pub queue_size: usize,
     /// Spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
     pub batch_size: usize,
@@ -132,6 +176,10 @@ pub struct TelemetryConfig {
     /// Longest time one batch export may take per sink (`OTEL_BSP_EXPORT_TIMEOUT`).
     #[serde(with = "duration_format")]
     pub export_timeout: Duration,
+    /// How long shutdown waits for live remote sinks to take what is spooled; the rest stays
+    /// in the spool for the next process.
+    #[serde(with = "duration_format")]
+    pub shutdown_timeout: Duration,
     /// Interval between OTLP metric exports (`OTEL_METRIC_EXPORT_INTERVAL`).
     #[serde(with = "duration_format")]
     pub metric_interval: Duration,
@@ -148,14 +196,49 @@ impl Default for TelemetryConfig {
             capture_content: false,
             local_store: None,
             otlp: None,
+            spool_dir: None,
+            spool: SpoolConfig::default(),
             queue_size: 2048,
             batch_size: 512,
             schedule_delay: Duration::from_secs(1),
             export_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(5),
             metric_interval: Duration::from_secs(60),
             log_filter: "warn".into(),
         }
     }
+}
+
+/// Byte sizes in configuration files: a number of bytes, or a string such as `"512MiB"`.
+mod byte_size_format {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        match Raw::deserialize(deserializer)? {
+            Raw::Bytes(bytes) => Ok(bytes),
+            Raw::Text(text) => text
+                .trim()
+                .parse::<bytesize::ByteSize>()
+                .map(|size| size.as_u64())
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "'{text}' is not a size: write e.g. 512MiB, 1GiB, 200MB or a number of bytes"
+                    ))
+                }),
+        }
+    }
+}
+
+/// A duration as configuration files write it: `"500ms"`, `"1s"`, `"2m"`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    duration_format::parse(text)
 }
 
 /// Durations in configuration files: a number of milliseconds, or a string such as `"500ms"`,
@@ -185,7 +268,7 @@ mod duration_format {
         }
     }
 
-    pub(super) fn parse(text: &str) -> Option<Duration> {
+    pub(crate) fn parse(text: &str) -> Option<Duration> {
         let text = text.trim();
         let split = text.find(|c: char| !c.is_ascii_digit() && c != '.')?;
         let (number, unit) = text.split_at(split);
@@ -255,5 +338,24 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("not a duration"), "{error}");
+    }
+
+    #[test]
+    fn spool_sizes_read_with_units_and_bad_ones_are_named() {
+        let spool: SpoolConfig =
+            serde_json::from_value(serde_json::json!({"max_bytes": "512MiB", "fsync": "always"}))
+                .unwrap();
+        assert_eq!(spool.max_bytes, 512 * 1024 * 1024);
+        assert_eq!(spool.fsync, FsyncPolicy::Always);
+        let spool: SpoolConfig =
+            serde_json::from_value(serde_json::json!({"max_bytes": 4096})).unwrap();
+        assert_eq!(
+            (spool.max_bytes, spool.fsync),
+            (4096, FsyncPolicy::Interval)
+        );
+        let error = serde_json::from_value::<SpoolConfig>(serde_json::json!({"max_bytes": "lots"}))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("'lots' is not a size"), "{error}");
     }
 }

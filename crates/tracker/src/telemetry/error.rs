@@ -48,6 +48,19 @@ pub enum TelemetryError {
     /// The local trace store could not be opened.
     #[error(transparent)]
     TraceStore(#[from] TraceStoreError),
+    /// A remote sink's span spool could not be opened.
+    #[error("cannot open the span spool under {dir}: {error}")]
+    Spool {
+        /// The spool directory.
+        dir: std::path::PathBuf,
+        /// What the file system said.
+        error: std::io::Error,
+    },
+    /// An OTLP endpoint is configured without a directory to spool its spans in.
+    #[error(
+        "OTLP export needs a spool directory for the spans the backend has not acknowledged          (TelemetryConfig::spool_dir; the runtime uses <data dir>/spool/spans)"
+    )]
+    NoSpoolDir,
     /// The export threads could not be started.
     #[error("could not start the telemetry export threads: {0}")]
     Threads(std::io::Error),

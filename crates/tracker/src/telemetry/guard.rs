@@ -12,7 +12,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use super::TelemetryError;
 use super::io_runtime::IoRuntime;
-use crate::batch_processor::ExportCounters;
+use crate::export::{SinkCounters, SinkReport};
 use crate::metrics::{GenAiMetrics, HttpServerMetrics};
 use crate::prometheus::PrometheusReader;
 use crate::trace_store::LocalTraceStore;
@@ -24,17 +24,35 @@ pub(super) struct Pipeline {
     pub(super) meter_provider: SdkMeterProvider,
     pub(super) prometheus: PrometheusReader,
     pub(super) runtime: IoRuntime,
+    pub(super) shutdown_timeout: std::time::Duration,
 }
 
 /// What a pipeline did over its life, returned by [`TelemetryGuard::shutdown`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShutdownReport {
-    /// Spans that every sink accepted.
+    /// Spans that every sink's backend acknowledged (the least over the sinks).
     pub exported: u64,
-    /// Spans dropped because the export queue was full (or arrived after shutdown).
+    /// Spans dropped by any sink, whatever the reason (see [`SinkReport`]).
     pub dropped: u64,
-    /// Failed exports, one per sink and batch.
+    /// Failed export attempts over every sink.
     pub export_errors: u64,
+    /// Spans left in remote sinks' spools, sent by the next process.
+    pub spooled: u64,
+    /// Each sink's own report.
+    pub sinks: Vec<SinkReport>,
+}
+
+impl ShutdownReport {
+    /// The report over `sinks`.
+    pub fn of(sinks: Vec<SinkReport>) -> Self {
+        Self {
+            exported: sinks.iter().map(|s| s.exported).min().unwrap_or(0),
+            dropped: sinks.iter().map(SinkReport::dropped).sum(),
+            export_errors: sinks.iter().map(|s| s.export_errors).sum(),
+            spooled: sinks.iter().map(|s| s.spool_spans).sum(),
+            sinks,
+        }
+    }
 }
 
 /// Owns the telemetry pipeline; flushes and shuts it down when dropped.
@@ -46,7 +64,7 @@ pub struct ShutdownReport {
 /// Ctrl-C or `SIGKILL` loses spans.
 pub struct TelemetryGuard {
     pipeline: Option<Pipeline>,
-    counters: Arc<ExportCounters>,
+    sinks: Vec<Arc<SinkCounters>>,
     trace_store: Option<LocalTraceStore>,
     capture_content: bool,
     shut_down: bool,
@@ -57,7 +75,7 @@ impl fmt::Debug for TelemetryGuard {
         f.debug_struct("TelemetryGuard")
             .field("enabled", &self.pipeline.is_some())
             .field("trace_store", &self.trace_store)
-            .field("counters", &self.counters)
+            .field("sinks", &self.sinks)
             .finish_non_exhaustive()
     }
 }
@@ -66,13 +84,13 @@ impl TelemetryGuard {
     /// A guard over `pipeline` (`None` when the SDK is disabled), not yet shut down.
     pub(super) fn new(
         pipeline: Option<Pipeline>,
-        counters: Arc<ExportCounters>,
+        sinks: Vec<Arc<SinkCounters>>,
         trace_store: Option<LocalTraceStore>,
         capture_content: bool,
     ) -> Self {
         Self {
             pipeline,
-            counters,
+            sinks,
             trace_store,
             capture_content,
             shut_down: false,
@@ -156,19 +174,25 @@ impl TelemetryGuard {
             .map_err(|error| TelemetryError::Flush(error.to_string()))
     }
 
-    /// Spans dropped so far because the export queue was full.
+    /// Spans dropped so far by any sink.
     pub fn dropped_spans(&self) -> u64 {
-        self.counters.dropped()
+        self.report().dropped
     }
 
-    /// Spans exported so far.
+    /// Spans every sink's backend acknowledged so far.
     pub fn exported_spans(&self) -> u64 {
-        self.counters.exported()
+        self.report().exported
     }
 
-    /// Failed exports so far.
+    /// Failed export attempts so far.
     pub fn export_errors(&self) -> u64 {
-        self.counters.export_errors()
+        self.report().export_errors
+    }
+
+    /// What each sink did so far: queued, exported, spooled, re-sent, dropped, the spool's
+    /// backlog and the last error.
+    pub fn sink_reports(&self) -> Vec<SinkReport> {
+        self.sinks.iter().map(|s| s.report()).collect()
     }
 
     /// Flushes and shuts the pipeline down, and says what it did.
@@ -188,35 +212,32 @@ impl TelemetryGuard {
                 // A metrics endpoint that is down must not hide the span report.
                 tracing::warn!("the final metrics export failed: {error}");
             }
-            let traces = pipeline.tracer_provider.shutdown();
+            let traces = pipeline
+                .tracer_provider
+                .shutdown_with_timeout(pipeline.shutdown_timeout);
             drop(pipeline.runtime);
             result = traces.map_err(|error| TelemetryError::Shutdown(error.to_string()));
         }
         let report = self.report();
-        if report.dropped > 0 {
-            tracing::warn!(
-                dropped = report.dropped,
-                "{} spans were dropped because the export queue was full; raise \
-                 OTEL_BSP_MAX_QUEUE_SIZE or check the trace endpoint",
-                report.dropped
-            );
-        }
-        if report.export_errors > 0 {
-            tracing::warn!(
-                export_errors = report.export_errors,
-                "{} span exports failed; see the warnings above",
-                report.export_errors
-            );
+        for sink in &report.sinks {
+            if sink.dropped() > 0 {
+                tracing::warn!(
+                    sink = %sink.sink,
+                    queue_full = sink.dropped_queue_full,
+                    over_quota = sink.dropped_over_quota,
+                    corrupt = sink.dropped_corrupt,
+                    export_failed = sink.dropped_export_failed,
+                    rejected = sink.rejected,
+                    "{} spans were dropped by this sink",
+                    sink.dropped()
+                );
+            }
         }
         result.map(|()| report)
     }
 
     fn report(&self) -> ShutdownReport {
-        ShutdownReport {
-            exported: self.counters.exported(),
-            dropped: self.counters.dropped(),
-            export_errors: self.counters.export_errors(),
-        }
+        ShutdownReport::of(self.sink_reports())
     }
 }
 

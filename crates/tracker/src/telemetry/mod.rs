@@ -34,7 +34,9 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 pub use builder::{Telemetry, TelemetryBuilder};
-pub use config::{OtlpConfig, OtlpProtocol, TelemetryConfig};
+pub use config::{
+    FsyncPolicy, OtlpConfig, OtlpProtocol, SpoolConfig, TelemetryConfig, parse_duration,
+};
 pub use error::TelemetryError;
 pub use guard::{ShutdownReport, TelemetryGuard};
 pub use propagation::{
