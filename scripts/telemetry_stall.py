@@ -9,11 +9,14 @@ The harness starts, all on 127.0.0.1:
 * `sextant serve` with one agent on that model, exporting to the collector over http/protobuf.
 
 It drives N turns (`POST /v1/agents/instant/invoke`) at C concurrent, counts the spans in the
-local trace store (`<data>/traces.db`) right after the turns, and then, with `--recover`, lets
-the collector answer and waits until it has received every span id the local store holds
-(reporting ids missing and ids received more than once). With `--kill`, sextant is SIGKILLed
-right after the turns instead, the collector comes up, and sextant restarts on the same data
-directory: what reaches the collector then is what survived the crash.
+local trace store (`<data>/traces.db`) right after the turns and again `--settle` seconds later
+(the store is written in batches), and then, with `--recover`, lets the collector answer and
+waits until it has received every span id the local store holds (reporting ids missing and ids
+received more than once). With `--kill`, sextant is SIGKILLed right after the turns instead
+(before the second count), the collector comes up, and sextant restarts on the same data
+directory: what reaches the collector then is what survived the crash. With
+`--status-before-recover`, `sextant telemetry status` runs on the same data directory just
+before the recovery, and its output is in the report.
 
 Run from the repository root (stdlib only; build the binary first):
 
@@ -436,6 +439,7 @@ class Serve:
             return None
 
     def kill(self) -> int:
+        """SIGKILL, then its exit code."""
         self.process.kill()
         return self.finish(None)
 
@@ -443,6 +447,19 @@ class Serve:
         code = self.process.wait(timeout)
         Serve.running.remove(self.process)
         return code
+
+
+def telemetry_status(binary: Path, root: Path, env: dict[str, str]) -> dict:
+    """`sextant telemetry status` on the data directory of `env`: its exit code and output."""
+    command = [str(binary), "--config", str(root / "sextant.toml"), "telemetry", "status"]
+    started = time.monotonic()
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=120)
+    return {
+        "exit_code": done.returncode,
+        "seconds": round(time.monotonic() - started, 2),
+        "stdout": ANSI_ESCAPE.sub("", done.stdout),
+        "stderr": ANSI_ESCAPE.sub("", done.stderr),
+    }
 
 
 def kill_running_serves() -> None:
@@ -600,6 +617,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--kill", action="store_true", help="SIGKILL sextant after the turns and restart it (implies --recover 60)"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="count the local store again this long after the turns (after the kill with --kill), before any recovery",
+    )
+    parser.add_argument(
+        "--status-before-recover",
+        action="store_true",
+        help="run `sextant telemetry status` on the data directory after the turns, before any recovery",
+    )
     parser.add_argument("--ready-timeout", type=float, default=120, help="seconds to wait for /readyz")
     parser.add_argument("--stop-timeout", type=float, default=180, help="seconds SIGTERM may take before SIGKILL")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -629,19 +658,29 @@ def run(args: argparse.Namespace, root: Path) -> dict:
         turn_trace_ids = turns.pop("trace_ids")
         report["turns"] = turns
         report["store_after_turns"] = store_counts(stored_spans(store), turn_trace_ids)
-
         if args.kill:
             report["killed_exit_code"] = serve.kill()
-            log("sextant serve killed; restarting it with the collector answering")
+            log("sextant serve killed")
+        time.sleep(args.settle)
+        report["store_settled"] = store_counts(stored_spans(store), turn_trace_ids)
+        if args.status_before_recover:
+            report["status_before_recover"] = telemetry_status(args.binary, root, env)
+            log("telemetry status before the recovery:\n" + report["status_before_recover"]["stdout"].rstrip())
+
+        recover_started = time.monotonic()
+        if args.kill:
+            log("restarting sextant serve with the collector answering")
             answer_from_now_on(collector, collector_port)
             logs.append(root / "serve-restarted.log")
             serve = Serve(args.binary, root, env, serve_port, logs[-1])
             serve.wait_ready(args.ready_timeout)
+            report["restart_ready_seconds"] = round(time.monotonic() - recover_started, 2)
         elif args.recover is not None:
             log("collector answering now")
             answer_from_now_on(collector, collector_port)
         if args.recover is not None:
             report["delivered_all_after_s"] = wait_for_delivery(store, collector, args.recover)
+            report["recover_seconds"] = round(time.monotonic() - recover_started, 2)
 
         log("stopping sextant serve (SIGTERM)")
         stop_started = time.monotonic()
@@ -669,7 +708,7 @@ def print_report(report: dict) -> None:
         f"turns:               {turns['turns']} in {turns['seconds']} s = {turns['turns_per_s']}/s, "
         f"failed {turns['failed']} {turns['errors'] or ''}"
     )
-    for name in ("store_after_turns", "store_final"):
+    for name in ("store_after_turns", "store_settled", "store_final"):
         store = report[name]
         print(
             f"{name + ':':<21}{store['spans']} spans, {store['distinct_span_ids']} distinct span ids; "
@@ -678,10 +717,21 @@ def print_report(report: dict) -> None:
             f"turn spans produced ≈ {store['turn_spans_produced_estimate']}"
         )
     if "killed_exit_code" in report:
-        print(f"killed:              exit code {report['killed_exit_code']}, restarted")
+        print(
+            f"killed:              exit code {report['killed_exit_code']}, restarted, "
+            f"ready after {report['restart_ready_seconds']} s"
+        )
+    if "status_before_recover" in report:
+        status = report["status_before_recover"]
+        print(f"telemetry status:    exit code {status['exit_code']} after {status['seconds']} s")
+        for line in (status["stdout"] + status["stderr"]).splitlines():
+            print(f"    {line}")
     if "delivered_all_after_s" in report:
         seconds = report["delivered_all_after_s"]
-        print(f"delivered all:       {'after ' + str(seconds) + ' s' if seconds is not None else 'no, not in time'}")
+        print(
+            f"delivered all:       {'after ' + str(seconds) + ' s' if seconds is not None else 'no, not in time'} "
+            f"(recovery phase {report['recover_seconds']} s)"
+        )
     received = report["collector_received"]
     print(
         f"collector:           {received['distinct_ids_received']} distinct ids ({received['spans_received']} spans), "

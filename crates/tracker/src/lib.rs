@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod conventions;
+pub mod durable_file;
 pub mod enrich;
 pub mod export;
 pub mod local;

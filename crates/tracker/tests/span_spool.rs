@@ -100,7 +100,13 @@ impl CollectorDouble {
     }
 
     fn span_ids(&self) -> HashSet<String> {
-        self.seen.lock().unwrap().spans.keys().map(|id| hex(id)).collect()
+        self.seen
+            .lock()
+            .unwrap()
+            .spans
+            .keys()
+            .map(|id| hex(id))
+            .collect()
     }
 
     fn requests_in(&self, mode: Mode) -> usize {

@@ -125,6 +125,9 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
                     "run spooled: the tracking store is unavailable; the next command delivers it"
                 ),
             }
+            for error in &report.spool_errors {
+                eprintln!("error: {error}");
+            }
         }
     }
     let report = runtime.shutdown().await?;

@@ -598,10 +598,15 @@ impl TrackingStore for LocalTrackingStore {
         if let Some(parent) = target.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
         }
-        // Written aside and renamed, so a reader never sees half a file.
-        let partial = target.with_extension("partial");
-        tokio::fs::write(&partial, contents).await.map_err(io)?;
-        tokio::fs::rename(&partial, &target).await.map_err(io)?;
+        // Written aside, synced and renamed: a reader never sees half a file, and a logged
+        // artefact survives a crash of the machine.
+        let written = target.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::durable_file::write_durably(&written, &contents)
+        })
+        .await
+        .map_err(|error| io(std::io::Error::other(error)))?
+        .map_err(io)?;
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! run's data survives an outage or a killed process, and [`Tracker::replay`] (run at the start of
 //! the next command) delivers what is left.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,6 +71,10 @@ pub struct RunReport {
     pub spool: Option<PathBuf>,
     /// Writes the backend refused (not retried), as messages.
     pub refused: Vec<String>,
+    /// Writes the spool could not hold (a full or read-only disk), as messages. They were kept
+    /// in memory and delivered if the backend took them; if not (`delivered` is false) they
+    /// are lost with this process.
+    pub spool_errors: Vec<String>,
 }
 
 /// What [`Tracker::replay`] did.
@@ -81,6 +86,8 @@ pub struct ReplayReport {
     pub waiting: usize,
     /// Writes the backend refused, as messages.
     pub refused: Vec<String>,
+    /// Spool lines cut by a crash and skipped (what they held is lost).
+    pub skipped_lines: usize,
 }
 
 impl Tracker {
@@ -137,6 +144,8 @@ impl Tracker {
             refused: Vec::new(),
             retry: DeliveryRetry::new(self.options.max_backoff),
             run_id_sender: Some(run_id_sender),
+            unspooled_artifacts: HashMap::new(),
+            spool_errors: Vec::new(),
         };
         let worker = tokio::spawn(work(delivery, receiver, self.options.clone()));
         Ok(ActiveRun {
@@ -160,6 +169,7 @@ impl Tracker {
                     continue;
                 }
             };
+            report.skipped_lines += recovered.skipped_lines;
             let mut pending = recovered.pending;
             let mut spool = recovered.spool;
             if !recovered.ended {
@@ -170,7 +180,12 @@ impl Tracker {
                 };
                 match spool.append(&end, None) {
                     Ok(seq) => pending.push((seq, end)),
-                    Err(error) => tracing::warn!("cannot spool a run's end: {error}"),
+                    Err(error) => {
+                        tracing::error!(
+                            "cannot spool a killed run's end ({error}); sending it now"
+                        );
+                        pending.push((spool.skip(), end));
+                    }
                 }
             }
             let mut delivery = Delivery {
@@ -181,6 +196,8 @@ impl Tracker {
                 refused: Vec::new(),
                 retry: DeliveryRetry::new(self.options.max_backoff),
                 run_id_sender: None,
+                unspooled_artifacts: HashMap::new(),
+                spool_errors: Vec::new(),
             };
             let outage = delivery.deliver().await;
             report.refused.append(&mut delivery.refused);
@@ -346,9 +363,37 @@ struct Delivery {
     refused: Vec<String>,
     retry: DeliveryRetry,
     run_id_sender: Option<watch::Sender<Option<String>>>,
+    /// Artifact bytes of writes the spool could not hold, by sequence number.
+    unspooled_artifacts: HashMap<u64, Vec<u8>>,
+    /// Why writes could not be spooled.
+    spool_errors: Vec<String>,
 }
 
 impl Delivery {
+    /// Spools `op` and queues it for delivery. A write the spool cannot hold (a full disk) is
+    /// kept in memory and delivered all the same, and the error is reported with the run.
+    fn spool_and_queue(&mut self, op: Op, artifact: Option<Vec<u8>>) {
+        match self.spool.append(&op, artifact.as_deref()) {
+            Ok(seq) => self.pending.push((seq, op)),
+            Err(error) => {
+                let seq = self.spool.skip();
+                tracing::error!(
+                    spool = %self.spool.path().display(),
+                    "cannot spool a tracking write ({error}); it is kept in memory only and is \
+                     lost if this process ends before the backend takes it"
+                );
+                self.spool_errors.push(format!(
+                    "cannot write to the spool {}: {error}",
+                    self.spool.path().display()
+                ));
+                if let Some(bytes) = artifact {
+                    self.unspooled_artifacts.insert(seq, bytes);
+                }
+                self.pending.push((seq, op));
+            }
+        }
+    }
+
     fn ack(&mut self, seq: u64) {
         if let Err(error) = self.spool.ack(seq, self.run_id.as_deref()) {
             tracing::warn!(
@@ -427,7 +472,11 @@ impl Delivery {
                 }
                 Op::Artifact { path } => {
                     let run_id = self.run_id.clone().unwrap_or_default();
-                    match std::fs::read(self.spool.artifact_path(seq)) {
+                    let bytes = match self.unspooled_artifacts.get(&seq) {
+                        Some(bytes) => Ok(bytes.clone()),
+                        None => std::fs::read(self.spool.artifact_path(seq)),
+                    };
+                    match bytes {
                         Ok(bytes) => self.store.log_artifact(&run_id, path, bytes).await,
                         Err(error) => Err(TrackingError::Invalid {
                             what: format!("artifact `{path}`"),
@@ -546,10 +595,7 @@ async fn work(
                     None => (Op::End { status: RunStatus::Killed, end_time_ms: crate::now_ms() }, None),
                 };
                 let is_end = matches!(op, Op::End { .. });
-                match delivery.spool.append(&op, artifact.as_deref()) {
-                    Ok(seq) => delivery.pending.push((seq, op)),
-                    Err(error) => tracing::warn!("cannot spool a tracking write: {error}"),
-                }
+                delivery.spool_and_queue(op, artifact);
                 if is_end {
                     break;
                 }
@@ -562,7 +608,11 @@ async fn work(
         }
     }
     if let Err(error) = delivery.spool.sync() {
-        tracing::warn!("cannot sync the tracking spool: {error}");
+        tracing::error!("cannot sync the tracking spool: {error}");
+        delivery.spool_errors.push(format!(
+            "cannot sync the spool {}: {error}",
+            delivery.spool.path().display()
+        ));
     }
     // Final delivery, bounded: the rest waits in the spool.
     let deadline = Instant::now() + options.end_timeout;
@@ -584,14 +634,102 @@ async fn work(
         delivered,
         spool,
         refused: std::mem::take(&mut delivery.refused),
+        spool_errors: std::mem::take(&mut delivery.spool_errors),
     };
     if delivered {
         delivery.spool.remove();
-    } else {
+    } else if report.spool_errors.is_empty() {
         tracing::warn!(
             "the tracking backend is unavailable: the run's remaining writes wait in {} and are sent by the next command",
             delivery.spool.path().display()
         );
+    } else {
+        tracing::error!(
+            "the tracking backend is unavailable and the spool {} could not hold every write: \
+             the writes it did not hold are lost",
+            delivery.spool.path().display()
+        );
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::local::LocalTrackingStore;
+    use crate::tracking::Metric;
+
+    #[tokio::test]
+    async fn a_full_disk_is_reported_and_the_writes_still_reach_a_live_backend() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn TrackingStore> = Arc::new(LocalTrackingStore::open(dir.path()).unwrap());
+        let mut spool = Spool::create(&dir.path().join("spool"), "local").unwrap();
+        let create = Op::Create {
+            experiment: "Default".into(),
+            run_name: None,
+            start_time_ms: 1,
+            tags: Default::default(),
+            parent_run_id: None,
+        };
+        let seq = spool.append(&create, None).unwrap();
+        // Fault injection: from here on the disk is full (Linux's /dev/full answers ENOSPC).
+        spool.redirect_writes(Path::new("/dev/full"));
+        let delivery = Delivery {
+            store: store.clone(),
+            spool,
+            pending: vec![(seq, create)],
+            run_id: None,
+            refused: Vec::new(),
+            retry: DeliveryRetry::new(Duration::from_secs(1)),
+            run_id_sender: None,
+            unspooled_artifacts: HashMap::new(),
+            spool_errors: Vec::new(),
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let metric = Metric {
+            key: "accuracy".into(),
+            value: 0.5,
+            timestamp_ms: 2,
+            step: 0,
+        };
+        let batch = LogBatch {
+            metrics: vec![metric],
+            ..LogBatch::default()
+        };
+        sender.send(Message::Op(Op::Log { batch }, None)).unwrap();
+        let artifact = Op::Artifact {
+            path: "notes.txt".into(),
+        };
+        sender
+            .send(Message::Op(artifact, Some(b"kept in memory".to_vec())))
+            .unwrap();
+        let end = Op::End {
+            status: RunStatus::Finished,
+            end_time_ms: 3,
+        };
+        sender.send(Message::Op(end, None)).unwrap();
+
+        let report = work(delivery, receiver, TrackerOptions::default()).await;
+        assert!(
+            report
+                .spool_errors
+                .iter()
+                .any(|e| e.contains("No space left on device")),
+            "the user is told: {report:?}"
+        );
+        assert!(
+            report.delivered,
+            "the live backend took every write: {report:?}"
+        );
+        let run_id = report.run_id.unwrap();
+        let run = store.get_run(&run_id).await.unwrap();
+        assert_eq!(run.metrics["accuracy"].value, 0.5);
+        assert_eq!(run.info.status, RunStatus::Finished);
+        assert_eq!(
+            store.read_artifact(&run_id, "notes.txt").await.unwrap(),
+            b"kept in memory"
+        );
+    }
 }

@@ -1,16 +1,19 @@
 //! The on-disk log of a run's writes: every operation is appended before it is sent, and
 //! acknowledged once the backend has it, so writes that could not be delivered (an outage, a killed
 //! process) are replayed later. One JSON-lines file per run, locked while its run is live; an
-//! artifact's bytes sit beside it in `<file>.<seq>.artifact`.
+//! artifact's bytes sit beside it in `<file>.<seq>.artifact`. The file, its directory entry and
+//! each artifact are synced before a write counts as spooled; a line cut by a crash is skipped on
+//! recovery and the lines after it are still read.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::{Assessment, DatasetInput, LogBatch, RunStatus};
+use crate::durable_file::sync_dir;
 
 /// One write to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,6 +68,8 @@ pub(crate) struct Recovered {
     pub run_id: Option<String>,
     /// Whether the run's end was ever written (a killed process never wrote it).
     pub ended: bool,
+    /// Lines that did not parse (cut by a crash) and were skipped.
+    pub skipped_lines: usize,
 }
 
 impl Spool {
@@ -87,6 +92,8 @@ impl Spool {
             sextant_spool: 1,
             backend: backend.to_owned(),
         })?;
+        spool.file.sync_all()?;
+        sync_dir(dir)?;
         Ok(spool)
     }
 
@@ -102,10 +109,15 @@ impl Spool {
         let mut ops = Vec::new();
         let mut acked = BTreeSet::new();
         let mut run_id = None;
-        for line in BufReader::new(&file).lines() {
+        let mut skipped_lines = 0;
+        for line in BufReader::new(&file).split(b'\n') {
             let line = line?;
-            // A line cut by a crash mid-write is the last one; what came before is intact.
-            match serde_json::from_str::<Line>(&line) {
+            if line.is_empty() {
+                continue;
+            }
+            // A line cut by a crash mid-write is skipped; the lines after it (written by a
+            // process that recovered the spool) are intact.
+            match serde_json::from_slice::<Line>(&line) {
                 Ok(Line::Header { backend: b, .. }) => backend = Some(b),
                 Ok(Line::Op { seq, op }) => ops.push((seq, op)),
                 Ok(Line::Ack { ack, run_id: id }) => {
@@ -114,7 +126,25 @@ impl Spool {
                         run_id = id;
                     }
                 }
-                Err(_) => break,
+                Err(_) => skipped_lines += 1,
+            }
+        }
+        if skipped_lines > 0 {
+            tracing::warn!(
+                spool = %path.display(),
+                lines = skipped_lines,
+                "skipped tracking spool lines cut by a crash"
+            );
+        }
+        let mut file = file;
+        // A cut last line has no newline: end it, so the next line starts clean.
+        let len = file.seek(SeekFrom::End(0))?;
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.seek(SeekFrom::Start(len - 1))?;
+            file.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                file.write_all(b"\n")?;
             }
         }
         let Some(backend) = backend else {
@@ -139,14 +169,23 @@ impl Spool {
             pending,
             run_id,
             ended,
+            skipped_lines,
         }))
     }
 
-    /// Appends `op` (and an artifact's bytes beside it); its sequence number.
+    /// Appends `op` (and an artifact's bytes beside it, synced); its sequence number. On an
+    /// error (a full disk) the sequence number is used up all the same: the caller keeps the
+    /// write in memory under [`Spool::skip`]'s number.
     pub fn append(&mut self, op: &Op, artifact: Option<&[u8]>) -> std::io::Result<u64> {
         let seq = self.next_seq;
         if let Some(bytes) = artifact {
-            std::fs::write(self.artifact_path(seq), bytes)?;
+            let path = self.artifact_path(seq);
+            let mut file = File::create(&path)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            if let Some(dir) = path.parent() {
+                sync_dir(dir)?;
+            }
         }
         self.write(&Line::Op {
             seq,
@@ -154,6 +193,13 @@ impl Spool {
         })?;
         self.next_seq += 1;
         Ok(seq)
+    }
+
+    /// Uses up a sequence number for a write the spool could not hold.
+    pub fn skip(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        seq
     }
 
     /// Records that the backend has operation `seq` (and, for the create, the run's id).
@@ -168,6 +214,12 @@ impl Spool {
     /// Makes everything written so far survive a crash of the machine.
     pub fn sync(&self) -> std::io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Writes go to `path` instead (fault injection: `/dev/full` is a full disk).
+    #[cfg(test)]
+    pub fn redirect_writes(&mut self, path: &Path) {
+        self.file = OpenOptions::new().append(true).open(path).unwrap();
     }
 
     /// Where operation `seq`'s artifact bytes are.
@@ -252,16 +304,35 @@ mod tests {
             .write_all(b"{\"seq\": 9, \"op\": {\"op\": \"En")
             .unwrap();
         let recovered = Spool::recover(&path).unwrap().unwrap();
+        assert_eq!(recovered.skipped_lines, 1);
+        // The process that recovered it writes on; a later recovery reads past the cut line.
+        let mut spool = recovered.spool;
+        let end = spool
+            .append(
+                &Op::End {
+                    status: RunStatus::Killed,
+                    end_time_ms: 9,
+                },
+                None,
+            )
+            .unwrap();
+        drop(spool);
+        let recovered = Spool::recover(&path).unwrap().unwrap();
+        assert_eq!(recovered.skipped_lines, 1);
+        assert!(
+            recovered.ended,
+            "the end written after the cut line is read"
+        );
+        assert_eq!(recovered.pending.last().map(|(s, _)| *s), Some(end));
         assert_eq!(recovered.backend, "mlflow http://x");
         assert_eq!(recovered.run_id.as_deref(), Some("abc"));
-        assert!(!recovered.ended, "the cut line is not an end");
         assert_eq!(
             recovered
                 .pending
                 .iter()
                 .map(|(s, _)| *s)
                 .collect::<Vec<_>>(),
-            [2, 3]
+            [2, 3, end]
         );
         assert_eq!(spool_files(dir.path()), [path]);
     }

@@ -20,7 +20,6 @@ mod segment;
 
 use std::collections::BTreeMap;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,6 +30,7 @@ use serde::{Deserialize, Serialize};
 use self::lane::{Lane, Position};
 pub use self::lane::{LaneStatus, SinkSpoolStatus, spool_status};
 use self::segment::ReadRecord;
+pub(crate) use crate::durable_file::{sync_dir, write_durably};
 use crate::telemetry::{FsyncPolicy, SpoolConfig};
 
 /// How often an `interval` fsync policy syncs.
@@ -401,23 +401,6 @@ impl State {
         }
         false
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file, synced, then renamed over it and the
-/// directory synced: the file is either the old or the new content after a crash.
-pub(crate) fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    sync_dir(path.parent().unwrap_or(Path::new(".")))
-}
-
-/// Syncs a directory, so that files created or renamed in it survive a crash of the machine.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]
