@@ -8,6 +8,8 @@
 //! server and how to start it.
 #![deny(missing_docs)]
 
+pub mod otlp_collector;
+
 use std::process::Command;
 
 use serde_json::Value;

@@ -1,5 +1,5 @@
 //! The cost of one GenAI span on the agent's thread: created with 8 attributes, 2 more recorded,
-//! entered, ended and handed to the batch processor (a no-op sink behind it) — against the same
+//! entered, ended and handed to the export processor (a no-op sink behind it) — against the same
 //! span with a plain `tracing` registry and no OpenTelemetry layer, so the figure reads as a ratio.
 
 use std::time::{Duration, Instant};
@@ -65,7 +65,7 @@ fn span_cost(c: &mut Criterion) {
         .expect("the pipeline starts");
     let subscriber = tracing_subscriber::registry().with(telemetry.layer());
     tracing::subscriber::with_default(subscriber, || {
-        group.bench_function("otel_layer_and_batch_processor", |b| {
+        group.bench_function("otel_layer_and_export_processor", |b| {
             // Flushed between untimed chunks so that the queue never fills: a dropped span takes
             // a cheaper path and would flatter the figure.
             b.iter_custom(|iterations| {

@@ -1,5 +1,5 @@
-//! Telemetry for Sextant agents: GenAI span conventions, the OpenTelemetry pipeline (a bounded,
-//! non-blocking batch processor feeding the local SQLite trace store and OTLP), the GenAI client
+//! Telemetry for Sextant agents: GenAI span conventions, the OpenTelemetry pipeline (one queue per
+//! sink feeding the local SQLite trace store and, through a durable spool, OTLP: [`export`]), the GenAI client
 //! metrics, and the trace store reader and tree renderer behind `sextant traces`; and the prompt
 //! registry ([`prompts`]), experiment tracking ([`tracking`]) and the model registry
 //! ([`model_registry`]), each with an embedded ([`local`]) and an MLflow ([`mlflow`]) backend.

@@ -1,4 +1,4 @@
-//! The whole pipeline in-process: `tracing` spans → OpenTelemetry → batch processor → the local
+//! The whole pipeline in-process: `tracing` spans → OpenTelemetry → export processor → the local
 //! trace store, plus metrics through the SDK's in-memory exporter.
 
 use std::time::Duration;

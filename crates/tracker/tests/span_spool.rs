@@ -2,199 +2,22 @@
 //! ids end to end (the ids the collector received = the ids the local store holds = the ids
 //! produced), exactly once.
 //!
-//! The collector is `CollectorDouble`: a real OTLP/HTTP receiver (it decodes every
-//! `ExportTraceServiceRequest`) that can be switched into fault-injection modes: hang, answer
-//! 503 with `Retry-After`, or die in the middle of reading a batch. A refusing collector is a
+//! The collector is `sextant_testkit`'s `OtlpCollectorDouble`: a real OTLP/HTTP receiver that can
+//! be switched into fault-injection modes: hang, answer 503 with `Retry-After`, or die in the
+//! middle of reading a batch. A refusing collector is a
 //! port nobody listens on. `kill -9` is real: the test binary runs itself as a child process and
 //! kills it. The MLflow test stops and restarts a real MLflow server (`cargo xtask test`).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message;
 use sextant_tracker::conventions::{self, operation};
 use sextant_tracker::{
     LocalTraceStore, OtlpConfig, OtlpProtocol, Telemetry, TelemetryConfig, TelemetryGuard,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-/// How the collector double answers a trace export.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
-    Accept,
-    /// Fault injection: reads the request and never answers.
-    Hang,
-    /// Fault injection: `503 Service Unavailable` with `Retry-After: N`.
-    Unavailable {
-        retry_after_secs: u64,
-    },
-    /// Fault injection: reads part of the body, then closes the connection.
-    DieMidBatch,
-}
-
-#[derive(Default)]
-struct Seen {
-    /// Span id → how many times it arrived in an accepted request.
-    spans: HashMap<Vec<u8>, u32>,
-    /// Requests per mode they met.
-    requests: Vec<Mode>,
-}
-
-/// An OTLP/HTTP receiver with fault-injection modes (see the module documentation).
-struct CollectorDouble {
-    address: SocketAddr,
-    mode: Arc<Mutex<Mode>>,
-    seen: Arc<Mutex<Seen>>,
-    _runtime: tokio::runtime::Runtime,
-}
-
-impl CollectorDouble {
-    fn start(port: u16, mode: Mode) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(TcpListener::bind(("127.0.0.1", port)))
-            .unwrap();
-        let address = listener.local_addr().unwrap();
-        let mode = Arc::new(Mutex::new(mode));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let (shared_mode, shared_seen) = (mode.clone(), seen.clone());
-        runtime.spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, shared_mode.clone(), shared_seen.clone()));
-            }
-        });
-        Self {
-            address,
-            mode,
-            seen,
-            _runtime: runtime,
-        }
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
-    }
-
-    fn distinct_spans(&self) -> usize {
-        self.seen.lock().unwrap().spans.len()
-    }
-
-    fn duplicates(&self) -> u32 {
-        self.seen
-            .lock()
-            .unwrap()
-            .spans
-            .values()
-            .map(|n| n - 1)
-            .sum()
-    }
-
-    fn span_ids(&self) -> HashSet<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .spans
-            .keys()
-            .map(|id| hex(id))
-            .collect()
-    }
-
-    fn requests_in(&self, mode: Mode) -> usize {
-        let seen = self.seen.lock().unwrap();
-        seen.requests.iter().filter(|m| **m == mode).count()
-    }
-
-    /// Waits until `expected` distinct spans arrived (or a minute passed).
-    fn wait_for(&self, expected: usize) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self.distinct_spans() < expected && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Serves HTTP/1.1 requests on one connection (keep-alive) in the current mode.
-async fn serve(mut stream: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Seen>>) {
-    let mut buffer = Vec::new();
-    loop {
-        let header_end = loop {
-            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break end + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..header_end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length:"))
-            .and_then(|value| value.trim().parse().ok())
-            .unwrap_or(0);
-        let current = *mode.lock().unwrap();
-        seen.lock().unwrap().requests.push(current);
-        if current == Mode::DieMidBatch {
-            // Read a little of the body, then drop the connection mid-request.
-            let mut chunk = [0u8; 64];
-            let _ = stream.read(&mut chunk).await;
-            return;
-        }
-        while buffer.len() < header_end + length {
-            let mut chunk = [0u8; 65536];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body: Vec<u8> = buffer
-            .drain(..header_end + length)
-            .skip(header_end)
-            .collect();
-        let response = match current {
-            Mode::Accept => {
-                if head.starts_with("post /v1/traces") {
-                    let request = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
-                    let mut seen = seen.lock().unwrap();
-                    for span in request
-                        .resource_spans
-                        .iter()
-                        .flat_map(|r| &r.scope_spans)
-                        .flat_map(|s| &s.spans)
-                    {
-                        *seen.spans.entry(span.span_id.clone()).or_default() += 1;
-                    }
-                }
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n"
-                    .to_string()
-            }
-            Mode::Hang => std::future::pending().await,
-            Mode::Unavailable { retry_after_secs } => format!(
-                "HTTP/1.1 503 Service Unavailable\r\nretry-after: {retry_after_secs}\r\n\
-                 content-length: 0\r\n\r\n"
-            ),
-            Mode::DieMidBatch => unreachable!("returned above"),
-        };
-        if stream.write_all(response.as_bytes()).await.is_err() {
-            return;
-        }
-    }
-}
+use sextant_testkit::otlp_collector::{Mode, OtlpCollectorDouble};
 
 /// A port nobody listens on (yet).
 fn closed_port() -> u16 {
@@ -274,7 +97,7 @@ fn wait_until_spooled(telemetry: &TelemetryGuard, spans: u64) {
 
 /// The outage scenario: `turns` turns while the collector misbehaves, then it accepts; every id
 /// arrives exactly once and the local store has them all.
-fn outage(port: u16, collector: impl FnOnce() -> Option<CollectorDouble>, turns: usize) {
+fn outage(port: u16, collector: impl FnOnce() -> Option<OtlpCollectorDouble>, turns: usize) {
     let data = tempfile::tempdir().unwrap();
     let telemetry = Telemetry::builder(&config(data.path(), port))
         .build()
@@ -308,7 +131,7 @@ fn outage(port: u16, collector: impl FnOnce() -> Option<CollectorDouble>, turns:
 
     match &collector {
         Some(collector) => collector.set_mode(Mode::Accept),
-        None => collector = Some(CollectorDouble::start(port, Mode::Accept)),
+        None => collector = Some(OtlpCollectorDouble::start(port, Mode::Accept)),
     }
     let collector = collector.unwrap();
     collector.wait_for(spans);
@@ -334,21 +157,21 @@ fn a_refusing_collector_gets_every_span_once_when_it_comes_up() {
 
 #[test]
 fn a_hung_collector_gets_every_span_once_when_it_answers() {
-    let collector = CollectorDouble::start(0, Mode::Hang);
+    let collector = OtlpCollectorDouble::start(0, Mode::Hang);
     let port = collector.address.port();
     outage(port, move || Some(collector), 300);
 }
 
 #[test]
 fn a_collector_dying_mid_batch_gets_every_span_once_when_it_recovers() {
-    let collector = CollectorDouble::start(0, Mode::DieMidBatch);
+    let collector = OtlpCollectorDouble::start(0, Mode::DieMidBatch);
     let port = collector.address.port();
     outage(port, move || Some(collector), 300);
 }
 
 #[test]
 fn retry_after_is_honoured_and_nothing_is_lost() {
-    let collector = CollectorDouble::start(
+    let collector = OtlpCollectorDouble::start(
         0,
         Mode::Unavailable {
             retry_after_secs: 2,
@@ -387,6 +210,18 @@ fn spans_spooled_at_shutdown_are_sent_by_the_next_process() {
         .build()
         .unwrap();
     emit_turns(&first, 100);
+    wait_until_spooled(&first, 200);
+    std::thread::sleep(Duration::from_millis(700));
+    let metrics = first.prometheus_text().unwrap();
+    eprintln!("{metrics}");
+    let sink = format!("otel_component_name=\"OTLP http/protobuf http://127.0.0.1:{port}/v1/traces\"");
+    for expected in [
+        format!("sextant_telemetry_spool_spans{{{sink}}} 200"),
+        format!("sextant_telemetry_spans_total{{{sink},sextant_telemetry_outcome=\"spooled\"}} 200"),
+        "otel_sdk_exporter_span_exported_total{otel_component_name=\"local trace store\"} 200".to_string(),
+    ] {
+        assert!(metrics.contains(&expected), "{expected} not in:\n{metrics}");
+    }
     let report = first.shutdown().unwrap();
     assert_eq!(report.spooled, 200, "{report:?}");
     assert_eq!(report.dropped, 0, "{report:?}");
@@ -396,7 +231,7 @@ fn spans_spooled_at_shutdown_are_sent_by_the_next_process() {
     assert!(status[0].last_error.is_some(), "{status:?}");
     assert!(!status[0].sink.contains("s3cret"));
 
-    let collector = CollectorDouble::start(port, Mode::Accept);
+    let collector = OtlpCollectorDouble::start(port, Mode::Accept);
     let second = Telemetry::builder(&config(data.path(), port))
         .build()
         .unwrap();
@@ -466,7 +301,7 @@ fn spans_spooled_by_a_killed_process_reach_the_collector_exactly_once() {
 
     let produced = stored_span_ids(&data.path().join("traces.db"));
     assert_eq!(produced.len(), 300);
-    let collector = CollectorDouble::start(port, Mode::Accept);
+    let collector = OtlpCollectorDouble::start(port, Mode::Accept);
     let next = Telemetry::builder(&config(data.path(), port))
         .build()
         .unwrap();

@@ -68,6 +68,7 @@ impl SinkCounters {
         };
         SinkReport {
             sink: self.name.clone(),
+            spooling: self.spool.get().is_some(),
             queued: load(&self.queued),
             exported: load(&self.exported),
             spooled: load(&self.spooled),
@@ -93,6 +94,9 @@ impl SinkCounters {
 pub struct SinkReport {
     /// The sink (its URL without credentials, or its name).
     pub sink: String,
+    /// Whether the sink writes through a spool (a remote sink); the spool fields are zero
+    /// otherwise.
+    pub spooling: bool,
     /// Spans accepted into the sink's queue.
     pub queued: u64,
     /// Spans the backend acknowledged.
@@ -194,6 +198,16 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
         .with_description("Spans each sink spooled, re-sent, dropped or possibly sent twice")
         .with_callback(move |observer| {
             for report in read() {
+                observer.observe(
+                    report.dropped_export_failed,
+                    &[
+                        component(&report),
+                        outcome("dropped"),
+                        error_type("export_failed"),
+                    ],
+                );
+            }
+            for report in read().into_iter().filter(|r| r.spooling) {
                 let sink = component(&report);
                 observer.observe(report.spooled, &[sink.clone(), outcome("spooled")]);
                 observer.observe(report.resent, &[sink.clone(), outcome("resent")]);
@@ -204,7 +218,6 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
                 for (count, reason) in [
                     (report.dropped_over_quota, "over_quota"),
                     (report.dropped_corrupt, "corrupt"),
-                    (report.dropped_export_failed, "export_failed"),
                 ] {
                     observer.observe(
                         count,
@@ -231,7 +244,7 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
         .with_unit("{span}")
         .with_description("Spans waiting in each sink's spool")
         .with_callback(move |observer| {
-            for report in read() {
+            for report in read().into_iter().filter(|r| r.spooling) {
                 observer.observe(report.spool_spans, &[component(&report)]);
             }
         })
@@ -242,7 +255,7 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
         .with_unit("By")
         .with_description("Bytes of each sink's spool on disk")
         .with_callback(move |observer| {
-            for report in read() {
+            for report in read().into_iter().filter(|r| r.spooling) {
                 observer.observe(report.spool_bytes, &[component(&report)]);
             }
         })
@@ -253,7 +266,7 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
         .with_description("Age of the oldest unsent span in each sink's spool")
         .with_callback(move |observer| {
             let now = crate::now_ms();
-            for report in reports() {
+            for report in reports().into_iter().filter(|r| r.spooling) {
                 let age = report
                     .oldest_unsent_ms
                     .map_or(0.0, |oldest| (now - oldest).max(0) as f64 / 1000.0);

@@ -1,5 +1,5 @@
 //! Assembling a pipeline from a [`TelemetryConfig`]: the sinks it names (local trace store, OTLP)
-//! behind the bounded batch processor, the meter provider and its readers, and any extra exporters
+//! each behind its own queue ([`crate::export`]), the meter provider and its readers, and any extra exporters
 //! a caller adds.
 
 use std::time::Duration;
