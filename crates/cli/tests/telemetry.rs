@@ -49,7 +49,10 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
     let endpoint = format!("http://127.0.0.1:{port}/v1/traces");
     let envs = [
         ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint.as_str()),
-        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "authorization=Bearer s3cret"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "authorization=Bearer s3cret",
+        ),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "500"),
     ];
     let service = Service::start(data.path(), &envs);
@@ -69,7 +72,11 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
     let deadline = Instant::now() + Duration::from_secs(30);
     let produced = loop {
         let stored = stored_span_ids(data.path());
-        let status = json_of(sextant(data.path(), &envs, &["telemetry", "status", "--json"]));
+        let status = json_of(sextant(
+            data.path(),
+            &envs,
+            &["telemetry", "status", "--json"],
+        ));
         if stored.len() >= 9 && spooled_spans(&status) == stored.len() as u64 {
             break stored;
         }
@@ -78,16 +85,30 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
     };
     drop(service);
 
-    let status = json_of(sextant(data.path(), &envs, &["telemetry", "status", "--json"]));
+    let status = json_of(sextant(
+        data.path(),
+        &envs,
+        &["telemetry", "status", "--json"],
+    ));
     assert_eq!(spooled_spans(&status), produced.len() as u64, "{status}");
     let sink = &status[0];
     assert!(
-        sink["sink"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")),
+        sink["sink"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("127.0.0.1:{port}")),
         "{status}"
     );
-    assert!(sink["last_error"].is_string(), "the failure is recorded: {status}");
     assert!(
-        sink["lanes"].as_array().unwrap().iter().all(|l| l["live"] == false),
+        sink["last_error"].is_string(),
+        "the failure is recorded: {status}"
+    );
+    assert!(
+        sink["lanes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["live"] == false),
         "the killed process holds nothing: {status}"
     );
     assert!(!status.to_string().contains("s3cret"));
@@ -106,6 +127,14 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
     // each once.
     assert_eq!(collector.span_ids(), stored_span_ids(data.path()));
     assert_eq!(collector.duplicates(), 0);
-    let status = json_of(sextant(data.path(), &envs, &["telemetry", "status", "--json"]));
+    let status = json_of(sextant(
+        data.path(),
+        &envs,
+        &["telemetry", "status", "--json"],
+    ));
     assert_eq!(spooled_spans(&status), 0, "{status}");
+    assert!(
+        status[0]["last_error"].is_null(),
+        "the restarted process cleared the failure: {status}"
+    );
 }

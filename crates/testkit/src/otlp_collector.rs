@@ -194,4 +194,3 @@ async fn serve(mut stream: TcpStream, mode: Arc<Mutex<Mode>>, seen: Arc<Mutex<Se
         }
     }
 }
-

@@ -13,16 +13,18 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
+use sextant_testkit::otlp_collector::{Mode, OtlpCollectorDouble};
 use sextant_tracker::conventions::{self, operation};
 use sextant_tracker::export::{BatchConfig, SpanExportProcessor};
 use sextant_tracker::{
     LocalTraceStore, OtlpConfig, OtlpProtocol, Telemetry, TelemetryConfig, TelemetryGuard,
 };
-use sextant_testkit::otlp_collector::{Mode, OtlpCollectorDouble};
 
 /// Spans per timed chunk of the sustained run.
 const CHUNK: u64 = 8192;
@@ -104,7 +106,9 @@ fn local_store_sustained(c: &mut Criterion) {
         })
     });
     group.finish();
-    processor.shutdown_with_timeout(Duration::from_secs(30)).unwrap();
+    processor
+        .shutdown_with_timeout(Duration::from_secs(30))
+        .unwrap();
     let report = processor.sink_counters()[0].report();
     assert_eq!(report.dropped(), 0, "spans were dropped: {report:?}");
     eprintln!(

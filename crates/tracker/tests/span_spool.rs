@@ -13,11 +13,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use sextant_testkit::otlp_collector::{Mode, OtlpCollectorDouble};
 use sextant_tracker::conventions::{self, operation};
 use sextant_tracker::{
     LocalTraceStore, OtlpConfig, OtlpProtocol, Telemetry, TelemetryConfig, TelemetryGuard,
 };
-use sextant_testkit::otlp_collector::{Mode, OtlpCollectorDouble};
 
 /// A port nobody listens on (yet).
 fn closed_port() -> u16 {
@@ -214,11 +214,15 @@ fn spans_spooled_at_shutdown_are_sent_by_the_next_process() {
     std::thread::sleep(Duration::from_millis(700));
     let metrics = first.prometheus_text().unwrap();
     eprintln!("{metrics}");
-    let sink = format!("otel_component_name=\"OTLP http/protobuf http://127.0.0.1:{port}/v1/traces\"");
+    let sink =
+        format!("otel_component_name=\"OTLP http/protobuf http://127.0.0.1:{port}/v1/traces\"");
     for expected in [
         format!("sextant_telemetry_spool_spans{{{sink}}} 200"),
-        format!("sextant_telemetry_spans_total{{{sink},sextant_telemetry_outcome=\"spooled\"}} 200"),
-        "otel_sdk_exporter_span_exported_total{otel_component_name=\"local trace store\"} 200".to_string(),
+        format!(
+            "sextant_telemetry_spans_total{{{sink},sextant_telemetry_outcome=\"spooled\"}} 200"
+        ),
+        "otel_sdk_exporter_span_exported_total{otel_component_name=\"local trace store\"} 200"
+            .to_string(),
     ] {
         assert!(metrics.contains(&expected), "{expected} not in:\n{metrics}");
     }
@@ -251,6 +255,10 @@ fn spans_spooled_at_shutdown_are_sent_by_the_next_process() {
     assert_eq!(otlp.possible_duplicates, 0);
     let status = sextant_tracker::export::spool_status(&data.path().join("spool")).unwrap();
     assert_eq!(status[0].spans(), 0, "{status:?}");
+    assert!(
+        status[0].last_error.is_none(),
+        "cleared by the process that delivered: {status:?}"
+    );
 }
 
 /// The child side of the `kill -9` test, in the same test function: spools spans for a dead

@@ -42,7 +42,8 @@ pub struct BatchConfig {
     pub queue_size: usize,
     /// Spans in one batch at most.
     pub batch_size: usize,
-    /// How long a partial batch waits before it goes anyway.
+    /// How long a remote sink waits for a request to fill before it sends what it has (a sink
+    /// writes each batch to the local store or its spool at once); also the idle tick.
     pub schedule_delay: Duration,
     /// How long one export to an in-process sink may take before it counts as failed.
     pub export_timeout: Duration,

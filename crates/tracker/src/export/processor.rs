@@ -144,6 +144,7 @@ impl SpanExportProcessorBuilder {
             &self.resource,
             self.runtime.clone(),
             counters.clone(),
+            (self.config.batch_size, self.config.schedule_delay),
         )
         .map_err(TelemetryError::Threads)?;
         let queue =
@@ -376,7 +377,8 @@ mod tests {
         assert!(processor.force_flush().is_err(), "the hung sink times out");
         assert_eq!(fast_received.load(Ordering::SeqCst), 3);
         let hung = processor.sink_counters()[1].report();
-        assert_eq!((hung.export_errors, hung.dropped_export_failed), (1, 3));
+        assert!(hung.export_errors >= 1, "{hung:?}");
+        assert_eq!(hung.dropped_export_failed, 3);
         assert!(hung.failing && hung.last_error.is_some(), "{hung:?}");
         processor
             .shutdown_with_timeout(Duration::from_secs(5))

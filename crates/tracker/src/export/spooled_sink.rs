@@ -22,12 +22,13 @@ use prost::Message;
 use super::counters::SinkCounters;
 use super::otlp_traces::{Delivery, OtlpTraceClient};
 use super::sink_queue::BatchDestination;
-use super::spool::{SenderStatus, SpanSpool, SpooledRecord};
+use super::spool::{SenderStatus, SpanSpool, SpooledBatch};
 use crate::retry::Backoff;
 
-/// Waits between attempts while the backend fails (unless it says how long).
+/// Waits between attempts while the backend fails (unless it says how long); short enough that a
+/// backend that is back gets the backlog within seconds.
 const RETRY_BACKOFF: Backoff =
-    Backoff::new(Duration::from_millis(500), Duration::from_secs(30)).with_jitter();
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(5)).with_jitter();
 
 /// What the sender is told by the sink's queue thread.
 #[derive(Default)]
@@ -36,6 +37,8 @@ struct Signal {
     work: bool,
     /// Stop by this time: send what the backend takes until then, leave the rest spooled.
     stop_by: Option<Instant>,
+    /// A flush waits: send what is spooled without waiting to fill a request.
+    hurry: bool,
 }
 
 /// The sender's wake-up call, shared with the queue thread.
@@ -65,13 +68,16 @@ pub(crate) struct SpoolingSink {
 }
 
 impl SpoolingSink {
-    /// Starts the sender thread for `client`, whose exports run on `runtime`.
+    /// Starts the sender thread for `client`, whose exports run on `runtime`. A request carries
+    /// up to `batch_size` spans; while the backend keeps up, the sender waits up to `linger`
+    /// for a request to fill.
     pub fn start(
         spool: SpanSpool,
         client: OtlpTraceClient,
         resource: &Resource,
         runtime: tokio::runtime::Handle,
         counters: Arc<SinkCounters>,
+        (batch_size, linger): (usize, Duration),
     ) -> std::io::Result<Self> {
         let spool = Arc::new(spool);
         counters.attach_spool(spool.clone());
@@ -80,6 +86,7 @@ impl SpoolingSink {
             signal: Mutex::new(Signal {
                 work: true,
                 stop_by: None,
+                hurry: false,
             }),
             condvar: Condvar::new(),
             deadline,
@@ -90,6 +97,8 @@ impl SpoolingSink {
             runtime,
             counters: counters.clone(),
             wake: wake.clone(),
+            batch_size: batch_size.max(1) as u64,
+            linger,
         };
         let sender = std::thread::Builder::new()
             .name("sextant-span-sender".into())
@@ -105,6 +114,7 @@ impl SpoolingSink {
 
     /// Waits until the spool is empty, the sink fails, or `deadline`.
     fn wait_for_delivery(&self, deadline: Instant) -> bool {
+        self.wake.notify(|signal| signal.hurry = true);
         while self.spool.backlog().records > 0 && Instant::now() < deadline {
             if self.counters.is_failing() {
                 return false;
@@ -185,6 +195,8 @@ struct Sender {
     runtime: tokio::runtime::Handle,
     counters: Arc<SinkCounters>,
     wake: Arc<Wake>,
+    batch_size: u64,
+    linger: Duration,
 }
 
 /// How one attempt at the front record ended.
@@ -200,12 +212,18 @@ impl Sender {
         // When an attempt last failed: records written before it waited out an outage, and
         // their delivery is a re-send.
         let mut last_failure_ms: Option<i64> = None;
+        // Whether `status.json` may still hold an error (from this or an earlier process).
+        let mut status_may_hold_error = true;
         loop {
             if self.stopping_now() {
                 return;
             }
-            let record = match self.spool.next() {
-                Ok(Some(record)) => record,
+            if let Some(wait) = self.time_to_fill() {
+                self.wait_to_fill(wait);
+                continue;
+            }
+            let batch = match self.spool.next_batch(self.batch_size) {
+                Ok(Some(batch)) => batch,
                 Ok(None) => {
                     if !self.wait_for_work() {
                         return;
@@ -221,13 +239,17 @@ impl Sender {
                 }
             };
             let waited_out_an_outage =
-                last_failure_ms.is_some_and(|failed| record.written_ms <= failed);
-            match self.attempt(&record, waited_out_an_outage) {
+                last_failure_ms.is_some_and(|failed| batch.written_ms <= failed);
+            match self.attempt(&batch, waited_out_an_outage) {
                 Attempt::Settled => {
                     delays = RETRY_BACKOFF.delays();
+                    if std::mem::take(&mut status_may_hold_error) {
+                        self.write_status(None);
+                    }
                 }
                 Attempt::Failed(after) => {
                     last_failure_ms = Some(crate::now_ms());
+                    status_may_hold_error = true;
                     let wait = after
                         .or_else(|| delays.next())
                         .unwrap_or(RETRY_BACKOFF.max_backoff);
@@ -240,14 +262,32 @@ impl Sender {
         }
     }
 
-    fn attempt(&self, record: &SpooledRecord, retried: bool) -> Attempt {
-        if let Err(error) = self.spool.mark_in_flight(record) {
+    /// How long to wait for a request to fill: while the backend keeps up, less than a full
+    /// request is spooled, and its oldest span is younger than `linger` (not when a flush or
+    /// shutdown waits).
+    fn time_to_fill(&self) -> Option<Duration> {
+        {
+            let signal = self.wake.signal.lock().unwrap_or_else(|p| p.into_inner());
+            if signal.hurry || signal.stop_by.is_some() {
+                return None;
+            }
+        }
+        let backlog = self.spool.backlog();
+        if backlog.records == 0 || backlog.spans >= self.batch_size || self.counters.is_failing() {
+            return None;
+        }
+        let age = Duration::from_millis((crate::now_ms() - backlog.oldest_ms?).max(0) as u64);
+        self.linger.checked_sub(age).filter(|wait| !wait.is_zero())
+    }
+
+    fn attempt(&self, batch: &SpooledBatch, waited_out_an_outage: bool) -> Attempt {
+        if let Err(error) = self.spool.mark_in_flight(batch) {
             tracing::warn!(sink = %self.counters.name(), "cannot write the span spool cursor: {error}");
         }
         let mut deadline = self.wake.deadline.subscribe();
         let send = self
             .client
-            .send(record.payload.clone(), &record.routing_headers);
+            .send(batch.payload.clone(), &batch.routing_headers);
         let outcome = self.runtime.block_on(async {
             tokio::select! {
                 delivery = send => Some(delivery),
@@ -257,19 +297,17 @@ impl Sender {
         let Some(delivery) = outcome else {
             return Attempt::Stopped;
         };
-        let spans = u64::from(record.spans);
+        let spans = batch.spans;
         match delivery {
             Delivery::Delivered { rejected_spans } => {
-                self.settle(record);
+                self.settle(batch);
                 let rejected = rejected_spans.min(spans);
                 SinkCounters::add(&self.counters.exported, spans - rejected);
                 SinkCounters::add(&self.counters.rejected, rejected);
-                if retried || record.recovered {
+                if waited_out_an_outage || batch.recovered {
                     SinkCounters::add(&self.counters.resent, spans);
                 }
-                if record.possibly_delivered {
-                    SinkCounters::add(&self.counters.possible_duplicates, spans);
-                }
+                SinkCounters::add(&self.counters.possible_duplicates, batch.possibly_delivered);
                 if rejected > 0 {
                     tracing::warn!(
                         sink = %self.counters.name(),
@@ -281,7 +319,7 @@ impl Sender {
                 Attempt::Settled
             }
             Delivery::Rejected { reason } => {
-                self.settle(record);
+                self.settle(batch);
                 SinkCounters::add(&self.counters.rejected, spans);
                 SinkCounters::add(&self.counters.export_errors, 1);
                 tracing::warn!(
@@ -292,7 +330,7 @@ impl Sender {
                 Attempt::Settled
             }
             Delivery::Retry { after, reason } => {
-                if let Err(error) = self.spool.release(record) {
+                if let Err(error) = self.spool.release(batch) {
                     tracing::warn!(sink = %self.counters.name(), "cannot write the span spool cursor: {error}");
                 }
                 SinkCounters::add(&self.counters.export_errors, 1);
@@ -302,8 +340,8 @@ impl Sender {
         }
     }
 
-    fn settle(&self, record: &SpooledRecord) {
-        if let Err(error) = self.spool.ack(record) {
+    fn settle(&self, batch: &SpooledBatch) {
+        if let Err(error) = self.spool.ack(batch) {
             tracing::warn!(
                 sink = %self.counters.name(),
                 "cannot record a delivery in the span spool (the batch may be sent again): {error}"
@@ -334,7 +372,6 @@ impl Sender {
                 spooled = self.spool.backlog().spans,
                 "span export works again; sending what was spooled"
             );
-            self.write_status(None);
         }
     }
 
@@ -364,6 +401,8 @@ impl Sender {
     /// Waits for new records; `false` when it is time to stop.
     fn wait_for_work(&self) -> bool {
         let mut signal = self.wake.signal.lock().unwrap_or_else(|p| p.into_inner());
+        // Nothing is spooled: what a flush waited for is sent.
+        signal.hurry = false;
         loop {
             if signal.stop_by.is_some() {
                 return false;
@@ -378,6 +417,20 @@ impl Sender {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+    }
+
+    /// Waits up to `wait` for a request to fill, less if a flush or shutdown comes.
+    fn wait_to_fill(&self, wait: Duration) {
+        let signal = self.wake.signal.lock().unwrap_or_else(|p| p.into_inner());
+        if signal.hurry || signal.stop_by.is_some() {
+            return;
+        }
+        let _ = self
+            .wake
+            .condvar
+            .wait_timeout_while(signal, wait, |signal| {
+                !signal.hurry && signal.stop_by.is_none()
+            });
     }
 
     /// Waits `wait` before the next attempt; `false` when shutdown came meanwhile.

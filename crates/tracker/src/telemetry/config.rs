@@ -170,7 +170,8 @@ pub struct TelemetryConfig {
     pub queue_size: usize,
     /// Spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
     pub batch_size: usize,
-    /// Longest wait before a partial batch is exported (`OTEL_BSP_SCHEDULE_DELAY`).
+    /// Longest wait before a remote sink sends a request that is not full
+    /// (`OTEL_BSP_SCHEDULE_DELAY`); spans reach the local store and the spool at once.
     #[serde(with = "duration_format")]
     pub schedule_delay: Duration,
     /// Longest time one batch export may take per sink (`OTEL_BSP_EXPORT_TIMEOUT`).

@@ -22,16 +22,16 @@ pub(crate) struct Position {
     pub offset: u64,
 }
 
-/// Bytes of the cursor file: segment, offset, in-flight flag, checksum.
-const CURSOR_LEN: usize = 21;
+/// Bytes of the cursor file: segment, offset, in-flight flag, in-flight end, checksum.
+const CURSOR_LEN: usize = 37;
 
-/// The cursor: records before `(segment, offset)` are settled; `in_flight` says the record at
-/// the cursor was being sent when it was written.
+/// The cursor: records before `(segment, offset)` are settled; `in_flight_end` says the records
+/// from the cursor up to that `(segment, offset)` were being sent when it was written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Cursor {
     segment: u64,
     offset: u64,
-    in_flight: bool,
+    in_flight_end: Option<(u64, u64)>,
 }
 
 impl Cursor {
@@ -39,9 +39,13 @@ impl Cursor {
         let mut bytes = [0u8; CURSOR_LEN];
         bytes[0..8].copy_from_slice(&self.segment.to_le_bytes());
         bytes[8..16].copy_from_slice(&self.offset.to_le_bytes());
-        bytes[16] = u8::from(self.in_flight);
-        let crc = crc32fast::hash(&bytes[..17]);
-        bytes[17..].copy_from_slice(&crc.to_le_bytes());
+        if let Some((segment, offset)) = self.in_flight_end {
+            bytes[16] = 1;
+            bytes[17..25].copy_from_slice(&segment.to_le_bytes());
+            bytes[25..33].copy_from_slice(&offset.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&bytes[..33]);
+        bytes[33..].copy_from_slice(&crc.to_le_bytes());
         bytes
     }
 
@@ -49,11 +53,12 @@ impl Cursor {
     /// as unsent: at worst some are sent twice).
     fn decode(bytes: &[u8]) -> Option<Self> {
         let bytes: &[u8; CURSOR_LEN] = bytes.get(..CURSOR_LEN)?.try_into().ok()?;
-        let crc = u32::from_le_bytes(bytes[17..].try_into().ok()?);
-        (crc32fast::hash(&bytes[..17]) == crc).then(|| Self {
-            segment: u64::from_le_bytes(bytes[0..8].try_into().expect("8 bytes")),
-            offset: u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")),
-            in_flight: bytes[16] != 0,
+        let crc = u32::from_le_bytes(bytes[33..].try_into().ok()?);
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+        (crc32fast::hash(&bytes[..33]) == crc).then(|| Self {
+            segment: u64_at(0),
+            offset: u64_at(8),
+            in_flight_end: (bytes[16] != 0).then(|| (u64_at(17), u64_at(25))),
         })
     }
 }
@@ -96,8 +101,14 @@ pub(super) struct Lane {
     /// The open segment of the own lane (the last one), once something was written.
     writer: Option<File>,
     next_index: u64,
-    front_possibly_delivered: bool,
+    /// Records before this `(segment, offset)` were in flight when their process died: the
+    /// backend may have them.
+    possibly_delivered_until: Option<(u64, u64)>,
 }
+
+/// A segment left holding only settled records is deleted once it is this large, even while it
+/// is the one being written (a new one starts with the next record).
+const RECYCLE_BYTES: u64 = 1024 * 1024;
 
 impl Lane {
     /// This process's new lane in `sink_dir`, locked.
@@ -120,9 +131,9 @@ impl Lane {
             own: true,
             writer: None,
             next_index: 1,
-            front_possibly_delivered: false,
+            possibly_delivered_until: None,
         };
-        lane.write_cursor(false, true)?;
+        lane.write_cursor(None, true)?;
         sync_dir(&lane.dir)?;
         sync_dir(sink_dir)?;
         Ok(lane)
@@ -164,11 +175,6 @@ impl Lane {
                 reader: None,
             });
         }
-        let front_possibly_delivered = contents.cursor.in_flight
-            && segments.front().is_some_and(|s| {
-                s.index == contents.cursor.segment
-                    && s.records.front().map(|r| r.offset) == Some(contents.cursor.offset)
-            });
         let next_index = segments.back().map_or(1, |s| s.index + 1);
         Ok(Some(Self {
             id: NEXT_LANE_ID.fetch_add(1, Ordering::Relaxed),
@@ -180,7 +186,7 @@ impl Lane {
             own: false,
             writer: None,
             next_index,
-            front_possibly_delivered,
+            possibly_delivered_until: contents.cursor.in_flight_end,
         }))
     }
 
@@ -219,8 +225,10 @@ impl Lane {
         self.routing_headers.clone()
     }
 
-    pub fn front_possibly_delivered(&self) -> bool {
-        self.front_possibly_delivered
+    /// Whether the record at `position` was in flight when an earlier process died.
+    pub fn possibly_delivered(&self, position: Position) -> bool {
+        self.possibly_delivered_until
+            .is_some_and(|until| (position.segment, position.offset) < until)
     }
 
     fn is_writer_segment(&self, index: usize) -> bool {
@@ -243,18 +251,44 @@ impl Lane {
         })
     }
 
-    /// Reads the first unsettled record whole.
-    pub fn read_front(&mut self) -> io::Result<ReadRecord> {
+    /// The first unsettled records of one segment, in order, holding at most `max_spans` spans
+    /// (at least one record).
+    pub fn front_batch(&self, max_spans: u64) -> Vec<(Position, RecordHeader)> {
+        let Some(segment) = self.segments.iter().find(|s| !s.records.is_empty()) else {
+            return Vec::new();
+        };
+        let mut spans = 0;
+        let mut batch = Vec::new();
+        for header in &segment.records {
+            spans += u64::from(header.spans);
+            if !batch.is_empty() && spans > max_spans {
+                break;
+            }
+            let position = Position {
+                lane: self.id,
+                segment: segment.index,
+                offset: header.offset,
+            };
+            batch.push((position, *header));
+        }
+        batch
+    }
+
+    /// Reads the record `header` (at `position`) whole.
+    pub fn read_record(
+        &mut self,
+        position: Position,
+        header: &RecordHeader,
+    ) -> io::Result<ReadRecord> {
         let segment = self
             .segments
             .iter_mut()
-            .find(|s| !s.records.is_empty())
-            .expect("read_front follows front()");
-        let header = *segment.records.front().expect("a record");
+            .find(|s| s.index == position.segment)
+            .expect("the record's segment is in the lane");
         if segment.reader.is_none() {
             segment.reader = Some(File::open(&segment.path)?);
         }
-        segment::read(segment.reader.as_ref().expect("opened"), &header)
+        segment::read(segment.reader.as_ref().expect("opened"), header)
     }
 
     /// Settles the first unsettled record: its spans, and the bytes freed by deleting segments
@@ -269,18 +303,22 @@ impl Lane {
             .records
             .pop_front()
             .expect("a record");
-        self.front_possibly_delivered = false;
         let freed = self.delete_settled_segments()?;
-        self.write_cursor(false, sync)?;
+        self.write_cursor(None, sync)?;
         Ok((u64::from(header.spans), freed))
     }
 
-    /// Deletes the leading segments that hold nothing unsettled (never the one being written).
+    /// Deletes the leading segments that hold nothing unsettled (the one being written only
+    /// once it is [`RECYCLE_BYTES`] large).
     fn delete_settled_segments(&mut self) -> io::Result<u64> {
         let mut freed = 0;
-        while self.segments.front().is_some_and(|s| s.records.is_empty())
-            && !self.is_writer_segment(0)
-        {
+        while self.segments.front().is_some_and(|s| s.records.is_empty()) {
+            if self.is_writer_segment(0) {
+                if self.segments[0].bytes < RECYCLE_BYTES {
+                    break;
+                }
+                self.writer = None;
+            }
             let segment = self.segments.pop_front().expect("a segment");
             std::fs::remove_file(&segment.path)?;
             freed += segment.bytes;
@@ -302,15 +340,11 @@ impl Lane {
         if self.is_writer_segment(candidate) {
             self.writer = None;
         }
-        let was_front = self.segments.iter().position(|s| !s.records.is_empty()) == Some(candidate);
         let segment = self.segments.remove(candidate).expect("a segment");
         if let Err(error) = std::fs::remove_file(&segment.path) {
             tracing::warn!(segment = %segment.path.display(), "cannot delete a spool segment: {error}");
         }
-        if was_front {
-            self.front_possibly_delivered = false;
-        }
-        if let Err(error) = self.write_cursor(false, false) {
+        if let Err(error) = self.write_cursor(None, false) {
             tracing::warn!("cannot write the span spool cursor: {error}");
         }
         Some(Dropped {
@@ -347,7 +381,7 @@ impl Lane {
             // A sealed segment with nothing unsettled goes now (the cursor moves past it).
             let freed = self.delete_settled_segments()?;
             if freed > 0 {
-                self.write_cursor(false, false)?;
+                self.write_cursor(None, false)?;
             }
             added = added.saturating_sub(freed);
         }
@@ -369,24 +403,25 @@ impl Lane {
         }
     }
 
-    /// Persists the cursor at the first unsettled record (or past everything written).
-    pub fn write_cursor(&self, in_flight: bool, sync: bool) -> io::Result<()> {
+    /// Persists the cursor at the first unsettled record (or past everything written), with
+    /// the end of the records being sent, if any.
+    pub fn write_cursor(&self, in_flight_end: Option<(u64, u64)>, sync: bool) -> io::Result<()> {
         let cursor = match self.front() {
             Some((position, _)) => Cursor {
                 segment: position.segment,
                 offset: position.offset,
-                in_flight,
+                in_flight_end,
             },
             None => match self.segments.back() {
                 Some(last) => Cursor {
                     segment: last.index,
                     offset: last.bytes,
-                    in_flight: false,
+                    in_flight_end: None,
                 },
                 None => Cursor {
                     segment: self.next_index,
                     offset: 0,
-                    in_flight: false,
+                    in_flight_end: None,
                 },
             },
         };

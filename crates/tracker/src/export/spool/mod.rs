@@ -36,23 +36,26 @@ use crate::telemetry::{FsyncPolicy, SpoolConfig};
 /// How often an `interval` fsync policy syncs.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
 
-/// A record read from the spool for sending.
+/// Consecutive records of one segment read from the spool to be sent as one request.
 #[derive(Debug)]
-pub(crate) struct SpooledRecord {
-    position: Position,
-    /// The encoded export request.
+pub(crate) struct SpooledBatch {
+    records: Vec<Position>,
+    /// Where the batch ends: the in-flight mark a crash leaves in the cursor.
+    end: (u64, u64),
+    /// The records' encoded export requests, concatenated: protobuf merges them into one
+    /// request whose `resource_spans` are all of theirs.
     pub payload: Vec<u8>,
-    /// Spans in the request.
-    pub spans: u32,
-    /// When the record was written (ms since the epoch).
+    /// Spans in the batch.
+    pub spans: u64,
+    /// When its oldest record was written (ms since the epoch).
     pub written_ms: i64,
     /// Headers that route the spans (MLflow experiment and run) as the writing process had them.
     pub routing_headers: Arc<BTreeMap<String, String>>,
     /// Written by an earlier process.
     pub recovered: bool,
-    /// An earlier process had sent it and died before the acknowledgement was recorded: the
-    /// backend may have it already.
-    pub possibly_delivered: bool,
+    /// Spans an earlier process had sent when it died, before the acknowledgement was recorded:
+    /// the backend may have them already.
+    pub possibly_delivered: u64,
 }
 
 /// What the spool did on its own (besides storing and handing out records).
@@ -238,85 +241,103 @@ impl SpanSpool {
         self.state().sync()
     }
 
-    /// The oldest unacknowledged record, or `None` when everything was sent. Corrupt records
-    /// are skipped (and counted); drained lanes of earlier processes are deleted.
-    pub fn next(&self) -> io::Result<Option<SpooledRecord>> {
+    /// The oldest unacknowledged records, up to `max_spans` spans from one segment (at least
+    /// one record), or `None` when everything was sent. Corrupt records are skipped (and
+    /// counted); drained lanes of earlier processes are deleted.
+    pub fn next_batch(&self, max_spans: u64) -> io::Result<Option<SpooledBatch>> {
         let mut state = self.state();
-        loop {
+        'lanes: loop {
             let Some(lane) = state.lanes.front_mut() else {
                 return Ok(None);
             };
-            let Some((position, header)) = lane.front() else {
+            let headers = lane.front_batch(max_spans);
+            if headers.is_empty() {
                 if lane.is_own() {
                     return Ok(None);
                 }
                 let lane = state.lanes.pop_front().expect("the front lane exists");
                 lane.remove();
                 continue;
+            }
+            let mut batch = SpooledBatch {
+                records: Vec::with_capacity(headers.len()),
+                end: (0, 0),
+                payload: Vec::new(),
+                spans: 0,
+                written_ms: headers[0].1.written_ms,
+                routing_headers: lane.routing_headers(),
+                recovered: !lane.is_own(),
+                possibly_delivered: 0,
             };
-            match lane.read_front()? {
-                ReadRecord::Whole { spans, payload } => {
-                    return Ok(Some(SpooledRecord {
-                        position,
-                        payload,
-                        spans,
-                        written_ms: header.written_ms,
-                        routing_headers: lane.routing_headers(),
-                        recovered: !lane.is_own(),
-                        possibly_delivered: lane.front_possibly_delivered(),
-                    }));
-                }
-                ReadRecord::Corrupt => {
-                    state.losses.corrupt_records += 1;
-                    state.losses.corrupt_spans += u64::from(header.spans);
-                    tracing::warn!(
-                        spool = %self.sink_dir.display(),
-                        "skipped a span spool record whose checksum does not match"
-                    );
-                    state.settle_front(self.fsync)?;
+            for (position, header) in headers {
+                match lane.read_record(position, &header)? {
+                    ReadRecord::Whole { spans, payload } => {
+                        batch.payload.extend_from_slice(&payload);
+                        batch.spans += u64::from(spans);
+                        if lane.possibly_delivered(position) {
+                            batch.possibly_delivered += u64::from(spans);
+                        }
+                        batch.records.push(position);
+                        batch.end = (position.segment, header.end);
+                    }
+                    ReadRecord::Corrupt if batch.records.is_empty() => {
+                        state.losses.corrupt_records += 1;
+                        state.losses.corrupt_spans += u64::from(header.spans);
+                        tracing::warn!(
+                            spool = %self.sink_dir.display(),
+                            "skipped a span spool record whose checksum does not match"
+                        );
+                        state.settle_front(self.fsync)?;
+                        continue 'lanes;
+                    }
+                    // Sent after what comes before it, on the next call.
+                    ReadRecord::Corrupt => break,
                 }
             }
+            return Ok(Some(batch));
         }
     }
 
-    /// Records that `record` is being sent, so that a crash before [`ack`](Self::ack) marks it
-    /// as possibly delivered.
-    pub fn mark_in_flight(&self, record: &SpooledRecord) -> io::Result<()> {
+    /// Records that `batch` is being sent, so that a crash before [`ack`](Self::ack) marks its
+    /// records as possibly delivered.
+    pub fn mark_in_flight(&self, batch: &SpooledBatch) -> io::Result<()> {
         let mut state = self.state();
-        state.in_flight = Some(record.position);
-        if let Some(lane) = state.lanes.front_mut()
-            && lane.id() == record.position.lane
-        {
-            lane.write_cursor(true, self.fsync == FsyncPolicy::Always)?;
-        }
-        Ok(())
+        state.in_flight = batch.records.first().copied();
+        self.write_in_flight(&mut state, batch, Some(batch.end))
     }
 
-    /// Sending `record` failed: the backend does not have it.
-    pub fn release(&self, record: &SpooledRecord) -> io::Result<()> {
+    /// Sending `batch` failed: the backend does not have it.
+    pub fn release(&self, batch: &SpooledBatch) -> io::Result<()> {
         let mut state = self.state();
         state.in_flight = None;
-        if let Some(lane) = state.lanes.front_mut()
-            && lane.id() == record.position.lane
-        {
-            lane.write_cursor(false, false)?;
-        }
-        Ok(())
+        self.write_in_flight(&mut state, batch, None)
     }
 
-    /// The backend has `record` (or rejected it for good): forgets it, deleting its segment
-    /// once every record in it is settled.
-    pub fn ack(&self, record: &SpooledRecord) -> io::Result<()> {
+    fn write_in_flight(
+        &self,
+        state: &mut State,
+        batch: &SpooledBatch,
+        end: Option<(u64, u64)>,
+    ) -> io::Result<()> {
+        match (state.lanes.front(), batch.records.first()) {
+            (Some(lane), Some(first)) if lane.id() == first.lane => {
+                lane.write_cursor(end, self.fsync == FsyncPolicy::Always)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The backend has `batch` (or refused it for good): forgets its records, deleting their
+    /// segments once every record in them is settled.
+    pub fn ack(&self, batch: &SpooledBatch) -> io::Result<()> {
         let mut state = self.state();
         state.in_flight = None;
-        // Past the quota, the record's segment may have gone while it was being sent.
-        if state
-            .lanes
-            .front()
-            .and_then(Lane::front)
-            .map(|(position, _)| position)
-            == Some(record.position)
-        {
+        for position in &batch.records {
+            // Past the quota, a record may have gone while it was being sent.
+            let front = state.lanes.front().and_then(Lane::front).map(|(p, _)| p);
+            if front != Some(*position) {
+                break;
+            }
             state.settle_front(self.fsync)?;
         }
         Ok(())

@@ -22,14 +22,19 @@ fn payload(id: u32, len: usize) -> Vec<u8> {
     bytes
 }
 
-fn id_of(record: &SpooledRecord) -> u32 {
+/// The spool hands out one record at a time with a batch limit of one span.
+fn next(spool: &SpanSpool) -> Option<SpooledBatch> {
+    spool.next_batch(1).unwrap()
+}
+
+fn id_of(record: &SpooledBatch) -> u32 {
     u32::from_le_bytes(record.payload[..4].try_into().unwrap())
 }
 
-/// Sends everything: the ids in the order the spool handed them out.
+/// Sends everything one record at a time: the ids in the order the spool handed them out.
 fn drain(spool: &SpanSpool) -> Vec<u32> {
     let mut ids = Vec::new();
-    while let Some(record) = spool.next().unwrap() {
+    while let Some(record) = next(spool) {
         spool.mark_in_flight(&record).unwrap();
         ids.push(id_of(&record));
         spool.ack(&record).unwrap();
@@ -74,9 +79,9 @@ fn records_come_back_in_order_across_segments_and_sent_segments_are_deleted() {
     let backlog = spool.backlog();
     assert_eq!((backlog.records, backlog.spans), (40, 120));
     assert!(backlog.oldest_ms.is_some());
-    let first = spool.next().unwrap().unwrap();
+    let first = next(&spool).unwrap();
     assert_eq!(first.routing_headers["x-mlflow-run-id"], "run-1");
-    assert!(!first.recovered && !first.possibly_delivered);
+    assert!(!first.recovered && first.possibly_delivered == 0);
     assert_eq!(drain(&spool), (0..40).collect::<Vec<_>>());
     assert_eq!(spool.backlog().spans, 0);
     assert!(
@@ -100,10 +105,10 @@ fn a_process_that_died_leaves_records_the_next_one_sends_first() {
         for id in 0..5 {
             spool.append(2, &payload(id, 100)).unwrap();
         }
-        let first = spool.next().unwrap().unwrap();
+        let first = next(&spool).unwrap();
         spool.mark_in_flight(&first).unwrap();
         spool.ack(&first).unwrap();
-        let second = spool.next().unwrap().unwrap();
+        let second = next(&spool).unwrap();
         assert_eq!(id_of(&second), 1);
         spool.mark_in_flight(&second).unwrap();
         // Killed here: record 1 was sent, its acknowledgement never recorded.
@@ -111,17 +116,17 @@ fn a_process_that_died_leaves_records_the_next_one_sends_first() {
     let spool = open(dir.path(), 16 * 1024 * 1024);
     spool.append(2, &payload(100, 100)).unwrap();
     assert_eq!(spool.backlog().spans, 10, "4 left behind and 1 new");
-    let resent = spool.next().unwrap().unwrap();
+    let resent = next(&spool).unwrap();
     assert_eq!(id_of(&resent), 1);
     assert!(resent.recovered);
-    assert!(
-        resent.possibly_delivered,
+    assert_eq!(
+        resent.possibly_delivered, 2,
         "it was in flight when its process died"
     );
     assert_eq!(resent.routing_headers["x-mlflow-run-id"], "run-1");
     spool.ack(&resent).unwrap();
-    let next = spool.next().unwrap().unwrap();
-    assert!(!next.possibly_delivered);
+    let after = next(&spool).unwrap();
+    assert_eq!(after.possibly_delivered, 0);
     assert_eq!(drain(&spool), [2, 3, 4, 100]);
 }
 
@@ -132,7 +137,7 @@ fn a_live_lane_is_left_to_its_process() {
     first.append(1, &payload(1, 10)).unwrap();
     let second = open(dir.path(), 16 * 1024 * 1024);
     assert!(
-        second.next().unwrap().is_none(),
+        next(&second).is_none(),
         "another live process's records are not taken"
     );
     let status = spool_status(dir.path()).unwrap();
@@ -232,7 +237,7 @@ fn the_record_in_flight_survives_the_quota() {
     let dir = tempfile::tempdir().unwrap();
     let spool = open(dir.path(), 256 * 1024);
     spool.append(1, &payload(0, 5_000)).unwrap();
-    let in_flight = spool.next().unwrap().unwrap();
+    let in_flight = next(&spool).unwrap();
     spool.mark_in_flight(&in_flight).unwrap();
     for id in 1..200 {
         spool.append(1, &payload(id, 5_000)).unwrap();
@@ -257,5 +262,27 @@ fn a_record_larger_than_the_quota_is_dropped_and_counted() {
     let spool = open(dir.path(), 64 * 1024);
     assert!(!spool.append(7, &payload(0, 100_000)).unwrap());
     assert_eq!(spool.losses().spans_over_quota, 7);
-    assert!(spool.next().unwrap().is_none());
+    assert!(next(&spool).is_none());
+}
+
+#[test]
+fn a_batch_joins_consecutive_records_and_a_crash_marks_all_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let spool = open(dir.path(), 16 * 1024 * 1024);
+        for id in 0..5 {
+            spool.append(3, &payload(id, 8)).unwrap();
+        }
+        let batch = spool.next_batch(9).unwrap().unwrap();
+        assert_eq!(batch.spans, 9, "three records of three spans fit nine");
+        assert_eq!(batch.payload.len(), 3 * 8, "the payloads are concatenated");
+        spool.mark_in_flight(&batch).unwrap();
+        // Killed while the three were being sent.
+    }
+    let spool = open(dir.path(), 16 * 1024 * 1024);
+    let batch = spool.next_batch(100).unwrap().unwrap();
+    assert_eq!(batch.spans, 15);
+    assert_eq!(batch.possibly_delivered, 9, "the three records in flight");
+    spool.ack(&batch).unwrap();
+    assert!(spool.next_batch(100).unwrap().is_none());
 }
