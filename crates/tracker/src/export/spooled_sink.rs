@@ -300,6 +300,7 @@ impl Sender {
         let spans = batch.spans;
         match delivery {
             Delivery::Delivered { rejected_spans } => {
+                self.recovered();
                 self.settle(batch);
                 let rejected = rejected_spans.min(spans);
                 SinkCounters::add(&self.counters.exported, spans - rejected);
@@ -315,7 +316,6 @@ impl Sender {
                         "the backend accepted a batch but rejected {rejected} of its spans"
                     );
                 }
-                self.recovered();
                 Attempt::Settled
             }
             Delivery::Rejected { reason } => {

@@ -139,11 +139,11 @@ impl SpanSpool {
     ) -> io::Result<Self> {
         let sink_dir = dir.join(key);
         std::fs::create_dir_all(&sink_dir)?;
-        let description = serde_json::to_vec_pretty(&SinkDescription {
+        let sink_json = serde_json::to_vec_pretty(&SinkDescription {
             sink: description.to_owned(),
         })
         .map_err(io::Error::other)?;
-        write_durably(&sink_dir.join("sink.json"), &description)?;
+        write_durably(&sink_dir.join("sink.json"), &sink_json)?;
         let mut losses = SpoolLosses::default();
         let mut lanes = VecDeque::new();
         for lane_dir in lane::lane_dirs(&sink_dir)? {
@@ -156,6 +156,14 @@ impl SpanSpool {
                     "a span spool left by an earlier process cannot be read: {error}"
                 ),
             }
+        }
+        let left: u64 = lanes.iter().map(Lane::pending_spans).sum();
+        if left > 0 {
+            tracing::warn!(
+                sink = %description,
+                spans = left,
+                "{left} spans spooled by earlier processes are sent first"
+            );
         }
         lanes.push_back(Lane::create(&sink_dir, routing_headers)?);
         let bytes = lanes.iter().map(Lane::bytes).sum();
