@@ -2,8 +2,8 @@
 //! against the scripted instant model, so nothing but Sextant's own work is measured.
 //!
 //! In the same run: with no tracing subscriber (the loop alone), and with the full telemetry
-//! pipeline (OTel layer, enrichment, bounded queue, local SQLite store on the export thread), with
-//! and without content capture. Report the traced figures as ratios of the untraced one.
+//! pipeline (OTel layer, enrichment, the local SQLite store's own queue and thread), with and
+//! without content capture. Report the traced figures as ratios of the untraced one.
 
 use std::sync::Arc;
 
