@@ -163,6 +163,31 @@ fn a_hung_collector_gets_every_span_once_when_it_answers() {
 }
 
 #[test]
+fn a_flush_does_not_wait_for_a_collector_never_heard_from() {
+    let collector = OtlpCollectorDouble::start(0, Mode::Hang);
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config(data.path(), collector.address.port());
+    config.otlp.as_mut().unwrap().timeout = Duration::from_secs(30);
+    let telemetry = Telemetry::builder(&config).build().unwrap();
+    emit_turns(&telemetry, 10);
+    let started = Instant::now();
+    telemetry.force_flush().unwrap();
+    // Not a performance target: waiting for the hung collector would take its 30 s timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(stored_span_ids(&data.path().join("traces.db")).len(), 20);
+    let otlp = telemetry
+        .sink_reports()
+        .into_iter()
+        .find(|s| s.sink.starts_with("OTLP"))
+        .unwrap();
+    assert_eq!(otlp.spool_spans, 20, "safe in the spool: {otlp:?}");
+}
+
+#[test]
 fn a_collector_dying_mid_batch_gets_every_span_once_when_it_recovers() {
     let collector = OtlpCollectorDouble::start(0, Mode::DieMidBatch);
     let port = collector.address.port();

@@ -159,8 +159,15 @@ impl BatchDestination for SpoolingSink {
         self.spool
             .sync()
             .map_err(|error| OTelSdkError::InternalFailure(error.to_string()))?;
-        // Spooled is safe; a live backend gets the chance to take it now.
-        self.wait_for_delivery(deadline);
+        // Spooled is safe. A backend that has taken spans in this process gets the chance to
+        // take these now; one not heard from yet (perhaps hung until its request timeout) does
+        // not hold up a caller that only wants the local store to be complete.
+        let heard_from = self.counters.exported.load(Ordering::Relaxed) > 0;
+        if heard_from && !self.counters.is_failing() {
+            self.wait_for_delivery(deadline);
+        } else {
+            self.wake.notify(|signal| signal.hurry = true);
+        }
         Ok(())
     }
 
