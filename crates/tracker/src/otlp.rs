@@ -93,7 +93,7 @@ fn build_error(
     }
 }
 
-fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), TelemetryError> {
+pub(crate) fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), TelemetryError> {
     metadata(headers).map(|_| ())
 }
 

@@ -198,17 +198,18 @@ pub(crate) fn observe_sinks(meter: &opentelemetry::metrics::Meter, sinks: Vec<Ar
         .with_description("Spans each sink spooled, re-sent, dropped or possibly sent twice")
         .with_callback(move |observer| {
             for report in read() {
+                let sink = component(&report);
                 observer.observe(
                     report.dropped_export_failed,
                     &[
-                        component(&report),
+                        sink.clone(),
                         outcome("dropped"),
                         error_type("export_failed"),
                     ],
                 );
-            }
-            for report in read().into_iter().filter(|r| r.spooling) {
-                let sink = component(&report);
+                if !report.spooling {
+                    continue;
+                }
                 observer.observe(report.spooled, &[sink.clone(), outcome("spooled")]);
                 observer.observe(report.resent, &[sink.clone(), outcome("resent")]);
                 observer.observe(

@@ -39,7 +39,8 @@ pub(crate) struct ExporterSink {
 }
 
 impl ExporterSink {
-    fn export(&self, batch: Vec<SpanData>, timeout: Duration) -> OTelSdkResult {
+    fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let timeout = self.timeout;
         let spans = batch.len() as u64;
         let outcome = self.runtime.block_on(async {
             tokio::time::timeout(timeout, self.exporter.export(batch))
@@ -74,7 +75,7 @@ impl ExporterSink {
 
 impl BatchDestination for ExporterSink {
     fn deliver(&mut self, batch: Vec<SpanData>) {
-        let _ = self.export(batch, self.timeout);
+        let _ = self.export(batch);
     }
 
     fn flush(&mut self, _deadline: Instant) -> OTelSdkResult {

@@ -19,7 +19,7 @@ use prost::Message;
 use sextant_conventions::{UrlParts, shown_url};
 use tonic::transport::Channel;
 
-use crate::otlp::{Signal, signal_endpoint, signal_headers};
+use crate::otlp::{Signal, signal_endpoint, signal_headers, validate_headers};
 use crate::telemetry::{OtlpConfig, OtlpProtocol, TelemetryError};
 
 /// The longest `Retry-After` honoured; a longer one is cut to this.
@@ -69,13 +69,7 @@ impl OtlpTraceClient {
             protocol: config.protocol.as_str(),
             reason,
         };
-        for (name, value) in &headers {
-            if http::HeaderName::from_str(name).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(TelemetryError::InvalidHeader { name: name.clone() });
-            }
-        }
+        validate_headers(&headers)?;
         let transport = match config.protocol {
             OtlpProtocol::HttpProtobuf => Transport::Http {
                 client: reqwest::Client::builder()

@@ -6,7 +6,6 @@
 //! disk moments after it ended and a `kill -9` finds next to nothing in memory. Under load,
 //! batches grow by themselves while the previous one is written.
 
-use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -104,9 +103,7 @@ impl SinkQueue {
         match self.sender.try_send(Message::Span(Box::new(span))) {
             Ok(()) => SinkCounters::add(&self.counters.queued, 1),
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.counters
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed);
+                SinkCounters::add(&self.counters.dropped_queue_full, 1)
             }
         }
     }

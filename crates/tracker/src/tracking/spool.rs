@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Assessment, DatasetInput, LogBatch, RunStatus};
-use crate::durable_file::sync_dir;
+use crate::durable_file::{sync_dir, write_durably};
 
 /// One write to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -179,13 +179,7 @@ impl Spool {
     pub fn append(&mut self, op: &Op, artifact: Option<&[u8]>) -> std::io::Result<u64> {
         let seq = self.next_seq;
         if let Some(bytes) = artifact {
-            let path = self.artifact_path(seq);
-            let mut file = File::create(&path)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            if let Some(dir) = path.parent() {
-                sync_dir(dir)?;
-            }
+            write_durably(&self.artifact_path(seq), bytes)?;
         }
         self.write(&Line::Op {
             seq,

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 
 use super::segment::{self, ReadRecord, RecordHeader};
-use super::{SenderStatus, SinkDescription, SpoolLosses, sync_dir, write_durably};
+use super::{SenderStatus, SinkDescription, SpoolLosses};
+use crate::durable_file::{sync_dir, write_durably};
 
 /// Where a record is: its lane (an in-process id), segment and offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

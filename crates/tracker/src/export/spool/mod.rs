@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use self::lane::{Lane, Position};
 pub use self::lane::{LaneStatus, SinkSpoolStatus, spool_status};
 use self::segment::ReadRecord;
-pub(crate) use crate::durable_file::{sync_dir, write_durably};
+use crate::durable_file::write_durably;
 use crate::telemetry::{FsyncPolicy, SpoolConfig};
 
 /// How often an `interval` fsync policy syncs.
