@@ -440,6 +440,7 @@ impl Agent {
                 name: tool.name().to_owned(),
                 description: tool.description().to_owned(),
                 parameters: tool.parameters(),
+                examples: tool.examples(),
             })
             .collect();
 

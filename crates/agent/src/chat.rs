@@ -124,6 +124,10 @@ pub struct ToolDefinition {
     pub description: String,
     /// JSON Schema (an `object` schema) of the arguments.
     pub parameters: serde_json::Value,
+    /// Worked examples ([`sextant_tools::Tool::examples`]): the local model sees them as earlier
+    /// exchanges; providers with native tool calling do not get them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<sextant_tools::ToolExample>,
 }
 
 /// Whether the model may, must or must not call a tool.
@@ -150,6 +154,14 @@ pub struct ChatOptions {
     pub max_tokens: Option<u32>,
     /// Seed for reproducible sampling, where the provider supports it.
     pub seed: Option<u64>,
+    /// Lowers a token's logit by this much per time it already appears in the answer (OpenAI's
+    /// `frequency_penalty`, -2.0 to 2.0).
+    #[serde(default)]
+    pub frequency_penalty: Option<f32>,
+    /// Lowers a token's logit by this much once it appears in the answer (OpenAI's
+    /// `presence_penalty`, -2.0 to 2.0).
+    #[serde(default)]
+    pub presence_penalty: Option<f32>,
     /// Sequences that end generation.
     #[serde(default)]
     pub stop: Vec<String>,

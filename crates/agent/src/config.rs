@@ -150,6 +150,14 @@ pub struct ModelConfig {
     /// Sampling seed.
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Lowers a token's logit per time it already appears in the answer (OpenAI semantics,
+    /// -2.0 to 2.0; `gen_ai.request.frequency_penalty`).
+    #[serde(default)]
+    pub frequency_penalty: Option<f32>,
+    /// Lowers a token's logit once it appears in the answer (OpenAI semantics, -2.0 to 2.0;
+    /// `gen_ai.request.presence_penalty`).
+    #[serde(default)]
+    pub presence_penalty: Option<f32>,
     /// Extra fields for every request body (openai), e.g. `{ chat_template_kwargs = { … } }`.
     #[serde(default)]
     pub extra_body: Option<serde_json::Map<String, serde_json::Value>>,
@@ -163,6 +171,8 @@ impl ModelConfig {
             top_p: self.top_p,
             max_tokens: self.max_tokens,
             seed: self.seed,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
             ..ChatOptions::default()
         }
     }
@@ -370,6 +380,20 @@ impl AgentConfig {
                 source_name: source_name.into(),
                 message: format!("{t} is outside 0..=2"),
             });
+        }
+        for (key, value) in [
+            ("model.frequency_penalty", self.model.frequency_penalty),
+            ("model.presence_penalty", self.model.presence_penalty),
+        ] {
+            if let Some(value) = value
+                && !(-2.0..=2.0).contains(&value)
+            {
+                return Err(ConfigError::Value {
+                    key: key.into(),
+                    source_name: source_name.into(),
+                    message: format!("{value} is outside -2..=2"),
+                });
+            }
         }
         Ok(self)
     }

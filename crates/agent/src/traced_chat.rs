@@ -37,6 +37,10 @@ pub(crate) async fn traced_chat(
         { sc::GEN_AI_REQUEST_MODEL } = %model_name,
         { sc::GEN_AI_REQUEST_TEMPERATURE } = Empty,
         { sc::GEN_AI_REQUEST_MAX_TOKENS } = Empty,
+        { sc::GEN_AI_REQUEST_TOP_P } = Empty,
+        { sc::GEN_AI_REQUEST_FREQUENCY_PENALTY } = Empty,
+        { sc::GEN_AI_REQUEST_PRESENCE_PENALTY } = Empty,
+        { sc::GEN_AI_REQUEST_SEED } = Empty,
         { sc::GEN_AI_RESPONSE_MODEL } = Empty,
         { sc::GEN_AI_RESPONSE_ID } = Empty,
         { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
@@ -52,9 +56,29 @@ pub(crate) async fn traced_chat(
     if let Some(t) = request.options.temperature {
         span.record(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(t));
     }
-    if let Some(n) = request.options.max_tokens {
+    let options = &request.options;
+    if let Some(n) = options.max_tokens {
         span.record(sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
     }
+    for (key, value) in [
+        (sc::GEN_AI_REQUEST_TOP_P, options.top_p),
+        (
+            sc::GEN_AI_REQUEST_FREQUENCY_PENALTY,
+            options.frequency_penalty,
+        ),
+        (
+            sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
+            options.presence_penalty,
+        ),
+    ] {
+        if let Some(value) = value {
+            span.record(key, f64::from(value));
+        }
+    }
+    if let Some(seed) = options.seed {
+        span.record(sc::GEN_AI_REQUEST_SEED, seed as i64);
+    }
+
     if capture_content {
         let (system, rest): (Vec<&Message>, Vec<&Message>) = request
             .messages

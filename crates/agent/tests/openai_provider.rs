@@ -42,6 +42,7 @@ fn calculator() -> ToolDefinition {
         name: Calculator.name().into(),
         description: Calculator.description().into(),
         parameters: Calculator.parameters(),
+        examples: Vec::new(),
     }
 }
 

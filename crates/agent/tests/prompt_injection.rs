@@ -84,6 +84,7 @@ async fn a_tool_schema_that_spells_control_tokens_is_written_as_text() {
                 "properties": {"marker": {"type": "string", "enum": markers}},
                 "required": ["marker"]
             }),
+            examples: Vec::new(),
         }],
         options: ChatOptions {
             tool_choice: ToolChoice::Required,

@@ -69,6 +69,10 @@ pub const GEN_AI_REQUEST_TEMPERATURE: &str = semconv::GEN_AI_REQUEST_TEMPERATURE
 pub const GEN_AI_REQUEST_MAX_TOKENS: &str = semconv::GEN_AI_REQUEST_MAX_TOKENS;
 /// `gen_ai.request.top_p`.
 pub const GEN_AI_REQUEST_TOP_P: &str = semconv::GEN_AI_REQUEST_TOP_P;
+/// `gen_ai.request.frequency_penalty`.
+pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = semconv::GEN_AI_REQUEST_FREQUENCY_PENALTY;
+/// `gen_ai.request.presence_penalty`.
+pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = semconv::GEN_AI_REQUEST_PRESENCE_PENALTY;
 /// `gen_ai.request.top_k`: also the number of documents a retrieval asks for.
 pub const GEN_AI_REQUEST_TOP_K: &str = semconv::GEN_AI_REQUEST_TOP_K;
 /// `gen_ai.request.seed`.
@@ -231,6 +235,14 @@ mod tests {
             (GEN_AI_REQUEST_TEMPERATURE, "gen_ai.request.temperature"),
             (GEN_AI_REQUEST_MAX_TOKENS, "gen_ai.request.max_tokens"),
             (GEN_AI_REQUEST_TOP_P, "gen_ai.request.top_p"),
+            (
+                GEN_AI_REQUEST_FREQUENCY_PENALTY,
+                "gen_ai.request.frequency_penalty",
+            ),
+            (
+                GEN_AI_REQUEST_PRESENCE_PENALTY,
+                "gen_ai.request.presence_penalty",
+            ),
             (GEN_AI_REQUEST_TOP_K, "gen_ai.request.top_k"),
             (GEN_AI_REQUEST_SEED, "gen_ai.request.seed"),
             (GEN_AI_RESPONSE_MODEL, "gen_ai.response.model"),

@@ -36,5 +36,5 @@ pub use config::{ToolConfigError, ToolsConfig};
 pub use fn_tool::{FnTool, tool_fn};
 pub use limits::{ToolLimits, ToolOutput};
 pub use schema::{SchemaViolation, validate_arguments};
-pub use tool::{Tool, ToolError};
+pub use tool::{Tool, ToolError, ToolExample};
 pub use tool_set::{ToolSet, ToolSetError, UnknownTool};

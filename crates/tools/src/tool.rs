@@ -19,6 +19,32 @@ pub trait Tool: Send + Sync {
 
     /// Runs the tool. The returned text is what the model sees as the tool result.
     async fn call(&self, arguments: serde_json::Value) -> Result<String, ToolError>;
+
+    /// Worked examples of questions and the arguments that answer them. A small model is shown
+    /// them as earlier exchanges before it writes a call (it learns `divided by` → `/` from them);
+    /// providers with native tool calling ignore them. None by default.
+    fn examples(&self) -> Vec<ToolExample> {
+        Vec::new()
+    }
+}
+
+/// A question and the arguments a call to the tool answers it with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ToolExample {
+    /// A question a user might ask.
+    pub question: String,
+    /// The arguments that answer it (valid against the tool's parameters).
+    pub arguments: serde_json::Value,
+}
+
+impl ToolExample {
+    /// An example from a question and its arguments.
+    pub fn new(question: impl Into<String>, arguments: serde_json::Value) -> Self {
+        Self {
+            question: question.into(),
+            arguments,
+        }
+    }
 }
 
 /// Why a tool call failed. The agent sends the message back to the model as the tool result, so it

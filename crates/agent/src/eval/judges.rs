@@ -84,6 +84,7 @@ fn verdict_tool() -> ToolDefinition {
             },
             "required": ["result", "rationale"],
         }),
+        examples: Vec::new(),
     }
 }
 

@@ -120,6 +120,15 @@ impl OllamaChatModel {
             message: format!("cannot encode the request: {e}"),
         })?;
         body["stream"] = serde_json::Value::Bool(stream);
+        // Ollama's options take OpenAI's penalties; ollama-rs has no setter for them.
+        for (key, value) in [
+            ("frequency_penalty", o.frequency_penalty),
+            ("presence_penalty", o.presence_penalty),
+        ] {
+            if let (Some(value), Some(options)) = (value, body.get_mut("options")) {
+                options[key] = serde_json::json!(value);
+            }
+        }
         Ok(body)
     }
 
@@ -479,6 +488,7 @@ mod tests {
                 name: "calculator".into(),
                 description: "d".into(),
                 parameters: serde_json::json!({"type":"object","properties":{"expression":{"type":"string"}}}),
+                examples: Vec::new(),
             }],
             options: ChatOptions {
                 temperature: Some(0.0),

@@ -119,6 +119,8 @@ impl OpenAiChatModel {
             top_p: options.top_p,
             max_completion_tokens: options.max_tokens,
             seed: options.seed.map(|s| s as i64),
+            frequency_penalty: options.frequency_penalty,
+            presence_penalty: options.presence_penalty,
             stop: (!options.stop.is_empty())
                 .then(|| StopConfiguration::StringArray(options.stop.clone())),
             tools: (!tools.is_empty()).then_some(tools),
@@ -559,6 +561,7 @@ mod tests {
                 name: "calculator".into(),
                 description: "d".into(),
                 parameters: serde_json::json!({"type": "object"}),
+                examples: Vec::new(),
             }],
             options: ChatOptions {
                 tool_choice: ToolChoice::Required,

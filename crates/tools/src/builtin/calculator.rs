@@ -30,6 +30,19 @@ impl Tool for Calculator {
         "calculator"
     }
 
+    fn examples(&self) -> Vec<crate::ToolExample> {
+        [
+            ("How much is 8 times 3 minus 2?", "8 * 3 - 2"),
+            ("What is 20 divided by 4?", "20 / 4"),
+            ("What is 3 to the power of 4?", "3 ^ 4"),
+        ]
+        .into_iter()
+        .map(|(question, expression)| {
+            crate::ToolExample::new(question, serde_json::json!({ "expression": expression }))
+        })
+        .collect()
+    }
+
     fn description(&self) -> &str {
         "Evaluates an arithmetic expression exactly, e.g. `12 * 7 + 3` or `sqrt(2) ^ 2`. \
          Use it for any calculation instead of computing in your head."

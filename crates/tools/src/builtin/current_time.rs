@@ -63,6 +63,19 @@ impl Tool for CurrentTime {
         "current_time"
     }
 
+    fn examples(&self) -> Vec<crate::ToolExample> {
+        vec![
+            crate::ToolExample::new(
+                "What time is it in Paris?",
+                serde_json::json!({ "timezone": "Europe/Paris" }),
+            ),
+            crate::ToolExample::new(
+                "What is the date today in Sydney?",
+                serde_json::json!({ "timezone": "Australia/Sydney" }),
+            ),
+        ]
+    }
+
     fn description(&self) -> &str {
         "Returns the current date, time and weekday in a time zone. Use it for questions about \
          today, now, or how long until a date."

@@ -246,6 +246,19 @@ impl Tool for GetWeather {
         "get_weather"
     }
 
+    fn examples(&self) -> Vec<crate::ToolExample> {
+        vec![
+            crate::ToolExample::new(
+                "What's the weather like in Rome?",
+                serde_json::json!({ "city": "Rome" }),
+            ),
+            crate::ToolExample::new(
+                "How cold is it in Chicago in fahrenheit?",
+                serde_json::json!({ "city": "Chicago", "unit": "fahrenheit" }),
+            ),
+        ]
+    }
+
     fn description(&self) -> &str {
         "Returns the current weather in a city: temperature, conditions, humidity and wind."
     }

@@ -40,6 +40,7 @@ impl SinkCounters {
         &self.name
     }
 
+    #[cfg(feature = "otlp")]
     pub(super) fn attach_spool(&self, spool: Arc<SpanSpool>) {
         let _ = self.spool.set(spool);
     }

@@ -24,11 +24,12 @@ const MAX_ARRAY_ITEMS: usize = 8;
 /// Deepest nesting of objects and arrays generated.
 const MAX_DEPTH: usize = 6;
 
-/// Writes `<tool_call>[\n{"name": "…", "arguments": {…}` with the model and returns the chosen tool's
-/// name and its arguments.
+/// Writes `<tool_call>[\n{"name": "…", "arguments": {…}` with the model and returns the tool's name
+/// and its arguments: the tool at index `tool` when it is given, else the one the model picks.
 pub(crate) fn generate_tool_call(
     session: &mut Session<'_>,
     tools: &[ToolDefinition],
+    tool: Option<usize>,
 ) -> Result<(String, Value), ChatError> {
     session.force(TOOL_CALL_OPEN);
     // The closing quote belongs to each option, so no name is a prefix of another.
@@ -36,7 +37,14 @@ pub(crate) fn generate_tool_call(
         .iter()
         .map(|tool| format!("{}\"", json_string_body(&tool.name)))
         .collect();
-    let tool = &tools[choose(session, &names)?];
+    let index = match tool.filter(|index| *index < tools.len()) {
+        Some(index) => {
+            session.force(&names[index]);
+            index
+        }
+        None => choose(session, &names)?,
+    };
+    let tool = &tools[index];
     session.force(", \"arguments\":");
     let arguments = object(session, &tool.parameters, " ", 0)?;
     Ok((tool.name.clone(), arguments))

@@ -34,8 +34,10 @@
 
 mod chatml;
 mod constrained;
+mod routing;
 mod tokenizer;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -401,14 +403,42 @@ impl Engine {
     }
 }
 
+/// Chat-template markup that ends a text answer: the model starting a tool call or echoing a tool
+/// result, or a turn marker written as text. None of it is ever part of an answer.
+const MARKUP_STOPS: [&str; 5] = [
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<|im_",
+];
+
+/// What a request asks the model for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Step {
+    /// A text answer.
+    Text,
+    /// A tool call, to this tool of the request when it is known.
+    ToolCall(Option<usize>),
+    /// The router decides between a text answer and a tool call (see `routing.rs`).
+    Route,
+}
+
 /// One request, validated and rendered, ready to run on the engine.
 struct Job {
-    prompt: chatml::Prompt,
-    tool_call: bool,
+    step: Step,
+    /// The conversation, for the prompt of a tool call (rendered once the tool is known).
+    messages: Vec<crate::chat::Message>,
+    /// The prompt of a text answer: plain turns, or the question with the tools' results.
+    text_prompt: chatml::Prompt,
+    /// What a text answer starts with (see [`answer_prefix`]).
+    answer_prefix: Option<String>,
+    question: String,
     tools: Vec<crate::chat::ToolDefinition>,
     max_tokens: usize,
     context_length: usize,
     stop: Vec<String>,
+    penalties: Penalties,
     sampler: Sampler,
 }
 
@@ -425,23 +455,40 @@ impl Job {
             });
         }
         let options = &request.options;
-        let tool_call = !request.tools.is_empty()
-            && match options.tool_choice {
-                ToolChoice::Required => true,
-                ToolChoice::Auto => request
-                    .messages
-                    .last()
-                    .is_some_and(|message| message.role == Role::User),
-                ToolChoice::None => false,
-            };
-        let shown_tools: &[_] = if options.tool_choice == ToolChoice::None {
-            &[]
+        let last_role = request.messages.last().map(|message| message.role);
+        let question = chatml::last_question(&request.messages)
+            .map(|(_, question)| question.to_owned())
+            .unwrap_or_default();
+        let named = routing::mentioned_tool(&question, &request.tools);
+        let step = if request.tools.is_empty() {
+            Step::Text
         } else {
-            &request.tools
+            match options.tool_choice {
+                ToolChoice::None => Step::Text,
+                ToolChoice::Required => Step::ToolCall(named),
+                // A question the user just asked: call the tool it names, else let the router choose.
+                ToolChoice::Auto if last_role == Some(Role::User) => {
+                    named.map_or(Step::Route, |index| Step::ToolCall(Some(index)))
+                }
+                // After tool results (or anything else): answer.
+                ToolChoice::Auto => Step::Text,
+            }
+        };
+        let text_prompt = if last_role == Some(Role::Tool) {
+            chatml::render_answer(&request.messages)
+        } else {
+            chatml::render_plain(&request.messages)
         };
         Ok(Self {
-            prompt: chatml::render(&request.messages, shown_tools),
-            tool_call,
+            step,
+            messages: if step == Step::Text {
+                Vec::new()
+            } else {
+                request.messages.clone()
+            },
+            text_prompt,
+            answer_prefix: answer_prefix(&request.messages),
+            question,
             tools: request.tools.clone(),
             max_tokens: options.max_tokens.unwrap_or(default_max_tokens).max(1) as usize,
             context_length,
@@ -450,7 +497,12 @@ impl Job {
                 .iter()
                 .filter(|stop| !stop.is_empty())
                 .cloned()
+                .chain(MARKUP_STOPS.iter().map(|stop| (*stop).to_owned()))
                 .collect(),
+            penalties: Penalties {
+                frequency: options.frequency_penalty.unwrap_or(0.0),
+                presence: options.presence_penalty.unwrap_or(0.0),
+            },
             sampler: Sampler::new(options.temperature, options.top_p, options.seed),
         })
     }
@@ -463,7 +515,25 @@ impl Job {
         cancelled: Option<Arc<AtomicBool>>,
     ) -> Result<ChatResponse, ChatError> {
         let tokenizer = Arc::clone(&engine.tokenizer);
-        let prompt_tokens = self.prompt.encode(&tokenizer)?;
+        let mut routing_tokens = 0;
+        let step = match self.step {
+            Step::Route => {
+                let routed =
+                    routing::route(engine, &self.question, &self.tools, self.context_length)?;
+                routing_tokens = routed.prompt_tokens;
+                match routed.route {
+                    routing::Route::Answer => Step::Text,
+                    routing::Route::Tool(index) => Step::ToolCall(Some(index)),
+                }
+            }
+            step => step,
+        };
+        let prompt_tokens = match step {
+            Step::ToolCall(tool) => {
+                chatml::render_call(&self.messages, &self.tools, tool).encode(&tokenizer)?
+            }
+            _ => self.text_prompt.encode(&tokenizer)?,
+        };
         if prompt_tokens.len() >= self.context_length {
             return Err(ChatError::Request {
                 provider: PROVIDER.into(),
@@ -494,8 +564,9 @@ impl Job {
             model: model_name.to_string(),
             id: None,
         };
-        if self.tool_call {
-            let (name, arguments) = constrained::generate_tool_call(&mut session, &self.tools)?;
+        if let Step::ToolCall(tool) = step {
+            let (name, arguments) =
+                constrained::generate_tool_call(&mut session, &self.tools, tool)?;
             response.tool_calls.push(ToolCall {
                 id: "call_0".into(),
                 name,
@@ -503,13 +574,18 @@ impl Job {
             });
             response.finish_reason = FinishReason::ToolCalls;
         } else {
-            let (content, finish_reason) =
-                generate_text(&mut session, &self.stop, pieces.as_ref())?;
+            let (content, finish_reason) = generate_text(
+                &mut session,
+                self.answer_prefix.as_deref(),
+                &self.stop,
+                self.penalties,
+                pieces.as_ref(),
+            )?;
             response.content = content;
             response.finish_reason = finish_reason;
         }
         response.usage = Usage {
-            input_tokens: prompt_tokens.len() as u64,
+            input_tokens: (routing_tokens + prompt_tokens.len()) as u64,
             output_tokens: session.generated as u64,
         };
         Ok(response)
@@ -634,10 +710,104 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Free text generation until `<|im_end|>`, end of sequence, a stop sequence or the token limit.
+/// Penalties on tokens the answer already holds (OpenAI's semantics): each logit is lowered by
+/// `frequency` times the token's count so far plus `presence` once it has appeared. Prompt tokens
+/// are not counted, so copying from a source or a tool result is never penalised.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Penalties {
+    frequency: f32,
+    presence: f32,
+}
+
+impl Penalties {
+    fn active(self) -> bool {
+        self.frequency != 0.0 || self.presence != 0.0
+    }
+
+    fn apply(self, logits: &mut [f32], counts: &HashMap<u32, u32>) {
+        for (&token, &count) in counts {
+            if let Some(logit) = logits.get_mut(token as usize) {
+                *logit -= self.frequency * count as f32 + self.presence;
+            }
+        }
+    }
+}
+
+/// Sentences shorter than this (in bytes, trimmed) may repeat: "Yes." twice is not a loop.
+const LOOP_SENTENCE_MIN: usize = 12;
+
+/// Watches an answer for a sentence it already wrote: a small model that starts repeating itself
+/// does not stop until the token limit. The repeated sentence is cut and generation ends; text
+/// that could be the start of a repeat is held back from the stream until it is known not to be.
+#[derive(Debug, Default)]
+struct LoopGuard {
+    /// The answer's completed sentences, normalised.
+    sentences: Vec<String>,
+    /// Where the sentence being written starts in the text.
+    start: usize,
+}
+
+impl LoopGuard {
+    fn normalise(sentence: &str) -> String {
+        sentence
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase()
+    }
+
+    /// After text was added: `Some(at)` when the sentence just completed repeats an earlier one
+    /// (the answer should end at `at`); else how many trailing bytes to hold back from the stream.
+    fn check(&mut self, text: &str) -> Result<usize, usize> {
+        let current = &text[self.start..];
+        let sentence = Self::normalise(current);
+        if current.ends_with(['.', '!', '?', '\n']) {
+            if sentence.len() >= LOOP_SENTENCE_MIN && self.sentences.contains(&sentence) {
+                return Err(self.start);
+            }
+            if !sentence.is_empty() {
+                self.sentences.push(sentence);
+            }
+            self.start = text.len();
+            return Ok(0);
+        }
+        let may_repeat = !sentence.is_empty()
+            && self.sentences.iter().any(|earlier| {
+                earlier.len() >= LOOP_SENTENCE_MIN && earlier.starts_with(&sentence)
+            });
+        Ok(if may_repeat { current.len() } else { 0 })
+    }
+}
+
+/// What the answer after a tool call starts with, when the turn's only tool result is a number:
+/// `The answer is 87.`, which the model then continues. Told that a calculator returned 87, the
+/// 135M model still "computes" `12 * 7 + 3 = 19` itself in about one answer in five, whatever the
+/// wording (issue #19's measurements); a number the tool computed is the answer, so it is written
+/// for the model. Any other result (text, JSON, an error) is left to the model.
+fn answer_prefix(messages: &[crate::chat::Message]) -> Option<String> {
+    let (at, _) = chatml::last_question(messages)?;
+    let mut results = messages[at..]
+        .iter()
+        .filter(|message| message.role == Role::Tool);
+    let (Some(result), None) = (results.next(), results.next()) else {
+        return None;
+    };
+    if messages.last().is_none_or(|last| last.role != Role::Tool) {
+        return None;
+    }
+    let number = result.content.trim();
+    serde_json::from_str::<serde_json::Number>(number)
+        .ok()
+        .map(|_| format!("The answer is {number}."))
+}
+
+/// Free text generation until `<|im_end|>`, end of sequence, a stop sequence, a repeated sentence
+/// or the token limit; the text starts with `prefix` when given, fed to the model as its own.
 fn generate_text(
     session: &mut Session<'_>,
+    prefix: Option<&str>,
     stop: &[String],
+    penalties: Penalties,
     pieces: Option<&mpsc::UnboundedSender<Result<ChatChunk, ChatError>>>,
 ) -> Result<(String, FinishReason), ChatError> {
     let tokenizer = session.tokenizer();
@@ -645,6 +815,13 @@ fn generate_text(
     let mut decoder = Utf8Decoder::default();
     let mut text = String::new();
     let mut sent = 0;
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    let mut guard = LoopGuard::default();
+    if let Some(prefix) = prefix {
+        session.force(prefix);
+        text.push_str(prefix);
+        let _ = guard.check(&text);
+    }
     let send = |text: &str, sent: &mut usize, upto: usize| -> bool {
         if upto > *sent {
             if let Some(pieces) = pieces
@@ -671,6 +848,10 @@ fn generate_text(
             // Nobody waits for the answer any more.
             break FinishReason::Stop;
         }
+        session.flush()?;
+        if penalties.active() {
+            penalties.apply(&mut session.logits, &counts);
+        }
         let Some(token) = session.sample(&|_| true)? else {
             break FinishReason::Stop;
         };
@@ -684,6 +865,7 @@ fn generate_text(
             session.generated += 1;
             break FinishReason::Stop;
         }
+        *counts.entry(token).or_default() += 1;
         text.push_str(&decoder.push(tokenizer.token_bytes(token)));
         if let Some(at) = stop
             .iter()
@@ -694,12 +876,21 @@ fn generate_text(
             session.generated += 1;
             break FinishReason::Stop;
         }
+        let held_for_loop = match guard.check(&text) {
+            Ok(held) => held,
+            Err(at) => {
+                text.truncate(at);
+                session.generated += 1;
+                break FinishReason::Stop;
+            }
+        };
         // Text that could be the start of a stop sequence waits until it is known not to be.
         let held = stop
             .iter()
             .map(|stop| partial_suffix(&text, stop))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0)
+            .max(held_for_loop);
         if !send(&text, &mut sent, text.len() - held) {
             // The stream's receiver is gone: nobody wants the rest.
             session.generated += 1;
@@ -715,6 +906,8 @@ fn generate_text(
     {
         text.truncate(at);
     }
+    let end = text.trim_end().len();
+    text.truncate(end.max(sent.min(text.len())));
     send(&text, &mut sent, text.len());
     Ok((text, finish))
 }
@@ -820,6 +1013,80 @@ mod tests {
         assert_eq!(partial_suffix("hello wo", "world"), 2);
         assert_eq!(partial_suffix("hello", "world"), 0);
         assert_eq!(partial_suffix("é", "éa"), 2);
+    }
+
+    /// Feeds `pieces` to a guard as tokens would arrive; what it decided at the end.
+    fn guard_over(pieces: &[&str]) -> (String, Result<usize, usize>) {
+        let mut guard = LoopGuard::default();
+        let mut text = String::new();
+        let mut last = Ok(0);
+        for piece in pieces {
+            text.push_str(piece);
+            last = guard.check(&text);
+            if let Err(at) = last {
+                text.truncate(at);
+                break;
+            }
+        }
+        (text, last)
+    }
+
+    #[test]
+    fn a_repeated_sentence_ends_the_answer_before_it() {
+        let (text, last) = guard_over(&[
+            "The answer is 87.",
+            " It is the result.",
+            " The answer",
+            " is 87.",
+        ]);
+        assert_eq!(text.trim_end(), "The answer is 87. It is the result.");
+        assert!(last.is_err());
+        // Held back while it could be a repeat, released once it is not.
+        let (_, held) = guard_over(&["The answer is 87.", " The answer"]);
+        assert_eq!(held, Ok(" The answer".len()));
+        let (_, held) = guard_over(&["The answer is 87.", " The answer was"]);
+        assert_eq!(held, Ok(0));
+        // Short sentences may repeat.
+        let (text, last) = guard_over(&["Yes.", " Yes.", " Done"]);
+        assert_eq!((text.as_str(), last), ("Yes. Yes. Done", Ok(0)));
+    }
+
+    #[test]
+    fn only_a_single_numeric_tool_result_starts_the_answer() {
+        use crate::chat::Message;
+        let call = ToolCall {
+            id: "call_0".into(),
+            name: "calculator".into(),
+            arguments: "{}".into(),
+        };
+        let turn = |results: &[&str]| {
+            let mut messages = vec![
+                Message::user("What is 12 * 7 + 3?"),
+                Message::assistant("", vec![call.clone()]),
+            ];
+            messages.extend(results.iter().map(|r| Message::tool_result(&call, *r)));
+            answer_prefix(&messages)
+        };
+        assert_eq!(turn(&["87"]).as_deref(), Some("The answer is 87."));
+        assert_eq!(turn(&[" -1.75\n"]).as_deref(), Some("The answer is -1.75."));
+        assert_eq!(turn(&["error: unexpected `t`"]), None);
+        assert_eq!(turn(&[r#"{"timezone": "UTC"}"#]), None);
+        assert_eq!(turn(&["87", "88"]), None);
+        // No tool result since the question: nothing to start with.
+        assert_eq!(turn(&[]), None);
+    }
+
+    #[test]
+    fn penalties_lower_only_tokens_already_written() {
+        let penalties = Penalties {
+            frequency: 0.5,
+            presence: 1.0,
+        };
+        let mut logits = vec![3.0, 3.0, 3.0];
+        let counts = HashMap::from([(1, 2), (2, 1)]);
+        penalties.apply(&mut logits, &counts);
+        assert_eq!(logits, vec![3.0, 1.0, 1.5]);
+        assert!(!Penalties::default().active());
     }
 
     #[test]
