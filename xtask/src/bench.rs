@@ -1,4 +1,6 @@
 //! `cargo xtask bench`: print the machine, then run `cargo bench --workspace` on one thread.
+//! `cargo xtask bench accuracy [OUT_DIR]`: the offline accuracy benchmark of the default agent and
+//! the RAG agent on the embedded model (`scripts/accuracy/measure.sh`, release build, one thread).
 
 use std::process::{Command, ExitCode};
 
@@ -9,6 +11,9 @@ use crate::{paths, process, signals};
 pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
     signals::install();
     print_machine();
+    if passthrough.first().map(String::as_str) == Some("accuracy") {
+        return accuracy(&passthrough[1..]);
+    }
     let mut cmd = Command::new(paths::cargo());
     cmd.arg("bench");
     if !process::selects_packages(passthrough) {
@@ -23,6 +28,33 @@ pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
         process::display_command(&cmd)
     );
     let status = process::run_interruptible(&mut cmd).context("running cargo bench")?;
+    Ok(ExitCode::from(process::exit_code(status)))
+}
+
+/// Builds the release binary, then runs `scripts/accuracy/measure.sh` with it.
+fn accuracy(args: &[String]) -> Result<ExitCode> {
+    let root = paths::workspace_root();
+    let mut build = Command::new(paths::cargo());
+    build
+        .args(["build", "--release", "-p", "sextant"])
+        .current_dir(&root);
+    println!("xtask: {}", process::display_command(&build));
+    let status = process::run_interruptible(&mut build).context("building sextant")?;
+    if !status.success() {
+        return Ok(ExitCode::from(process::exit_code(status)));
+    }
+    let mut measure = Command::new("sh");
+    measure
+        .arg(root.join("scripts/accuracy/measure.sh"))
+        .args(args)
+        .current_dir(&root)
+        .env(
+            "SEXTANT",
+            paths::target_dir().join("release").join("sextant"),
+        )
+        .env("SEXTANT_THREADS", "1");
+    println!("xtask: {}", process::display_command(&measure));
+    let status = process::run_interruptible(&mut measure).context("running measure.sh")?;
     Ok(ExitCode::from(process::exit_code(status)))
 }
 

@@ -7,6 +7,7 @@
 //!   cargo's code.
 //! - `cargo xtask servers`: start the servers, print `export …` lines, wait for Ctrl-C, stop them.
 //! - `cargo xtask bench [-- CARGO_BENCH_ARGS…]`: print the machine, run `cargo bench --workspace`.
+//! - `cargo xtask bench accuracy [OUT_DIR]`: the offline accuracy benchmark (issue #19).
 //!
 //! Only std + anyhow: no async runtime, a tiny HTTP GET over `TcpStream` for health checks.
 
@@ -32,6 +33,9 @@ commands:
                     (e.g. `cargo xtask test -- -p sextant-agent some_filter`)
   servers           start the test servers, print their `export …` lines, wait for Ctrl-C
   bench [-- ARGS]   print the machine, run `cargo bench --workspace ARGS` (RAYON_NUM_THREADS=1)
+  bench accuracy [OUT_DIR]
+                    the offline accuracy benchmark of the default and RAG agents on the embedded
+                    model (release build, 1 thread; scripts/accuracy/measure.sh)
 
 environment:
   SEXTANT_CI_CACHE  cache directory for the Python venvs (default: $HOME/.cache/sextant-ci)

@@ -186,6 +186,7 @@ pub struct Agent {
     capture_content: bool,
     metrics: GenAiMetrics,
     context_retriever: Option<Arc<Retriever>>,
+    context_fit: crate::rag_context::ContextFit,
     prompts: Option<AgentPrompts>,
     model_version: Option<String>,
 }
@@ -240,6 +241,12 @@ impl AgentBuilder {
         self
     }
 
+    /// How the retrieved chunks are cut to fit the model before it sees them (default: not cut).
+    pub fn context_fit(mut self, fit: crate::rag_context::ContextFit) -> Self {
+        self.agent.context_fit = fit;
+        self
+    }
+
     /// Take the system prompt and/or the turn's message template from the prompt registry,
     /// resolved every turn as a `prompt {name}` span (see [`AgentPrompts`]).
     pub fn prompts(mut self, prompts: AgentPrompts) -> Self {
@@ -267,6 +274,7 @@ impl Agent {
                 capture_content: false,
                 metrics: GenAiMetrics::global(),
                 context_retriever: None,
+                context_fit: crate::rag_context::ContextFit::default(),
                 prompts: None,
                 model_version: None,
             },
@@ -470,7 +478,8 @@ impl Agent {
             usage += response.usage;
             if response.tool_calls.is_empty() {
                 messages.push(response.to_message());
-                let (answer, citations) = cite(&response.content, &sources);
+                let answer = crate::rag_context::attribute_citations(&response.content, &sources);
+                let (answer, citations) = cite(&answer, &sources);
                 return Ok(AgentOutcome {
                     answer,
                     citations,
@@ -535,7 +544,7 @@ impl Agent {
         retriever
             .retrieve(question)
             .await
-            .map(Some)
+            .map(|chunks| Some(self.context_fit.apply(question, chunks)))
             .map_err(|error| AgentError::Retrieval {
                 agent: self.name.clone(),
                 error,

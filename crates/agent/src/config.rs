@@ -308,6 +308,22 @@ impl AgentConfig {
         if let Some(retriever) = context_retriever {
             builder = builder.context_retriever(retriever);
         }
+        if let Some(memory) = &self.memory {
+            use crate::rag_context::{
+                ContextFit, DEFAULT_RELATIVE_SCORE_CUT, LOCAL_CONTEXT_TOKENS,
+            };
+            builder = builder.context_fit(ContextFit {
+                relative_score_cut: Some(
+                    memory
+                        .relative_score_cut
+                        .unwrap_or(DEFAULT_RELATIVE_SCORE_CUT),
+                ),
+                max_tokens: memory
+                    .context_tokens
+                    .or((self.model.provider == ProviderKind::Local)
+                        .then_some(LOCAL_CONTEXT_TOKENS)),
+            });
+        }
         if let Some(prompts) = prompts {
             builder = builder.prompts(prompts);
         }

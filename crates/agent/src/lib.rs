@@ -18,6 +18,7 @@ pub mod memory;
 pub mod model_files;
 pub mod prompt;
 pub mod providers;
+pub mod rag_context;
 pub mod registry;
 pub mod retry;
 pub mod run_logging;

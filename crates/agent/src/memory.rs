@@ -44,6 +44,15 @@ pub struct AgentMemoryConfig {
     /// Lowest cosine similarity kept; default `memory.retrieval.score_threshold`.
     #[serde(default)]
     pub score_threshold: Option<f32>,
+    /// Drop chunks scored more than this below the best one; default
+    /// [`crate::rag_context::DEFAULT_RELATIVE_SCORE_CUT`]; `1.0` keeps all.
+    #[serde(default)]
+    pub relative_score_cut: Option<f32>,
+    /// The retrieved context's budget in estimated tokens: only the sentences most related to the
+    /// question are kept within it. Default: [`crate::rag_context::LOCAL_CONTEXT_TOKENS`] on the
+    /// embedded local model, whole chunks on other providers.
+    #[serde(default)]
+    pub context_tokens: Option<usize>,
     /// Payload fields every retrieved chunk must match, e.g. `{ source = "docs/memory.md" }`.
     #[serde(default)]
     pub filter: BTreeMap<String, toml::Value>,
@@ -81,6 +90,16 @@ impl AgentMemoryConfig {
         defaults: &RetrievalOptions,
     ) -> Result<RetrievalOptions, String> {
         let mut options = defaults.clone();
+        if let Some(cut) = self.relative_score_cut
+            && !(cut >= 0.0 && cut.is_finite())
+        {
+            return Err(format!(
+                "memory.relative_score_cut must be a number of 0 or more, not {cut}"
+            ));
+        }
+        if self.context_tokens == Some(0) {
+            return Err("memory.context_tokens must be at least 1".into());
+        }
         if let Some(top_k) = self.top_k {
             options.top_k = top_k;
             options.candidates = options.candidates.max(top_k);

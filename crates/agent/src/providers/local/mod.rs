@@ -403,14 +403,16 @@ impl Engine {
     }
 }
 
-/// Chat-template markup that ends a text answer: the model starting a tool call or echoing a tool
-/// result, or a turn marker written as text. None of it is ever part of an answer.
-const MARKUP_STOPS: [&str; 5] = [
+/// Prompt markup that ends a text answer: the model starting a tool call, echoing a tool result or a
+/// RAG source block, or a turn marker written as text. None of it is ever part of an answer.
+const MARKUP_STOPS: [&str; 7] = [
     "<tool_call>",
     "</tool_call>",
     "<tool_response>",
     "</tool_response>",
     "<|im_",
+    "<source ",
+    "</source>",
 ];
 
 /// What a request asks the model for.
