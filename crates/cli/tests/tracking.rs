@@ -57,7 +57,10 @@ fn track_and_serve(
         .unwrap_or_else(|| panic!("the run is listed: {runs}"));
     assert_eq!(run["params"]["agent"], "assistant");
     assert_eq!(run["params"]["provider"], first["provider"]);
-    assert_eq!(run["params"]["tools"], "calculator");
+    assert_eq!(
+        run["params"]["tools"],
+        "calculator,current_time,get_weather"
+    );
     assert_eq!(run["info"]["status"], "FINISHED");
     assert_eq!(run["tags"]["sextant.trace_id"], first["trace_id"]);
     let tokens = first["usage"]["input_tokens"].as_u64().unwrap() as f64;
