@@ -113,15 +113,14 @@ pub(crate) fn render_call(
     examples_of: Option<usize>,
 ) -> Prompt {
     let mut prompt = Prompt::default();
-    let mut rest = messages;
-    let system = match messages.first() {
-        Some(first) if first.role == Role::System => {
-            rest = &messages[1..];
-            first.content.as_str()
-        }
-        _ if tools.is_empty() => DEFAULT_SYSTEM,
-        _ => TOOLS_SYSTEM,
-    };
+    let (system, rest) = split_system(
+        messages,
+        if tools.is_empty() {
+            DEFAULT_SYSTEM
+        } else {
+            TOOLS_SYSTEM
+        },
+    );
     turn(
         &mut prompt,
         "system",
@@ -181,9 +180,22 @@ pub(crate) fn render_call(
         }
         index += 1;
     }
+    open_reply(&mut prompt);
+    prompt
+}
+
+/// The conversation's own system message and the messages after it, or `default` and them all.
+fn split_system<'m>(messages: &'m [Message], default: &'m str) -> (&'m str, &'m [Message]) {
+    match messages.split_first() {
+        Some((first, rest)) if first.role == Role::System => (first.content.as_str(), rest),
+        _ => (default, messages),
+    }
+}
+
+/// Ends a prompt with the open assistant turn the model writes its reply in.
+fn open_reply(prompt: &mut Prompt) {
     prompt.control(IM_START);
     prompt.text("assistant\n");
-    prompt
 }
 
 /// The question a routing or answer step is about: the last user message's text.
@@ -198,14 +210,7 @@ pub(crate) fn last_question(messages: &[Message]) -> Option<(usize, &str)> {
 /// SmolLM2's own), user turns, and assistant turns by their text only. Tool calls and results are
 /// left out: the model never saw them in training, and shown them it tends to echo their markup.
 fn plain_turns(prompt: &mut Prompt, messages: &[Message]) {
-    let mut rest = messages;
-    let system = match messages.first() {
-        Some(first) if first.role == Role::System => {
-            rest = &messages[1..];
-            first.content.as_str()
-        }
-        _ => DEFAULT_SYSTEM,
-    };
+    let (system, rest) = split_system(messages, DEFAULT_SYSTEM);
     turn(prompt, "system", system);
     for message in rest {
         match message.role {
@@ -223,8 +228,7 @@ fn plain_turns(prompt: &mut Prompt, messages: &[Message]) {
 pub(crate) fn render_plain(messages: &[Message]) -> Prompt {
     let mut prompt = Prompt::default();
     plain_turns(&mut prompt, messages);
-    prompt.control(IM_START);
-    prompt.text("assistant\n");
+    open_reply(&mut prompt);
     prompt
 }
 
@@ -252,8 +256,7 @@ pub(crate) fn render_answer(messages: &[Message]) -> Prompt {
     }
     content.push_str("\nAnswer the question using this result.");
     turn(&mut prompt, "user", &content);
-    prompt.control(IM_START);
-    prompt.text("assistant\n");
+    open_reply(&mut prompt);
     prompt
 }
 
@@ -288,8 +291,7 @@ pub(crate) fn render_route(question: &str, tools: &[ToolDefinition]) -> Prompt {
             "Tools:\n{options}\n\nQuestion: {question}\nReply with the name of the tool that answers the question, or {NO_TOOL}."
         ),
     );
-    prompt.control(IM_START);
-    prompt.text("assistant\n");
+    open_reply(&mut prompt);
     prompt
 }
 

@@ -429,13 +429,8 @@ enum Step {
 /// One request, validated and rendered, ready to run on the engine.
 struct Job {
     step: Step,
-    /// The conversation, for the prompt of a tool call (rendered once the tool is known).
+    /// The conversation; its prompt is rendered once the step is known.
     messages: Vec<crate::chat::Message>,
-    /// The prompt of a text answer: plain turns, or the question with the tools' results.
-    text_prompt: chatml::Prompt,
-    /// What a text answer starts with (see [`answer_prefix`]).
-    answer_prefix: Option<String>,
-    question: String,
     tools: Vec<crate::chat::ToolDefinition>,
     max_tokens: usize,
     context_length: usize,
@@ -458,10 +453,8 @@ impl Job {
         }
         let options = &request.options;
         let last_role = request.messages.last().map(|message| message.role);
-        let question = chatml::last_question(&request.messages)
-            .map(|(_, question)| question.to_owned())
-            .unwrap_or_default();
-        let named = routing::mentioned_tool(&question, &request.tools);
+        let named = chatml::last_question(&request.messages)
+            .and_then(|(_, question)| routing::mentioned_tool(question, &request.tools));
         let step = if request.tools.is_empty() {
             Step::Text
         } else {
@@ -476,21 +469,9 @@ impl Job {
                 ToolChoice::Auto => Step::Text,
             }
         };
-        let text_prompt = if last_role == Some(Role::Tool) {
-            chatml::render_answer(&request.messages)
-        } else {
-            chatml::render_plain(&request.messages)
-        };
         Ok(Self {
             step,
-            messages: if step == Step::Text {
-                Vec::new()
-            } else {
-                request.messages.clone()
-            },
-            text_prompt,
-            answer_prefix: answer_prefix(&request.messages),
-            question,
+            messages: request.messages.clone(),
             tools: request.tools.clone(),
             max_tokens: options.max_tokens.unwrap_or(default_max_tokens).max(1) as usize,
             context_length,
@@ -520,8 +501,9 @@ impl Job {
         let mut routing_tokens = 0;
         let step = match self.step {
             Step::Route => {
-                let routed =
-                    routing::route(engine, &self.question, &self.tools, self.context_length)?;
+                let question =
+                    chatml::last_question(&self.messages).map_or("", |(_, question)| question);
+                let routed = routing::route(engine, question, &self.tools, self.context_length)?;
                 routing_tokens = routed.prompt_tokens;
                 match routed.route {
                     routing::Route::Answer => Step::Text,
@@ -530,12 +512,20 @@ impl Job {
             }
             step => step,
         };
-        let prompt_tokens = match step {
-            Step::ToolCall(tool) => {
-                chatml::render_call(&self.messages, &self.tools, tool).encode(&tokenizer)?
-            }
-            _ => self.text_prompt.encode(&tokenizer)?,
+        // A text step after tool results answers from them (see `chatml::render_answer`).
+        let after_tools = self
+            .messages
+            .last()
+            .is_some_and(|message| message.role == Role::Tool);
+        let (prompt, answer_prefix) = match step {
+            Step::ToolCall(tool) => (chatml::render_call(&self.messages, &self.tools, tool), None),
+            _ if after_tools => (
+                chatml::render_answer(&self.messages),
+                answer_prefix(&self.messages),
+            ),
+            _ => (chatml::render_plain(&self.messages), None),
         };
+        let prompt_tokens = prompt.encode(&tokenizer)?;
         if prompt_tokens.len() >= self.context_length {
             return Err(ChatError::Request {
                 provider: PROVIDER.into(),
@@ -578,7 +568,7 @@ impl Job {
         } else {
             let (content, finish_reason) = generate_text(
                 &mut session,
-                self.answer_prefix.as_deref(),
+                answer_prefix.as_deref(),
                 &self.stop,
                 self.penalties,
                 pieces.as_ref(),
@@ -781,7 +771,7 @@ impl LoopGuard {
     }
 }
 
-/// What the answer after a tool call starts with, when the turn's only tool result is a number:
+/// What the answer after tool calls starts with, when the turn's only tool result is a number:
 /// `The answer is 87.`, which the model then continues. Told that a calculator returned 87, the
 /// 135M model still "computes" `12 * 7 + 3 = 19` itself in about one answer in five, whatever the
 /// wording (issue #19's measurements); a number the tool computed is the answer, so it is written
@@ -794,9 +784,6 @@ fn answer_prefix(messages: &[crate::chat::Message]) -> Option<String> {
     let (Some(result), None) = (results.next(), results.next()) else {
         return None;
     };
-    if messages.last().is_none_or(|last| last.role != Role::Tool) {
-        return None;
-    }
     let number = result.content.trim();
     serde_json::from_str::<serde_json::Number>(number)
         .ok()
