@@ -1,4 +1,6 @@
-//! `cargo xtask bench`: print the machine, then run `cargo bench --workspace` on one thread.
+//! `cargo xtask bench`: print the machine, then run `cargo bench --workspace` on one thread, with a
+//! llama.cpp server over the same GGUF running for `local_vs_llamacpp` to compare the embedded engine
+//! with (`SEXTANT_LLAMACPP_URL`; left out, and that bench skipped, if its venv cannot be set up).
 //! `cargo xtask bench accuracy [OUT_DIR]`: the offline accuracy benchmark of the default agent and
 //! the RAG agent on the embedded model (`scripts/accuracy/measure.sh`, release build, one thread).
 
@@ -6,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result};
 
+use crate::servers::ReferenceLlama;
 use crate::{paths, process, signals};
 
 pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
@@ -23,11 +26,26 @@ pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
         .current_dir(paths::workspace_root())
         .env("RAYON_NUM_THREADS", "1")
         .env("SEXTANT_THREADS", "1");
+    let reference = match ReferenceLlama::start() {
+        Ok(reference) => {
+            cmd.env(
+                "SEXTANT_LLAMACPP_URL",
+                format!("http://127.0.0.1:{}", reference.port),
+            )
+            .env("SEXTANT_TEST_GGUF", &reference.gguf);
+            Some(reference)
+        }
+        Err(err) => {
+            println!("xtask: no llama.cpp reference, local_vs_llamacpp skips: {err:#}");
+            None
+        }
+    };
     println!(
         "xtask: running RAYON_NUM_THREADS=1 {}",
         process::display_command(&cmd)
     );
     let status = process::run_interruptible(&mut cmd).context("running cargo bench")?;
+    drop(reference);
     Ok(ExitCode::from(process::exit_code(status)))
 }
 

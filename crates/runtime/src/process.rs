@@ -3,8 +3,8 @@
 use crate::config::SextantConfig;
 
 /// Applies the settings that libraries read once per process, from the environment, on first use:
-/// the embedded model's inference threads (`[providers.local] threads`, which candle sizes its
-/// thread pool from). Call it first thing in `main`, before the async runtime starts threads; a
+/// the local models' inference threads (`[providers.local] threads`, which candle, running the
+/// local embedder, sizes its thread pool from). Call it first thing in `main`, before the async runtime starts threads; a
 /// `CANDLE_NUM_THREADS` already set wins.
 pub fn configure_process(config: &SextantConfig) {
     if let Some(threads) = config.providers.local.threads

@@ -1,4 +1,5 @@
-//! The embedded chat model: SmolLM2-135M-Instruct (Q4_1 GGUF) run in-process on the CPU with candle.
+//! The embedded chat model: SmolLM2-135M-Instruct (Q4_1 GGUF) run in-process on the CPU by Sextant's
+//! own llama engine (the `sextant-llama` crate).
 //!
 //! It needs no server and no network once its file is in the [`ModelCache`]. The tokenizer is rebuilt
 //! from the GGUF metadata ([`LocalTokenizer`]); prompts are ChatML, with tools described in the
@@ -28,9 +29,7 @@
 //!
 //! Generation runs on a blocking thread inside a dedicated rayon pool of
 //! [`LocalModelOptions::threads`] threads (default: `SEXTANT_THREADS`, else all cores), one request at
-//! a time. candle's quantized matrix products use its own process-wide worker pool, sized once from
-//! `CANDLE_NUM_THREADS` (else `RAYON_NUM_THREADS`, else the physical cores): set it before the first
-//! model runs to bound those too.
+//! a time; the engine's matrix products and attention share out their rows over that pool.
 
 mod chatml;
 mod constrained;
@@ -43,9 +42,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use candle_core::quantized::{GgmlDType, QTensor, gguf_file};
-use candle_core::{DType, Device, Tensor};
-use candle_transformers::models::quantized_llama::{MAX_SEQ_LEN, ModelWeights};
+use candle_core::quantized::gguf_file;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
@@ -79,8 +76,7 @@ pub struct LocalModelOptions {
     pub threads: Option<usize>,
     /// Tokens generated when a request sets no `max_tokens` (default [`DEFAULT_MAX_TOKENS`]).
     pub max_tokens: Option<u32>,
-    /// Context window in tokens; `None` takes the GGUF's `context_length` (at most 4096, the longest
-    /// the rotary tables of candle's llama reach).
+    /// Context window in tokens; `None` takes the GGUF's `context_length`, and no value exceeds it.
     pub context_length: Option<usize>,
     /// The name [`ChatModel::model`] reports; `None` derives it from the file name.
     pub model_name: Option<String>,
@@ -151,34 +147,17 @@ impl LocalChatModel {
             ))
         })?;
         let tokenizer = Arc::new(LocalTokenizer::from_gguf(&content)?);
-        let gguf_context = content
-            .metadata
-            .get("llama.context_length")
-            .and_then(|value| value.to_u32().ok())
-            .map_or(MAX_SEQ_LEN, |length| length as usize);
-        let context_length = options
-            .context_length
-            .unwrap_or(gguf_context)
-            .clamp(1, MAX_SEQ_LEN);
-        let device = Device::Cpu;
-        let weights_error = |err: candle_core::Error| {
+        let model = sextant_llama::Llama::from_gguf(&content, &mut file).map_err(|err| {
             local(format!(
                 "cannot load the weights of {}: {err}",
                 path.display()
             ))
-        };
-        let model = if content
-            .tensor_infos
-            .values()
-            .any(|info| lacks_fast_kernel(info.ggml_dtype))
-        {
-            let mut requantized =
-                requantize(&content, &mut file, &device).map_err(weights_error)?;
-            let content = gguf_file::Content::read(&mut requantized).map_err(weights_error)?;
-            ModelWeights::from_gguf(content, &mut requantized, &device).map_err(weights_error)?
-        } else {
-            ModelWeights::from_gguf(content, &mut file, &device).map_err(weights_error)?
-        };
+        })?;
+        let trained_context = model.hyper().context_length;
+        let context_length = options
+            .context_length
+            .unwrap_or(trained_context)
+            .clamp(1, trained_context);
 
         let im_end = tokenizer.token_id("<|im_end|>").ok_or_else(|| {
             local("the GGUF vocabulary has no <|im_end|> token: it is not a ChatML model")
@@ -197,7 +176,6 @@ impl LocalChatModel {
             engine: Arc::new(Mutex::new(Engine {
                 model,
                 tokenizer: Arc::clone(&tokenizer),
-                device,
                 im_end,
             })),
             tokenizer,
@@ -286,46 +264,6 @@ fn spawn_traced<T: Send + 'static>(
     })
 }
 
-/// Quantizations that candle's CPU backend multiplies with scalar code only (no AVX/NEON kernel).
-fn lacks_fast_kernel(dtype: GgmlDType) -> bool {
-    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
-}
-
-/// Rewrites the GGUF in memory with every slow-kernel tensor converted to Q8_0, which has SIMD
-/// kernels: candle's scalar Q4_1 product runs SmolLM2 several times slower than Q8_0, and 8-bit
-/// blocks hold the 4-bit values (with their offset) almost exactly, at twice the memory (~150 MB).
-fn requantize(
-    content: &gguf_file::Content,
-    file: &mut std::fs::File,
-    device: &Device,
-) -> candle_core::Result<std::io::Cursor<Vec<u8>>> {
-    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
-    for (name, info) in &content.tensor_infos {
-        let tensor = content.tensor(file, name, device)?;
-        let row = info.shape.dims().last().copied().unwrap_or(0);
-        let tensor =
-            if lacks_fast_kernel(info.ggml_dtype) && row % GgmlDType::Q8_0.block_size() == 0 {
-                QTensor::quantize(&tensor.dequantize(device)?, GgmlDType::Q8_0)?
-            } else {
-                tensor
-            };
-        tensors.push((name.as_str(), tensor));
-    }
-    let metadata: Vec<(&str, &gguf_file::Value)> = content
-        .metadata
-        .iter()
-        .map(|(key, value)| (key.as_str(), value))
-        .collect();
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors
-        .iter()
-        .map(|(name, tensor)| (*name, tensor))
-        .collect();
-    let mut buffer = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut buffer, &metadata, &tensor_refs)?;
-    buffer.set_position(0);
-    Ok(buffer)
-}
-
 /// `SmolLM2-135M-Instruct.Q4_1.gguf` → `SmolLM2-135M-Instruct`.
 fn model_name_for(path: &Path) -> String {
     let file = path
@@ -382,24 +320,17 @@ impl ChatModel for LocalChatModel {
 
 /// The model weights and what a forward pass needs; one generation at a time holds it.
 struct Engine {
-    model: ModelWeights,
+    model: sextant_llama::Llama,
     tokenizer: Arc<LocalTokenizer>,
-    device: Device,
     im_end: u32,
 }
 
 impl Engine {
     /// Feeds `tokens` at `pos` and returns the logits after the last one.
     fn forward(&mut self, tokens: &[u32], pos: usize) -> Result<Vec<f32>, ChatError> {
-        let mut run = || -> candle_core::Result<Vec<f32>> {
-            let input = Tensor::new(tokens, &self.device)?.unsqueeze(0)?;
-            self.model
-                .forward(&input, pos)?
-                .squeeze(0)?
-                .to_dtype(DType::F32)?
-                .to_vec1::<f32>()
-        };
-        run().map_err(|err| local(format!("inference failed: {err}")))
+        self.model
+            .forward(tokens, pos)
+            .map_err(|err| local(format!("inference failed: {err}")))
     }
 }
 
@@ -611,7 +542,8 @@ impl Drop for CancelOnDrop {
 }
 
 impl<'a> Session<'a> {
-    /// Feeds the prompt from position 0 (which resets the KV cache).
+    /// Feeds the prompt, computing only the tokens after the part the KV cache already holds (the
+    /// start of the previous prompt it shares, such as the system message of a conversation).
     fn start(
         engine: &'a mut Engine,
         prompt: &[u32],
@@ -619,9 +551,10 @@ impl<'a> Session<'a> {
         context_length: usize,
         limit: usize,
     ) -> Result<Self, ChatError> {
+        let reused = engine.model.reusable_prefix(prompt);
         let mut session = Self {
             engine,
-            pos: 0,
+            pos: reused,
             logits: Vec::new(),
             sampler,
             pending: String::new(),
@@ -630,7 +563,7 @@ impl<'a> Session<'a> {
             limit,
             cancelled: None,
         };
-        for chunk in prompt.chunks(PROMPT_CHUNK) {
+        for chunk in prompt[reused..].chunks(PROMPT_CHUNK) {
             session.feed_tokens(chunk)?;
         }
         Ok(session)
