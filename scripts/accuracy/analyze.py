@@ -1,7 +1,7 @@
 """Offline accuracy figures (issue #19, item 5) from `sextant eval --json` output and the local
 trace store, until `sextant eval` has code scorers for them: fact accuracy (numbers and single
 words matched whole), needless tool calls, chat-template markup in answers, loops (a sentence
-three times or the token cap), inline `[n]` citations, latency.
+three times in the answer, its source list aside, or the token cap), inline `[n]` citations, latency.
 
     python3 scripts/accuracy/analyze.py DATA_DIR REPORT.json DATASET.jsonl KIND MAX_TOKENS
 
@@ -59,7 +59,7 @@ def main(report_path, dataset_path, kind, max_tokens):
         chats = [(n, a) for n, a in spans if n.startswith("chat")]
         facts = d["expectations"].get("expected_facts", [])
         fp = [fact_present(f, body(ans)) for f in facts]
-        rep3, capped = loops(ans, chats, max_tokens)
+        rep3, capped = loops(body(ans), chats, max_tokens)
         per.append(dict(row=row["row"], q=row["question"], answer=ans, error=row.get("error"),
                         latency=row["latency_ms"], tools=tools, facts=facts, fact_ok=all(fp) if fp else None,
                         facts_hit=sum(fp), facts_n=len(fp),

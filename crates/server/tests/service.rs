@@ -257,6 +257,33 @@ async fn an_openai_client_gets_whole_and_streamed_answers_in_the_callers_trace()
     assert!(usage.completion_tokens > 0);
     assert!(ids.iter().all(|id| id == &ids[0]), "one id per completion");
 
+    // The streamed chat span says when the first piece came (issue #19, item 8); the whole one
+    // does not. Both turns continued the caller's trace.
+    let trace_id = ids[0].strip_prefix("chatcmpl-").unwrap();
+    let mut first_chunk = Vec::new();
+    for _ in 0..50 {
+        first_chunk = trace(&service, trace_id, Some("ada"))
+            .await
+            .iter()
+            .filter(|s| s["name"].as_str().is_some_and(|n| n.starts_with("chat ")))
+            .filter_map(|s| s["attributes"]["gen_ai.response.time_to_first_chunk"].as_f64())
+            .collect();
+        if !first_chunk.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        first_chunk.len(),
+        1,
+        "one streamed chat span: {first_chunk:?}"
+    );
+    assert!(
+        first_chunk[0] > 0.0 && first_chunk[0] < 60.0,
+        "seconds to the first chunk: {}",
+        first_chunk[0]
+    );
+
     // Requests are counted by route, next to the GenAI client histograms.
     let metrics = http()
         .get(format!("{}/metrics", service.url))

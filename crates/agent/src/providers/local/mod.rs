@@ -660,10 +660,14 @@ impl Penalties {
 
 /// Sentences shorter than this (in bytes, trimmed) may repeat: "Yes." twice is not a loop.
 const LOOP_SENTENCE_MIN: usize = 12;
+/// Fragments repeated back to back are loops from this length (bytes) up to the next.
+const LOOP_RUN_MIN: usize = 6;
+const LOOP_RUN_MAX: usize = 64;
 
-/// Watches an answer for a sentence it already wrote: a small model that starts repeating itself
-/// does not stop until the token limit. The repeated sentence is cut and generation ends; text
-/// that could be the start of a repeat is held back from the stream until it is known not to be.
+/// Watches an answer for a sentence it already wrote, or a fragment it writes three times in a row
+/// (`2026-12-03, 2026-12-03, 2026-12-03, …`): a small model that starts repeating itself does not
+/// stop until the token limit. The repeat is cut and generation ends; text that could be the start
+/// of a repeat is held back from the stream until it is known not to be.
 #[derive(Debug, Default)]
 struct LoopGuard {
     /// The answer's completed sentences, normalised.
@@ -681,9 +685,47 @@ impl LoopGuard {
             .to_lowercase()
     }
 
-    /// After text was added: `Some(at)` when the sentence just completed repeats an earlier one
-    /// (the answer should end at `at`); else how many trailing bytes to hold back from the stream.
+    /// After text was added: `Err(at)` when the sentence just completed repeats an earlier one or a
+    /// fragment was written a third time in a row (the answer should end at `at`); else how many
+    /// trailing bytes to hold back from the stream.
     fn check(&mut self, text: &str) -> Result<usize, usize> {
+        let run_held = Self::repeated_run(text)?;
+        self.check_sentence(text)
+            .map(|sentence_held| sentence_held.max(run_held))
+    }
+
+    /// Consecutive copies of one fragment of `LOOP_RUN_MIN..=LOOP_RUN_MAX` bytes with a letter or
+    /// digit in it at the end of `text`: a third copy is a loop (`Err` at the second copy's start);
+    /// from the second copy on, the run after the first copy is held back.
+    fn repeated_run(text: &str) -> Result<usize, usize> {
+        let bytes = text.as_bytes();
+        let mut held = 0;
+        for period in LOOP_RUN_MIN..=LOOP_RUN_MAX.min(bytes.len() / 2) {
+            // How many trailing bytes equal the byte one period earlier.
+            let repeated = (period..bytes.len())
+                .rev()
+                .take_while(|&at| bytes[at] == bytes[at - period])
+                .count();
+            if repeated < period {
+                continue;
+            }
+            let first = &bytes[bytes.len() - repeated - period..bytes.len() - repeated];
+            if !first.iter().any(u8::is_ascii_alphanumeric) {
+                continue; // `---|---|---|` and other rules
+            }
+            let mut second = bytes.len() - repeated;
+            if repeated >= 2 * period {
+                while !text.is_char_boundary(second) {
+                    second += 1;
+                }
+                return Err(second);
+            }
+            held = held.max(repeated);
+        }
+        Ok(held)
+    }
+
+    fn check_sentence(&mut self, text: &str) -> Result<usize, usize> {
         let current = &text[self.start..];
         let sentence = Self::normalise(current);
         if current.ends_with(['.', '!', '?', '\n']) {
@@ -971,6 +1013,32 @@ mod tests {
         // Short sentences may repeat.
         let (text, last) = guard_over(&["Yes.", " Yes.", " Done"]);
         assert_eq!((text.as_str(), last), ("Yes. Yes. Done", Ok(0)));
+    }
+
+    #[test]
+    fn a_fragment_written_three_times_in_a_row_ends_the_answer() {
+        let (text, last) = guard_over(&[
+            "Paris, 14.6,",
+            " 2026-12-03,",
+            " 2026-12-03,",
+            " 2026-12-03,",
+            " 2026",
+        ]);
+        // The run starts where the repetition does, one period back: at the comma before it.
+        assert_eq!(text, "Paris, 14.6, 2026-12-03");
+        assert!(last.is_err());
+        // The second copy (from the comma before it) is held back while it may become a loop,
+        // released when it does not.
+        let (_, held) = guard_over(&["Paris, 2026-12-03,", " 2026-12-03,"]);
+        assert_eq!(held, Ok(", 2026-12-03,".len()));
+        let (_, held) = guard_over(&["Paris, 2026-12-03,", " 2026-12-03, and Rome"]);
+        assert_eq!(held, Ok(0));
+        // Rules, short words and ordinary text are not loops.
+        let (text, last) = guard_over(&["|---|---|---|---|", " very very very good"]);
+        assert_eq!(
+            (text.as_str(), last),
+            ("|---|---|---|---| very very very good", Ok(0))
+        );
     }
 
     #[test]
