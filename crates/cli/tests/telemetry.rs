@@ -68,7 +68,8 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
             .unwrap();
         assert!(answer["trace_id"].is_string(), "{answer}");
     }
-    // Wait until every stored span is spooled too, then kill: no shutdown, no flush.
+    // Wait until every stored span is spooled too and an export has failed, then kill: no
+    // shutdown, no flush.
     let deadline = Instant::now() + Duration::from_secs(30);
     let produced = loop {
         let stored = stored_span_ids(data.path());
@@ -77,7 +78,12 @@ fn a_killed_service_loses_no_span_to_a_collector_that_was_down() {
             &envs,
             &["telemetry", "status", "--json"],
         ));
-        if stored.len() >= 9 && spooled_spans(&status) == stored.len() as u64 {
+        // The sink spools before it tries the collector: wait for a failed attempt as well, or
+        // the kill may come before there was a failure to record.
+        if stored.len() >= 9
+            && spooled_spans(&status) == stored.len() as u64
+            && status[0]["last_error"].is_string()
+        {
             break stored;
         }
         assert!(Instant::now() < deadline, "never spooled: {status}");
