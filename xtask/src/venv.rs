@@ -52,6 +52,20 @@ pub const LLAMA: VenvSpec = VenvSpec {
     ],
 };
 
+/// The reference MCP servers from PyPI (`mcp-server-time`, `mcp-server-fetch`, spoken to over
+/// stdio) and the official Python SDK (`mcp`), whose client calls Sextant's MCP server in the tests.
+pub const MCP: VenvSpec = VenvSpec {
+    name: "mcp",
+    steps: &[PipStep {
+        flags: &[],
+        requirements: &[
+            "mcp==2.3.0",
+            "mcp-server-time==2026.10.19",
+            "mcp-server-fetch==2026.10.24",
+        ],
+    }],
+};
+
 pub struct Venv {
     pub dir: PathBuf,
 }

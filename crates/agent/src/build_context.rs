@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use sextant_memory::MemoryConfig;
 use sextant_tools::ToolsConfig;
+use sextant_tools::mcp::McpServers;
 use sextant_tracker::TrackingConfig;
 use sextant_tracker::prompts::{CachedPromptRegistry, RegistryError};
 
@@ -30,6 +31,9 @@ pub struct BuildContext {
     pub retry: RetryConfig,
     /// Tool limits and the built-in tools' settings (`[tools]`).
     pub tools: ToolsConfig,
+    /// The MCP servers agents may take tools, prompts and resources from (`[mcp]`), with the
+    /// process's connections to them (clones of a context share them).
+    pub mcp: McpServers,
     /// Embedder, vector store, chunking and retrieval (`[memory]`).
     pub memory: MemoryConfig,
     /// Where the prompt and model registries live (`[tracking]`).
@@ -50,6 +54,7 @@ impl BuildContext {
             providers: ProvidersConfig::default(),
             retry: RetryConfig::default(),
             tools: ToolsConfig::default(),
+            mcp: McpServers::default(),
             memory: MemoryConfig::default(),
             tracking: TrackingConfig::default(),
             capture_content: false,

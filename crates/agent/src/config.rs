@@ -11,6 +11,7 @@ use figment::providers::{Format, Toml};
 use serde::Deserialize;
 
 use sextant_memory::Retriever;
+use sextant_tools::mcp::McpSelector;
 use sextant_tools::{ToolSet, ToolSetError};
 use sextant_tracker::prompts::{PromptUri, RegistryError};
 
@@ -90,6 +91,14 @@ pub enum BuildError {
         agent: String,
         /// Why (part of the message, so not repeated as a source).
         error: RegistryError,
+    },
+    /// A tool from an MCP server could not be had (server unreachable, tool not offered …).
+    #[error("agent `{agent}`: {message}")]
+    Mcp {
+        /// The agent.
+        agent: String,
+        /// What went wrong, naming the server and the tool.
+        message: String,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
     #[error("agent `{agent}`: {error}")]
@@ -199,7 +208,8 @@ pub struct AgentConfig {
     /// Extra variables for the prompt templates.
     #[serde(default)]
     pub variables: serde_json::Map<String, serde_json::Value>,
-    /// Names of the tools it may call.
+    /// Names of the tools it may call: built-in tools, `search_memory`, and tools of MCP
+    /// servers as `mcp:SERVER/TOOL` or `mcp:SERVER/*` (every tool of that server).
     #[serde(default)]
     pub tools: Vec<String>,
     /// Most model calls per turn before it stops.
@@ -252,11 +262,13 @@ impl AgentConfig {
     /// The agent this file describes: its tools picked from the built-in tool set, its model made
     /// by the configured provider (the local model is pulled on first use).
     pub async fn build(&self, context: &BuildContext) -> Result<Agent, BuildError> {
-        // `search_memory` comes from the memory section, not the built-in tools.
+        // `search_memory` comes from the memory section and `mcp:…` from MCP servers, not the
+        // built-in tools.
         let builtin: Vec<String> = self
             .tools
             .iter()
             .filter(|name| self.memory.is_none() || name.as_str() != SEARCH_MEMORY)
+            .filter(|name| McpSelector::parse(name).is_none())
             .cloned()
             .collect();
         let mut tools =
@@ -264,6 +276,7 @@ impl AgentConfig {
                 agent: self.name.clone(),
                 error,
             })?;
+        self.add_mcp_tools(&mut tools, context).await?;
         let capture_content = self.capture_content.unwrap_or(context.capture_content);
         let mut context_retriever = None;
         if let Some(memory) = &self.memory {
@@ -330,6 +343,51 @@ impl AgentConfig {
         Ok(builder.build())
     }
 
+    /// The `mcp:server/tool` names of `tools`, parsed (`validate` has refused bad ones).
+    fn mcp_selectors(&self) -> Vec<McpSelector> {
+        self.tools
+            .iter()
+            .filter_map(|name| McpSelector::parse(name)?.ok())
+            .collect()
+    }
+
+    /// Adds the tools the `mcp:` names select, from the process's MCP connections. A name that
+    /// another tool of the agent has already is an error (a server's `tool_prefix` resolves it).
+    async fn add_mcp_tools(&self, tools: &mut ToolSet, context: &BuildContext) -> Result<(), BuildError> {
+        let selectors = self.mcp_selectors();
+        if selectors.is_empty() {
+            return Ok(());
+        }
+        let error = |message: String| BuildError::Mcp {
+            agent: self.name.clone(),
+            message,
+        };
+        #[cfg(feature = "mcp")]
+        {
+            let remote = sextant_tools::mcp::mcp_tools(&context.mcp, &selectors)
+                .await
+                .map_err(|e| error(e.to_string()))?;
+            for tool in remote {
+                if tools.get(tool.name()).is_some() {
+                    return Err(error(format!(
+                        "two tools are called `{}`; set `tool_prefix` on one MCP server in [mcp.servers]",
+                        tool.name()
+                    )));
+                }
+                tools.insert(tool);
+            }
+            Ok(())
+        }
+        #[cfg(not(feature = "mcp"))]
+        {
+            let _ = (tools, context);
+            Err(error(format!(
+                "`mcp:{}/…` needs MCP support, which this build leaves out (cargo feature `mcp`)",
+                selectors[0].server
+            )))
+        }
+    }
+
     /// The registry URIs of the system prompt and the template, if they are URIs.
     pub fn prompt_uris(&self) -> Result<(Option<PromptUri>, Option<PromptUri>), RegistryError> {
         let system = PromptUri::is_uri(&self.system_prompt)
@@ -371,6 +429,15 @@ impl AgentConfig {
                 source_name: source_name.into(),
                 message: error.to_string(),
             });
+        }
+        for name in &self.tools {
+            if let Some(Err(message)) = McpSelector::parse(name) {
+                return Err(ConfigError::Value {
+                    key: "tools".into(),
+                    source_name: source_name.into(),
+                    message,
+                });
+            }
         }
         if self.max_steps == 0 {
             return Err(ConfigError::Value {

@@ -300,6 +300,28 @@ pub fn search_memory_tool(retriever: Arc<Retriever>) -> impl Tool {
     )
 }
 
+/// The `top_k` passages of `collection` closest to `query`, with the retrieval settings of
+/// `[memory]`: what `search_memory` returns, for callers without an agent (the MCP server).
+/// Traced as a `retrieval {collection}` span like an agent's retrieval.
+pub async fn search_collection(
+    context: &BuildContext,
+    collection: &str,
+    query: &str,
+    top_k: usize,
+) -> Result<Vec<RetrievedChunk>, MemoryBuildError> {
+    let embedder = build_embedder(context).await?;
+    let store = build_store(context)?;
+    let mut options = context.memory.retrieval.clone();
+    options.top_k = top_k.max(1);
+    options.candidates = options.candidates.max(options.top_k);
+    let retriever = Retriever::new(embedder, store, collection, options)
+        .capture_content(context.capture_content);
+    retriever
+        .retrieve(query)
+        .await
+        .map_err(|error| MemoryBuildError::Config(error.to_string()))
+}
+
 /// The arguments of `search_memory`.
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct SearchMemoryArgs {

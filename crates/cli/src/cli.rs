@@ -29,6 +29,10 @@ pub enum Command {
     /// Serve agents over HTTP: OpenAI-compatible chat completions, Sextant's invoke API, traces,
     /// health and Prometheus metrics ([serve] in the configuration).
     Serve(ServeArgs),
+    /// Serve the agents, `search_memory` and the prompt registry's prompts as an MCP server over
+    /// stdin/stdout (for an MCP client that spawns `sextant mcp`; `sextant serve` offers the same
+    /// over HTTP at /mcp).
+    Mcp,
     /// API keys for `sextant serve` ([serve.auth]).
     #[command(subcommand)]
     Keys(KeysCommand),

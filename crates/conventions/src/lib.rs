@@ -31,6 +31,7 @@
 #![deny(missing_docs)]
 #![allow(deprecated)] // The GenAI constants moved to a separate semconv repository upstream; the names are unchanged.
 
+pub mod mcp;
 pub mod metric;
 pub mod operation;
 mod shown_url;
@@ -144,6 +145,22 @@ pub const HTTP_RESPONSE_STATUS_CODE: &str = semconv::HTTP_RESPONSE_STATUS_CODE;
 pub const SERVER_ADDRESS: &str = semconv::SERVER_ADDRESS;
 /// `server.port`: the port an outgoing HTTP request went to.
 pub const SERVER_PORT: &str = semconv::SERVER_PORT;
+/// `mcp.method.name`: the MCP request's method (`tools/call`, `prompts/get`, …; see [`mcp`]).
+pub const MCP_METHOD_NAME: &str = semconv::MCP_METHOD_NAME;
+/// `mcp.session.id`: the Streamable HTTP session, when the transport has one.
+pub const MCP_SESSION_ID: &str = semconv::MCP_SESSION_ID;
+/// `mcp.protocol.version`: the protocol version the two sides agreed (`2025-06-18`).
+pub const MCP_PROTOCOL_VERSION: &str = semconv::MCP_PROTOCOL_VERSION;
+/// `mcp.resource.uri`: the resource a `resources/read` names.
+pub const MCP_RESOURCE_URI: &str = semconv::MCP_RESOURCE_URI;
+/// `jsonrpc.request.id`: the JSON-RPC id of an MCP request.
+pub const JSONRPC_REQUEST_ID: &str = semconv::JSONRPC_REQUEST_ID;
+/// `rpc.response.status_code`: the JSON-RPC error code of a failed MCP request.
+pub const RPC_RESPONSE_STATUS_CODE: &str = semconv::RPC_RESPONSE_STATUS_CODE;
+/// `network.transport`: `pipe` for MCP over stdio, `tcp` for Streamable HTTP.
+pub const NETWORK_TRANSPORT: &str = semconv::NETWORK_TRANSPORT;
+/// `sextant.mcp.server`: the name of the MCP server in `[mcp.servers]` a client span talks to.
+pub const SEXTANT_MCP_SERVER: &str = "sextant.mcp.server";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

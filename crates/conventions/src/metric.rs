@@ -1,4 +1,4 @@
-//! Metric names and bucket boundaries of the GenAI client and HTTP server metrics.
+//! Metric names and bucket boundaries of the GenAI client, MCP and HTTP server metrics.
 
 use opentelemetry_semantic_conventions::metric as semconv;
 
@@ -15,6 +15,15 @@ pub const TOKEN_USAGE_BOUNDARIES: [f64; 14] = [
 /// Bucket boundaries the conventions recommend for `gen_ai.client.operation.duration`.
 pub const OPERATION_DURATION_BOUNDARIES: [f64; 14] = [
     0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// `mcp.client.operation.duration`: histogram of MCP requests as the client saw them, unit `s`.
+pub const MCP_CLIENT_OPERATION_DURATION: &str = semconv::MCP_CLIENT_OPERATION_DURATION;
+/// `mcp.server.operation.duration`: histogram of MCP requests as the server handled them, unit `s`.
+pub const MCP_SERVER_OPERATION_DURATION: &str = semconv::MCP_SERVER_OPERATION_DURATION;
+/// Bucket boundaries the MCP conventions recommend for both operation durations.
+pub const MCP_OPERATION_DURATION_BOUNDARIES: [f64; 14] = [
+    0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
 /// `http.server.request.duration`: histogram of HTTP server request durations, unit `s`.

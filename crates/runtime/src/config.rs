@@ -28,6 +28,7 @@ use sextant_agent::session::SessionsConfig;
 use sextant_agent::{AgentDefaults, BuildContext, ConfigError};
 use sextant_memory::MemoryConfig;
 use sextant_tools::ToolsConfig;
+use sextant_tools::mcp::{McpConfig, McpServers};
 use sextant_tracker::{TelemetrySettings, TrackingConfig};
 
 /// The defaults, as shipped in `configs/sextant.toml`.
@@ -84,6 +85,9 @@ pub struct SextantConfig {
     /// Tool limits and the built-in tools' settings (`[tools]`, sextant-tools).
     #[serde(default)]
     pub tools: ToolsConfig,
+    /// MCP servers agents take tools, prompts and resources from (`[mcp]`, sextant-tools).
+    #[serde(default)]
+    pub mcp: McpConfig,
     /// Embedder, vector store, chunking and retrieval (`[memory]`, sextant-memory).
     #[serde(default)]
     pub memory: MemoryConfig,
@@ -171,6 +175,11 @@ impl SextantConfig {
             source_name: "the configuration".into(),
             message: error.message,
         })?;
+        self.mcp.validate().map_err(|error| ConfigError::Value {
+            key: error.key,
+            source_name: "the configuration".into(),
+            message: error.message,
+        })?;
         self.tracking
             .validate()
             .map_err(|(key, message)| ConfigError::Value {
@@ -195,6 +204,7 @@ impl SextantConfig {
             providers: self.providers.clone(),
             retry: self.retry.clone(),
             tools: self.tools.clone(),
+            mcp: McpServers::new(self.mcp.clone()),
             memory: self.memory.clone(),
             tracking: self.tracking.clone(),
             capture_content: self.telemetry.capture_content,
@@ -299,6 +309,7 @@ mod tests {
         assert_eq!(config.providers, ProvidersConfig::default());
         assert_eq!(config.retry, RetryConfig::default());
         assert_eq!(config.tools, ToolsConfig::default());
+        assert_eq!(config.mcp, McpConfig::default());
         assert_eq!(config.memory, MemoryConfig::default());
         assert_eq!(config.tracking, TrackingConfig::default());
         assert_eq!(config.sessions, SessionsConfig::default());

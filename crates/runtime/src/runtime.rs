@@ -379,6 +379,8 @@ impl Runtime {
     /// Ends the run (as finished, unless [`Runtime::end_run`] ended it already), then flushes and
     /// shuts telemetry down. Dropping a runtime instead flushes too, but loses the reports.
     pub async fn shutdown(mut self) -> Result<RuntimeReport, TelemetryError> {
+        // MCP servers over stdio get to exit on their own (and flush) before this process does.
+        self.context.mcp.shutdown().await;
         let run = self.end_run(RunStatus::Finished).await;
         let telemetry = match self.telemetry.take() {
             // The guard flushes and shuts down synchronously: off the async workers.

@@ -108,6 +108,15 @@ impl AgentCatalog {
         names.into_iter().collect()
     }
 
+    /// The configuration of agent `name` (a stem in `agents_dir` or the built-in assistant), for
+    /// describing it; `None` for other names or a file that does not load.
+    pub fn config_of(&self, name: &str) -> Option<AgentConfig> {
+        match self.agent_file(name).ok()? {
+            Some(file) => AgentConfig::load(&file).ok(),
+            None => Some(AgentConfig::builtin_default()),
+        }
+    }
+
     /// The agent `model` names (empty: the default), with the version it is when it comes from
     /// the registry.
     pub async fn get(&self, model: &str) -> Result<(Arc<Agent>, Option<String>), ApiError> {

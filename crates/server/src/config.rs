@@ -48,9 +48,31 @@ pub struct ServeConfig {
     pub body_read_timeout_secs: f64,
     /// Connections open at once; more wait in the listen backlog.
     pub max_connections: usize,
+    /// `[serve.mcp]`: what `/mcp` and `sextant mcp` expose besides the agents.
+    pub mcp: McpServeConfig,
     /// `Host` names accepted while no key is configured (a DNS-rebinding page sends its own);
     /// `*` = any.
     pub allowed_hosts: Vec<String>,
+}
+
+/// `[serve.mcp]`: the service as an MCP server (`/mcp`, `sextant mcp`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpServeConfig {
+    /// Whether `/mcp` is served.
+    pub enabled: bool,
+    /// The collections the `search_memory` tool may search; unset: the collections the served
+    /// agent files answer from; empty: no `search_memory` tool.
+    pub collections: Option<Vec<String>>,
+}
+
+impl Default for McpServeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            collections: None,
+        }
+    }
 }
 
 /// See [`ServeConfig::trust_incoming_trace_context`].
@@ -85,6 +107,7 @@ impl Default for ServeConfig {
             body_read_timeout_secs: 30.0,
             max_connections: 256,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            mcp: McpServeConfig::default(),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! - `POST /v1/chat/completions`: OpenAI's chat completions (also streamed as SSE); `model` names
 //!   the agent (a file stem in `[serve] agents_dir`, or `models:/name@alias`);
 //! - `POST /v1/agents/{name}/invoke`: Sextant's JSON API (answer, trace id, usage, citations);
+//! - `POST /mcp`: the agents as MCP tools, `search_memory` and the registry's prompts, over
+//!   Streamable HTTP ([`Server::serve_mcp_stdio`] serves the same over stdio: `sextant mcp`);
 //! - `GET /v1/models`, `GET /v1/traces/{id}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! A [`Server`] is made from a started [`Runtime`](sextant_runtime::Runtime): its
@@ -30,6 +32,7 @@ mod agents;
 mod auth;
 mod config;
 mod error;
+mod mcp;
 mod openai;
 mod routes;
 mod server;
@@ -38,7 +41,7 @@ mod turn;
 
 pub use agents::BUILTIN;
 pub use auth::{AuthConfig, Caller, KeyConfig, Principal, Role, new_key, valid_user_id};
-pub use config::{ServeConfig, TraceTrust};
+pub use config::{McpServeConfig, ServeConfig, TraceTrust};
 pub use error::ApiError;
 pub use server::{Server, ServerError, check_bind, run_spec, shutdown_signal};
 pub use turn::{SESSION_HEADER, USER_HEADER};

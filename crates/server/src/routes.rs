@@ -20,7 +20,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::openai::{self, ChatCompletionRequest};
 use crate::server::ServiceState;
-use crate::turn::{self, Turn, TurnInput};
+use crate::turn::{self, Turn, TurnEntry, TurnInput};
 
 type AppState = State<Arc<ServiceState>>;
 
@@ -93,7 +93,7 @@ pub async fn chat_completions(
         caller,
     };
     let mut turn = state
-        .prepare_turn("/v1/chat/completions", &headers, input)
+        .prepare_turn(TurnEntry::Http { route: "/v1/chat/completions" }, &headers, input)
         .await?;
     let id = openai::completion_id(turn.trace_id.as_deref());
     if !request.stream {
@@ -197,7 +197,7 @@ pub async fn invoke(
         caller,
     };
     let mut turn = state
-        .prepare_turn("/v1/agents/{name}/invoke", &headers, input)
+        .prepare_turn(TurnEntry::Http { route: "/v1/agents/{name}/invoke" }, &headers, input)
         .await?;
     let outcome = match turn.run(&state, None).await {
         Ok(outcome) => outcome,

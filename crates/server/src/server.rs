@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use crate::agents::AgentCatalog;
 use crate::auth::{self, AuthConfigError, Keys};
 use crate::config::ServeConfig;
+use crate::mcp::{self, McpHandler, McpTransport};
 use crate::routes::{self, Readiness};
 use crate::transport::{self, Limits};
 
@@ -308,6 +309,38 @@ impl Server {
         !self.state.keys.is_empty()
     }
 
+    /// Serves the agents, `search_memory` and the registry's prompts as an MCP server over this
+    /// process's stdin and stdout (`sextant mcp`) until the client closes stdin, then flushes the
+    /// tracking run and telemetry. The client started this process, so the trace context in its
+    /// requests is always continued. Nothing else may write to stdout meanwhile.
+    pub async fn serve_mcp_stdio(self) -> Result<RuntimeReport, ServerError> {
+        use rmcp::ServiceExt;
+        self.warm_up();
+        let handler = McpHandler::new(self.state.clone(), McpTransport::Stdio);
+        let service = handler
+            .serve(rmcp::transport::stdio())
+            .await
+            .map_err(|error| std::io::Error::other(error.to_string()))?;
+        let ended = service.waiting().await;
+        let state = self.state;
+        let runtime = state.runtime.clone();
+        runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
+        drop(state);
+        let run = runtime.end_run(RunStatus::Finished).await;
+        let mut report = match Arc::try_unwrap(runtime) {
+            Ok(runtime) => runtime.shutdown().await?,
+            Err(runtime) => {
+                tokio::task::spawn_blocking(move || runtime.flush())
+                    .await
+                    .map_err(std::io::Error::other)??;
+                RuntimeReport::default()
+            }
+        };
+        report.run = run;
+        ended.map_err(std::io::Error::other)?;
+        Ok(report)
+    }
+
     /// Serves on `listener` until `shutdown` completes, then drains: new turns get 503, turns in
     /// flight finish within `[serve] shutdown_grace_secs`, and the tracking run and the telemetry
     /// are flushed and shut down. Without API keys, a listener on a non-loopback address is
@@ -418,11 +451,15 @@ impl Server {
 
 /// The service's routes and layers.
 fn router(state: Arc<ServiceState>) -> Router {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/agents/{name}/invoke", post(routes::invoke))
         .route("/v1/models", get(routes::models))
-        .route("/v1/traces/{id}", get(routes::trace))
+        .route("/v1/traces/{id}", get(routes::trace));
+    if state.settings.mcp.enabled {
+        api = api.route_service("/mcp", mcp::http_service(state.clone()));
+    }
+    let api = api
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             transport::read_body_within,

@@ -116,6 +116,87 @@ pub(crate) fn may_read(readable: Option<&str>, owner: &str) -> bool {
     }
 }
 
+/// How a turn's request arrived: it names the turn's server span.
+pub enum TurnEntry {
+    /// An HTTP endpoint: `POST {route}`, continuing a `traceparent` header.
+    Http {
+        /// The route template.
+        route: &'static str,
+    },
+    /// An MCP `tools/call` of an agent: `tools/call {agent}`, continuing `params._meta`.
+    Mcp(McpEntry),
+}
+
+/// What an MCP request says about itself.
+pub struct McpEntry {
+    /// The tool called (the agent's name).
+    pub tool: String,
+    /// `jsonrpc.request.id`.
+    pub request_id: String,
+    /// `mcp.protocol.version`.
+    pub protocol_version: Option<String>,
+    /// `network.transport`: `pipe` or `tcp`.
+    pub transport: &'static str,
+    /// `params._meta.traceparent`.
+    pub traceparent: Option<String>,
+    /// `params._meta.tracestate`.
+    pub tracestate: Option<String>,
+    /// Whether the transport itself vouches for the caller (stdio: it started this process), so
+    /// its trace context is continued whatever `trust_incoming_trace_context` says.
+    pub trusted: bool,
+}
+
+impl TurnEntry {
+    /// The turn's server span.
+    fn span(
+        &self,
+        agent: &str,
+        session: Option<&str>,
+        user_id: Option<&str>,
+        owner: &str,
+    ) -> tracing::Span {
+        match self {
+            TurnEntry::Http { route } => tracing::info_span!(
+                "http_request",
+                otel.name = %format!("POST {route}"),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+                { sc::HTTP_REQUEST_METHOD } = "POST",
+                { sc::HTTP_ROUTE } = *route,
+                { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
+                { sc::GEN_AI_AGENT_NAME } = %agent,
+                { sc::GEN_AI_CONVERSATION_ID } = session,
+                { sc::SESSION_ID } = session,
+                { sc::USER_ID } = user_id,
+                { sc::SEXTANT_OWNER } = owner,
+                { sc::SEXTANT_CALLER_TRACEPARENT } = Empty,
+                { sc::ERROR_TYPE } = Empty,
+            ),
+            TurnEntry::Mcp(mcp) => tracing::info_span!(
+                "mcp_request",
+                otel.name = %format!("{} {}", sc::mcp::TOOLS_CALL, mcp.tool),
+                otel.kind = "server",
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+                { sc::MCP_METHOD_NAME } = sc::mcp::TOOLS_CALL,
+                { sc::MCP_PROTOCOL_VERSION } = mcp.protocol_version.as_deref(),
+                { sc::JSONRPC_REQUEST_ID } = %mcp.request_id,
+                { sc::NETWORK_TRANSPORT } = mcp.transport,
+                { sc::GEN_AI_OPERATION_NAME } = sc::operation::EXECUTE_TOOL,
+                { sc::GEN_AI_TOOL_NAME } = %mcp.tool,
+                { sc::GEN_AI_AGENT_NAME } = %agent,
+                { sc::GEN_AI_CONVERSATION_ID } = session,
+                { sc::SESSION_ID } = session,
+                { sc::USER_ID } = user_id,
+                { sc::SEXTANT_OWNER } = owner,
+                { sc::SEXTANT_CALLER_TRACEPARENT } = Empty,
+                { sc::ERROR_TYPE } = Empty,
+            ),
+        }
+    }
+}
+
 /// A turn ready to run: its slot, agent, session and span.
 pub struct Turn {
     /// The agent answering.
@@ -163,7 +244,7 @@ impl ServiceState {
     /// Takes a request slot and prepares the turn `input` asks for.
     pub async fn prepare_turn(
         &self,
-        route: &'static str,
+        entry: TurnEntry,
         headers: &HeaderMap,
         mut input: TurnInput,
     ) -> Result<Turn, ApiError> {
@@ -217,34 +298,31 @@ impl ServiceState {
             (history, None) => history.unwrap_or_default(),
         };
 
-        let span = tracing::info_span!(
-            "http_request",
-            otel.name = %format!("POST {route}"),
-            otel.kind = "server",
-            otel.status_code = Empty,
-            otel.status_description = Empty,
-            { sc::HTTP_REQUEST_METHOD } = "POST",
-            { sc::HTTP_ROUTE } = route,
-            { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
-            { sc::GEN_AI_AGENT_NAME } = %agent.name(),
-            { sc::GEN_AI_CONVERSATION_ID } = session.as_ref().map(|s| s.id.as_str()),
-            { sc::SESSION_ID } = session.as_ref().map(|s| s.id.as_str()),
-            { sc::USER_ID } = user_id.as_deref(),
-            { sc::SEXTANT_OWNER } = identity.owner.as_str(),
-            { sc::SEXTANT_CALLER_TRACEPARENT } = Empty,
-            { sc::ERROR_TYPE } = Empty,
+        let span = entry.span(
+            agent.name(),
+            session.as_ref().map(|s| s.id.as_str()),
+            user_id.as_deref(),
+            &identity.owner,
         );
-        if let Some(traceparent) = header(headers, "traceparent") {
-            let tracestate = header(headers, "tracestate");
-            let trusted = match self.settings.trust_incoming_trace_context {
-                TraceTrust::Never => false,
-                TraceTrust::All => true,
-                TraceTrust::Services => input
-                    .caller
-                    .principal
-                    .as_ref()
-                    .is_some_and(|p| p.acts_for_others()),
-            };
+        let (traceparent, tracestate, transport_trusted) = match &entry {
+            TurnEntry::Http { .. } => (
+                header(headers, "traceparent"),
+                header(headers, "tracestate"),
+                false,
+            ),
+            TurnEntry::Mcp(mcp) => (mcp.traceparent.clone(), mcp.tracestate.clone(), mcp.trusted),
+        };
+        if let Some(traceparent) = traceparent {
+            let trusted = transport_trusted
+                || match self.settings.trust_incoming_trace_context {
+                    TraceTrust::Never => false,
+                    TraceTrust::All => true,
+                    TraceTrust::Services => input
+                        .caller
+                        .principal
+                        .as_ref()
+                        .is_some_and(|p| p.acts_for_others()),
+                };
             // An invalid header starts a new trace, as W3C Trace Context asks.
             let followed = if trusted {
                 sextant_tracker::continue_trace(&span, &traceparent, tracestate.as_deref())

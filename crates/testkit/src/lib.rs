@@ -107,3 +107,41 @@ pub fn local_agent_file(dir: &std::path::Path, name: &str, max_tokens: u32) {
     )
     .unwrap_or_else(|error| panic!("writing the agent file {name}.toml in {}: {error}", dir.display()));
 }
+
+/// The `bin/` directory of the venv with the reference MCP servers (`mcp-server-time`,
+/// `mcp-server-fetch`) and the official Python MCP SDK (`SEXTANT_TEST_MCP_BIN`).
+pub fn mcp_bin() -> std::path::PathBuf {
+    std::path::PathBuf::from(server_env(
+        "SEXTANT_TEST_MCP_BIN",
+        "the reference MCP servers from PyPI (mcp-server-time, mcp-server-fetch, mcp)",
+    ))
+}
+
+/// The launcher of the reference `@modelcontextprotocol/server-everything`
+/// (`SEXTANT_TEST_MCP_EVERYTHING`).
+pub fn mcp_everything() -> std::path::PathBuf {
+    std::path::PathBuf::from(server_env(
+        "SEXTANT_TEST_MCP_EVERYTHING",
+        "the reference MCP server @modelcontextprotocol/server-everything from npm",
+    ))
+}
+
+/// The official Python MCP SDK as a client (`scripts/mcp_sdk_client.py`, run by the MCP venv's
+/// interpreter) with `args`; its one line of JSON output, parsed.
+pub fn mcp_sdk_client(args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mcp_sdk_client.py");
+    let output = Command::new(mcp_bin().join("python"))
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the MCP venv's python runs");
+    assert!(
+        output.status.success(),
+        "the Python MCP client failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}

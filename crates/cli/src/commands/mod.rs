@@ -5,6 +5,7 @@ mod eval;
 mod experiments;
 mod ingest;
 mod keys;
+mod mcp;
 mod memory;
 mod models;
 mod prompts;
@@ -27,6 +28,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Chat(args) => chat::chat(config, args).await,
         Command::Eval(args) => eval::eval(config, args).await,
         Command::Serve(args) => serve::serve(config, args).await,
+        Command::Mcp => mcp::mcp(config).await,
         Command::Keys(command) => keys::keys(command),
         Command::Telemetry(command) => telemetry::telemetry(config, command).await,
         command => {
@@ -44,6 +46,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
                 | Command::Chat(_)
                 | Command::Eval(_)
                 | Command::Serve(_)
+                | Command::Mcp
                 | Command::Keys(_)
                 | Command::Telemetry(_) => {
                     unreachable!("matched above")

@@ -79,8 +79,8 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
     Ok(guard)
 }
 
-/// Which spans become OpenTelemetry spans: info and above, except the HTTP, gRPC and exporter
-/// internals (which would otherwise trace their own exports).
+/// Which spans become OpenTelemetry spans: info and above, except the HTTP, gRPC, exporter and
+/// MCP SDK internals (which would otherwise trace their own exports).
 fn span_filter() -> Targets {
     let quiet = [
         "h2",
@@ -93,6 +93,9 @@ fn span_filter() -> Targets {
         "opentelemetry",
         "opentelemetry_sdk",
         "opentelemetry_otlp",
+        // The MCP SDK's own request spans: Sextant records each MCP request itself, named and
+        // attributed as the MCP conventions ask.
+        "rmcp",
     ];
     quiet.into_iter().fold(
         Targets::new().with_default(LevelFilter::INFO),
