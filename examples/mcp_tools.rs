@@ -10,7 +10,7 @@
 //! ```sh
 //! pip install mcp-server-time   # or: uvx mcp-server-time
 //! SEXTANT_MCP__SERVERS__TIME__COMMAND=mcp-server-time \
-//!   cargo run --release --example mcp_tools -- "What time is it in Tokyo?"
+//!   cargo run --release --example mcp_tools -- "What time is it now in the Asia/Tokyo timezone?"
 //! ```
 
 use sextant_runtime::{Runtime, SextantConfig};
@@ -20,7 +20,7 @@ use sextant_tracker::SpanTree;
 async fn main() -> anyhow::Result<()> {
     let question = std::env::args()
         .nth(1)
-        .unwrap_or_else(|| "What time is it in Tokyo?".into());
+        .unwrap_or_else(|| "What time is it now in the Asia/Tokyo timezone?".into());
 
     let mut config = SextantConfig::load(None)?;
     config.telemetry.capture_content = true; // a demo: arguments and results on the spans
@@ -42,7 +42,10 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("\n{}\n", outcome.answer.trim());
     if let Some(trace_id) = &outcome.trace_id {
-        print!("{}", SpanTree::build(&runtime.trace_spans(trace_id)?).render());
+        print!(
+            "{}",
+            SpanTree::build(&runtime.trace_spans(trace_id)?).render()
+        );
     }
     runtime.shutdown().await?;
     Ok(())

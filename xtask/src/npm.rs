@@ -44,20 +44,35 @@ impl NpmSpec {
         let wanted = format!("npm install {}\n", self.packages.join(" "));
         let marker = dir.join(MARKER);
         if fs::read_to_string(&marker).ok().as_deref() == Some(wanted.as_str()) {
-            println!("xtask: npm prefix `{}` is up to date ({})", self.name, dir.display());
+            println!(
+                "xtask: npm prefix `{}` is up to date ({})",
+                self.name,
+                dir.display()
+            );
             return Ok(prefix);
         }
         let started = Instant::now();
-        println!("xtask: installing {} into {}", self.packages.join(" "), dir.display());
+        println!(
+            "xtask: installing {} into {}",
+            self.packages.join(" "),
+            dir.display()
+        );
         if dir.exists() {
             fs::remove_dir_all(&dir)
                 .with_context(|| format!("removing the stale npm prefix {}", dir.display()))?;
         }
         fs::create_dir_all(&dir)?;
         let mut cmd = Command::new("npm");
-        cmd.args(["install", "--no-audit", "--no-fund", "--loglevel", "error", "--prefix"])
-            .arg(&dir)
-            .args(self.packages);
+        cmd.args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--loglevel",
+            "error",
+            "--prefix",
+        ])
+        .arg(&dir)
+        .args(self.packages);
         let shown = process::display_command(&cmd);
         let status = process::run_interruptible(&mut cmd)
             .with_context(|| format!("running `{shown}`: is Node.js with npm installed?"))?;

@@ -27,7 +27,10 @@ use crate::chat::{
 };
 use crate::error::ChatError;
 use crate::memory::{Citation, cite};
-use crate::prompt::{AgentPrompts, ConstructedPrompt, linked_prompts, user_message};
+use crate::prompt::{
+    AgentPrompts, ConstructedPrompt, MessageTemplate, construct_from_template, linked_prompts,
+    user_message,
+};
 use crate::span_content;
 
 /// Why a turn failed. Tool failures are not here: they go back to the model.
@@ -57,6 +60,14 @@ pub enum AgentError {
         /// Why (part of the message, so not repeated as a source).
         error: RetrievalError,
     },
+    /// A [`ContextSource`] (an MCP resource) could not be read.
+    #[error("agent `{agent}`: reading context failed: {message}")]
+    Context {
+        /// The agent.
+        agent: String,
+        /// Which source and why.
+        message: String,
+    },
 }
 
 impl AgentError {
@@ -66,8 +77,17 @@ impl AgentError {
             Self::Chat { error, .. } => error.error_type().to_string(),
             Self::Retrieval { error, .. } => error.error_type().to_owned(),
             Self::Prompt { error, .. } => error.error_type().to_owned(),
+            Self::Context { .. } => "context_error".to_owned(),
         }
     }
+}
+
+/// Documents an agent reads every turn besides its memory (the MCP resources its file lists):
+/// they join the turn's sources, numbered and citable like retrieved chunks.
+#[async_trait::async_trait]
+pub trait ContextSource: Send + Sync {
+    /// The documents for this turn's `question`; an error names the source and why.
+    async fn read(&self, question: &str) -> Result<Vec<RetrievedChunk>, String>;
 }
 
 /// How a turn ended.
@@ -186,8 +206,13 @@ pub struct Agent {
     capture_content: bool,
     metrics: GenAiMetrics,
     context_retriever: Option<Arc<Retriever>>,
+    context_sources: Vec<Arc<dyn ContextSource>>,
     context_fit: crate::rag_context::ContextFit,
     prompts: Option<AgentPrompts>,
+    message_template: Option<(
+        Arc<dyn MessageTemplate>,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
     model_version: Option<String>,
 }
 
@@ -241,6 +266,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Read `source` every turn and answer from its documents too, with citations.
+    pub fn context_source(mut self, source: Arc<dyn ContextSource>) -> Self {
+        self.agent.context_sources.push(source);
+        self
+    }
+
     /// How the retrieved chunks are cut to fit the model before it sees them (default: not cut).
     pub fn context_fit(mut self, fit: crate::rag_context::ContextFit) -> Self {
         self.agent.context_fit = fit;
@@ -251,6 +282,18 @@ impl AgentBuilder {
     /// resolved every turn as a `prompt {name}` span (see [`AgentPrompts`]).
     pub fn prompts(mut self, prompts: AgentPrompts) -> Self {
         self.agent.prompts = Some(prompts);
+        self
+    }
+
+    /// Take the turn's messages from `template` (an MCP server's prompt), rendered every turn with
+    /// the arguments it declares among `question`, `context` and `variables`; a registry system
+    /// prompt still applies.
+    pub fn message_template(
+        mut self,
+        template: Arc<dyn MessageTemplate>,
+        variables: serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
+        self.agent.message_template = Some((template, variables));
         self
     }
 
@@ -274,8 +317,10 @@ impl Agent {
                 capture_content: false,
                 metrics: GenAiMetrics::global(),
                 context_retriever: None,
+                context_sources: Vec::new(),
                 context_fit: crate::rag_context::ContextFit::default(),
                 prompts: None,
+                message_template: None,
                 model_version: None,
             },
         }
@@ -419,6 +464,28 @@ impl Agent {
                 ..ConstructedPrompt::default()
             },
         };
+        let constructed = match &self.message_template {
+            None => constructed,
+            Some((template, variables)) => {
+                let from_template = construct_from_template(
+                    template.as_ref(),
+                    variables,
+                    question,
+                    sources.as_deref(),
+                    self.capture_content,
+                )
+                .await
+                .map_err(|message| AgentError::Context {
+                    agent: self.name.clone(),
+                    message: format!("the prompt `{}`: {message}", template.name()),
+                })?;
+                ConstructedPrompt {
+                    system: from_template.system.or(constructed.system),
+                    messages: from_template.messages,
+                    versions: constructed.versions,
+                }
+            }
+        };
         // The agent span names the prompt that shaped the question: the template's, else the
         // system prompt's.
         if let Some(used) = constructed.versions.last() {
@@ -538,17 +605,35 @@ impl Agent {
         &self,
         question: &str,
     ) -> Result<Option<Vec<RetrievedChunk>>, AgentError> {
-        let Some(retriever) = &self.context_retriever else {
+        if self.context_retriever.is_none() && self.context_sources.is_empty() {
             return Ok(None);
-        };
-        retriever
-            .retrieve(question)
-            .await
-            .map(|chunks| Some(self.context_fit.apply(question, chunks)))
-            .map_err(|error| AgentError::Retrieval {
-                agent: self.name.clone(),
-                error,
-            })
+        }
+        let mut chunks = Vec::new();
+        for source in &self.context_sources {
+            chunks.extend(
+                source
+                    .read(question)
+                    .await
+                    .map_err(|message| AgentError::Context {
+                        agent: self.name.clone(),
+                        message,
+                    })?,
+            );
+        }
+        // The sources' documents are given whole; retrieved chunks are cut to fit (their scores
+        // are similarities, which a document read in full does not have).
+        if let Some(retriever) = &self.context_retriever {
+            let retrieved =
+                retriever
+                    .retrieve(question)
+                    .await
+                    .map_err(|error| AgentError::Retrieval {
+                        agent: self.name.clone(),
+                        error,
+                    })?;
+            chunks.extend(self.context_fit.apply(question, retrieved));
+        }
+        Ok(Some(chunks))
     }
 
     /// One model call with this agent's model, metrics and content capture, traced as

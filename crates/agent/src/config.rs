@@ -19,6 +19,7 @@ use crate::agent::Agent;
 use crate::build_context::BuildContext;
 use crate::chat::ChatOptions;
 use crate::error::ChatError;
+use crate::mcp_context::McpResourceRef;
 use crate::memory::{
     AgentMemoryConfig, MemoryBuildError, SEARCH_MEMORY, build_embedder, build_store,
     search_memory_tool,
@@ -199,7 +200,8 @@ pub struct AgentConfig {
     /// Its system prompt: the text, or a registry URI (`prompts:/name@alias`, `prompts:/name/3`).
     #[serde(default)]
     pub system_prompt: String,
-    /// The template of each turn's messages, from the registry (`prompts:/qa-prompt@production`):
+    /// The template of each turn's messages, from the registry (`prompts:/qa-prompt@production`)
+    /// or an MCP server (`mcp:SERVER/NAME`, rendered by the server with the arguments it declares):
     /// a text template becomes the user message; a chat template's messages replace the system
     /// prompt and the user message. It can use `{{ question }}`, `{{ context }}` (retrieved
     /// sources) and the `[variables]`.
@@ -212,6 +214,10 @@ pub struct AgentConfig {
     /// servers as `mcp:SERVER/TOOL` or `mcp:SERVER/*` (every tool of that server).
     #[serde(default)]
     pub tools: Vec<String>,
+    /// MCP resources read every turn and given to the model as sources it cites:
+    /// `mcp:SERVER/URI` (`mcp:docs/file:///guide.md`).
+    #[serde(default)]
+    pub resources: Vec<String>,
     /// Most model calls per turn before it stops.
     #[serde(default = "default_max_steps")]
     pub max_steps: u32,
@@ -340,6 +346,50 @@ impl AgentConfig {
         if let Some(prompts) = prompts {
             builder = builder.prompts(prompts);
         }
+        if let Some(Some(Ok(selector))) = self.prompt.as_deref().map(McpSelector::parse) {
+            let name = selector.tool.unwrap_or_default();
+            #[cfg(feature = "mcp")]
+            {
+                builder = builder.message_template(
+                    Arc::new(crate::mcp_context::McpPromptTemplate::new(
+                        context.mcp.clone(),
+                        &selector.server,
+                        &name,
+                    )),
+                    self.variables.clone(),
+                );
+            }
+            #[cfg(not(feature = "mcp"))]
+            return Err(BuildError::Mcp {
+                agent: self.name.clone(),
+                message: format!(
+                    "`prompt = \"mcp:{}/{name}\"` needs MCP support, which this build leaves out (cargo feature `mcp`)",
+                    selector.server
+                ),
+            });
+        }
+        if !self.resources.is_empty() {
+            let resources: Vec<McpResourceRef> = self
+                .resources
+                .iter()
+                .filter_map(|r| McpResourceRef::parse(r).ok())
+                .collect();
+            #[cfg(feature = "mcp")]
+            {
+                builder = builder.context_source(Arc::new(crate::mcp_context::McpResources::new(
+                    context.mcp.clone(),
+                    resources,
+                )));
+            }
+            #[cfg(not(feature = "mcp"))]
+            return Err(BuildError::Mcp {
+                agent: self.name.clone(),
+                message: format!(
+                    "`resources` ({} of them) need MCP support, which this build leaves out (cargo feature `mcp`)",
+                    resources.len()
+                ),
+            });
+        }
         Ok(builder.build())
     }
 
@@ -353,7 +403,11 @@ impl AgentConfig {
 
     /// Adds the tools the `mcp:` names select, from the process's MCP connections. A name that
     /// another tool of the agent has already is an error (a server's `tool_prefix` resolves it).
-    async fn add_mcp_tools(&self, tools: &mut ToolSet, context: &BuildContext) -> Result<(), BuildError> {
+    async fn add_mcp_tools(
+        &self,
+        tools: &mut ToolSet,
+        context: &BuildContext,
+    ) -> Result<(), BuildError> {
         let selectors = self.mcp_selectors();
         if selectors.is_empty() {
             return Ok(());
@@ -393,7 +447,12 @@ impl AgentConfig {
         let system = PromptUri::is_uri(&self.system_prompt)
             .then(|| self.system_prompt.parse())
             .transpose()?;
-        let template = self.prompt.as_deref().map(str::parse).transpose()?;
+        let template = self
+            .prompt
+            .as_deref()
+            .filter(|prompt| McpSelector::parse(prompt).is_none())
+            .map(str::parse)
+            .transpose()?;
         Ok((system, template))
     }
 
@@ -429,6 +488,33 @@ impl AgentConfig {
                 source_name: source_name.into(),
                 message: error.to_string(),
             });
+        }
+        if let Some(prompt) = &self.prompt
+            && let Some(selector) = McpSelector::parse(prompt)
+        {
+            let message = match selector {
+                Err(message) => Some(message),
+                Ok(selector) if selector.tool.is_none() => Some(format!(
+                    "`{prompt}` names no prompt: write `mcp:SERVER/NAME`"
+                )),
+                Ok(_) => None,
+            };
+            if let Some(message) = message {
+                return Err(ConfigError::Value {
+                    key: "prompt".into(),
+                    source_name: source_name.into(),
+                    message,
+                });
+            }
+        }
+        for resource in &self.resources {
+            if let Err(message) = McpResourceRef::parse(resource) {
+                return Err(ConfigError::Value {
+                    key: "resources".into(),
+                    source_name: source_name.into(),
+                    message,
+                });
+            }
         }
         for name in &self.tools {
             if let Some(Err(message)) = McpSelector::parse(name) {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "eval")]
 pub mod eval;
+pub mod mcp_context;
 pub mod memory;
 pub mod model_files;
 pub mod prompt;

@@ -76,33 +76,11 @@ impl AgentPrompts {
         let (template, rendered) = self.render(uri, &variables, capture_content).await?;
         let uses_context = template.variables().contains("context");
         constructed.versions.push(version_of(&rendered));
-        let mut system_parts = Vec::new();
-        for RenderedMessage { role, content } in rendered.messages() {
-            match role.as_str() {
-                "system" | "developer" => system_parts.push(content),
-                "assistant" => constructed
-                    .messages
-                    .push(Message::assistant(content, Vec::new())),
-                _ => constructed.messages.push(Message::user(content)),
-            }
-        }
-        if !system_parts.is_empty() {
-            constructed.system = Some(system_parts.join("\n\n"));
-        }
-        // A template that does not place the sources itself gets them around its last user message.
-        if !uses_context
-            && let Some(chunks) = sources
-            && let Some(last) = constructed
-                .messages
-                .iter_mut()
-                .rev()
-                .find(|m| m.role == Role::User)
-        {
-            last.content = with_sources(&last.content, chunks);
-        }
-        if !constructed.messages.iter().any(|m| m.role == Role::User) {
-            constructed.messages.push(user_message(question, sources));
-        }
+        let messages = rendered
+            .messages()
+            .into_iter()
+            .map(|RenderedMessage { role, content }| (role, content));
+        place_messages(&mut constructed, messages, question, sources, uses_context);
         Ok(constructed)
     }
 
@@ -157,6 +135,125 @@ impl AgentPrompts {
         }
         result
     }
+}
+
+/// A template's rendered `(role, content)` messages as the turn's: system messages join the system
+/// prompt, the others follow the history; the sources go around the last user message when the
+/// template did not place them (`uses_context`); without a user message the question is added.
+fn place_messages(
+    constructed: &mut ConstructedPrompt,
+    messages: impl IntoIterator<Item = (String, String)>,
+    question: &str,
+    sources: Option<&[RetrievedChunk]>,
+    uses_context: bool,
+) {
+    let mut system_parts = Vec::new();
+    for (role, content) in messages {
+        match role.as_str() {
+            "system" | "developer" => system_parts.push(content),
+            "assistant" => constructed
+                .messages
+                .push(Message::assistant(content, Vec::new())),
+            _ => constructed.messages.push(Message::user(content)),
+        }
+    }
+    if !system_parts.is_empty() {
+        constructed.system = Some(system_parts.join("\n\n"));
+    }
+    if !uses_context
+        && let Some(chunks) = sources
+        && let Some(last) = constructed
+            .messages
+            .iter_mut()
+            .rev()
+            .find(|m| m.role == Role::User)
+    {
+        last.content = with_sources(&last.content, chunks);
+    }
+    if !constructed.messages.iter().any(|m| m.role == Role::User) {
+        constructed.messages.push(user_message(question, sources));
+    }
+}
+
+/// A turn template that lives elsewhere than the prompt registry: an MCP server's prompt
+/// (`prompt = "mcp:SERVER/NAME"` in an agent file).
+#[async_trait::async_trait]
+pub trait MessageTemplate: Send + Sync {
+    /// What the `prompt {name}` span calls it.
+    fn name(&self) -> &str;
+    /// The arguments it takes, so that only those are passed.
+    async fn arguments(&self) -> Result<Vec<String>, String>;
+    /// The turn's messages as `(role, content)`, rendered from `arguments`.
+    async fn render(
+        &self,
+        arguments: std::collections::BTreeMap<String, String>,
+    ) -> Result<Vec<(String, String)>, String>;
+}
+
+/// The turn's messages from `template`, with the variables it declares among `question`,
+/// `context` (the delimited sources) and `variables`, traced as `prompt {name}`.
+pub(crate) async fn construct_from_template(
+    template: &dyn MessageTemplate,
+    variables: &Map<String, Value>,
+    question: &str,
+    sources: Option<&[RetrievedChunk]>,
+    capture_content: bool,
+) -> Result<ConstructedPrompt, String> {
+    let span = tracing::info_span!(
+        sc::span_name::PROMPT,
+        { sc::OTEL_NAME } = %format!("{} {}", sc::span_name::PROMPT, template.name()),
+        { sc::OTEL_KIND } = "internal",
+        { sc::OTEL_STATUS_CODE } = Empty,
+        { sc::OTEL_STATUS_DESCRIPTION } = Empty,
+        { sc::GEN_AI_PROMPT_NAME } = %template.name(),
+        { sc::MLFLOW_SPAN_INPUTS } = Empty,
+        { sc::MLFLOW_SPAN_OUTPUTS } = Empty,
+        { sc::ERROR_TYPE } = Empty,
+    );
+    let result = async {
+        let declared = template.arguments().await?;
+        let mut available: std::collections::BTreeMap<String, String> = variables
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                )
+            })
+            .collect();
+        available.insert("question".into(), question.to_owned());
+        available.insert(
+            "context".into(),
+            sources.map(delimited_sources).unwrap_or_default(),
+        );
+        let arguments: std::collections::BTreeMap<String, String> = declared
+            .iter()
+            .filter_map(|name| Some((name.clone(), available.get(name)?.clone())))
+            .collect();
+        if capture_content {
+            tracing::Span::current().record(
+                sc::MLFLOW_SPAN_INPUTS,
+                serde_json::to_string(&arguments).unwrap_or_default(),
+            );
+        }
+        let messages = template.render(arguments).await?;
+        if capture_content {
+            tracing::Span::current().record(
+                sc::MLFLOW_SPAN_OUTPUTS,
+                serde_json::to_string(&messages).unwrap_or_default(),
+            );
+        }
+        let mut constructed = ConstructedPrompt::default();
+        let uses_context = declared.iter().any(|name| name == "context");
+        place_messages(&mut constructed, messages, question, sources, uses_context);
+        Ok::<_, String>(constructed)
+    }
+    .instrument(span.clone())
+    .await;
+    if let Err(error) = &result {
+        mark_failed(&span, "prompt_error", error);
+    }
+    result
 }
 
 fn version_of(rendered: &RenderedPrompt) -> PromptVersionRef {

@@ -7,11 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use sextant_agent::testing::ScriptedChatModel;
 use sextant_agent::Agent;
+use sextant_agent::testing::ScriptedChatModel;
 use sextant_runtime::{Runtime, SextantConfig};
-use sextant_tools::mcp::{McpSelector, mcp_tools};
 use sextant_tools::ToolSet;
+use sextant_tools::mcp::{McpSelector, mcp_tools};
 use sextant_tracker::{LocalTraceStore, StoredSpan};
 
 mod support;
@@ -78,13 +78,21 @@ fn the_python_sdk_spawns_sextant_mcp_and_its_trace_continues() {
     assert_eq!(out["initialize"]["serverInfo"]["name"], "sextant", "{out}");
     let call = &out["call"];
     assert_ne!(call["isError"], true, "{call}");
-    assert!(call["structuredContent"]["answer"].as_str().is_some_and(|a| !a.trim().is_empty()), "{call}");
+    assert!(
+        call["structuredContent"]["answer"]
+            .as_str()
+            .is_some_and(|a| !a.trim().is_empty()),
+        "{call}"
+    );
     // Over stdio the caller started the process: its trace context is continued.
     assert_eq!(call["structuredContent"]["trace_id"], trace_id, "{call}");
 
     let spans = stored(&data.join("traces.db"), trace_id, "invoke_agent tiny");
-    let server = spans.iter().find(|s| s.name == "tools/call tiny").expect("the server span");
-    assert_eq!(server.kind, "SERVER");
+    let server = spans
+        .iter()
+        .find(|s| s.name == "tools/call tiny")
+        .expect("the server span");
+    assert_eq!(server.kind, "server");
     assert_eq!(server.parent_span_id.as_deref(), Some("b7ad6b7169203331"));
     assert_eq!(server.attributes["network.transport"], "pipe");
     assert_eq!(server.attributes["mcp.method.name"], "tools/call");
@@ -116,10 +124,15 @@ fn a_sextant_agent_calls_another_sextant_process_over_mcp_in_one_trace() {
 
     let tokio = tokio::runtime::Runtime::new().unwrap();
     let (trace_id, parent_spans) = tokio.block_on(async {
-        let runtime = Runtime::start(config).await.expect("the parent runtime starts");
+        let runtime = Runtime::start(config)
+            .await
+            .expect("the parent runtime starts");
         let selector = McpSelector::parse("mcp:peer/tiny").unwrap().unwrap();
         let mut tools = ToolSet::new();
-        for tool in mcp_tools(&runtime.build_context().mcp, &[selector]).await.unwrap() {
+        for tool in mcp_tools(&runtime.build_context().mcp, &[selector])
+            .await
+            .unwrap()
+        {
             tools.insert(tool);
         }
         // The parent's model is scripted so that it surely calls the remote agent; the child
@@ -127,8 +140,13 @@ fn a_sextant_agent_calls_another_sextant_process_over_mcp_in_one_trace() {
         let model = ScriptedChatModel::new()
             .then_tool_calls(&[("tiny", r#"{"question": "Say hello."}"#)])
             .then_text("The other agent answered.");
-        let agent = Agent::builder("parent", Arc::new(model)).tools(tools).build();
-        let outcome = agent.run("Ask the other agent to say hello.").await.unwrap();
+        let agent = Agent::builder("parent", Arc::new(model))
+            .tools(tools)
+            .build();
+        let outcome = agent
+            .run("Ask the other agent to say hello.")
+            .await
+            .unwrap();
         assert!(!outcome.tool_calls[0].is_error, "{:?}", outcome.tool_calls);
         let trace_id = outcome.trace_id.clone().expect("a trace id");
         let spans = runtime.trace_spans(&trace_id).unwrap();
@@ -136,29 +154,56 @@ fn a_sextant_agent_calls_another_sextant_process_over_mcp_in_one_trace() {
         (trace_id, spans)
     });
 
-    let execute = parent_spans.iter().find(|s| s.name == "execute_tool tiny").expect("execute_tool");
+    let execute = parent_spans
+        .iter()
+        .find(|s| s.name == "execute_tool tiny")
+        .expect("execute_tool");
     let client = parent_spans
         .iter()
         .find(|s| s.name == "tools/call tiny")
         .expect("the MCP client span");
-    assert_eq!(client.kind, "CLIENT");
-    assert_eq!(client.parent_span_id.as_deref(), Some(execute.span_id.as_str()));
+    assert_eq!(client.kind, "client");
+    assert_eq!(
+        client.parent_span_id.as_deref(),
+        Some(execute.span_id.as_str())
+    );
     assert_eq!(client.attributes["mcp.method.name"], "tools/call");
     assert_eq!(client.attributes["network.transport"], "pipe");
-    assert!(client.attributes.contains_key("jsonrpc.request.id"), "{:?}", client.attributes);
-    assert!(client.attributes.contains_key("mcp.protocol.version"), "{:?}", client.attributes);
+    assert!(
+        client.attributes.contains_key("jsonrpc.request.id"),
+        "{:?}",
+        client.attributes
+    );
+    assert!(
+        client.attributes.contains_key("mcp.protocol.version"),
+        "{:?}",
+        client.attributes
+    );
 
     // The child process stored its side of the same trace, under the client's span.
-    let child_spans = stored(&child_data.join("traces.db"), &trace_id, "invoke_agent tiny");
+    let child_spans = stored(
+        &child_data.join("traces.db"),
+        &trace_id,
+        "invoke_agent tiny",
+    );
     let server = child_spans
         .iter()
         .find(|s| s.name == "tools/call tiny")
         .expect("the MCP server span");
-    assert_eq!(server.kind, "SERVER");
+    assert_eq!(server.kind, "server");
     assert_eq!(server.trace_id, trace_id);
-    assert_eq!(server.parent_span_id.as_deref(), Some(client.span_id.as_str()));
-    let agent = child_spans.iter().find(|s| s.name == "invoke_agent tiny").unwrap();
-    assert_eq!(agent.parent_span_id.as_deref(), Some(server.span_id.as_str()));
+    assert_eq!(
+        server.parent_span_id.as_deref(),
+        Some(client.span_id.as_str())
+    );
+    let agent = child_spans
+        .iter()
+        .find(|s| s.name == "invoke_agent tiny")
+        .unwrap();
+    assert_eq!(
+        agent.parent_span_id.as_deref(),
+        Some(server.span_id.as_str())
+    );
 }
 
 #[test]
@@ -169,19 +214,35 @@ fn sextant_run_uses_the_reference_time_server_and_traces_the_call() {
     let time = time.display().to_string();
     let envs = [
         ("SEXTANT_MCP__SERVERS__TIME__COMMAND", time.as_str()),
-        ("SEXTANT_MCP__SERVERS__TIME__ARGS", r#"["--local-timezone", "UTC"]"#),
+        (
+            "SEXTANT_MCP__SERVERS__TIME__ARGS",
+            r#"["--local-timezone", "UTC"]"#,
+        ),
     ];
     let run = json_of(sextant(
         data.path(),
         &envs,
-        &["run", "--json", "--agent", "configs/agents/mcp-time.toml", "What time is it in Tokyo?"],
+        &[
+            "run",
+            "--json",
+            "--agent",
+            "configs/agents/mcp-time.toml",
+            "What time is it now in the Asia/Tokyo timezone?",
+        ],
     ));
     let calls = run["tool_calls"].as_array().expect("tool_calls");
     assert!(!calls.is_empty(), "the agent called no tool: {run}");
     let name = calls[0]["name"].as_str().unwrap().to_owned();
-    assert!(name == "get_current_time" || name == "convert_time", "{run}");
+    assert!(
+        name == "get_current_time" || name == "convert_time",
+        "{run}"
+    );
     let trace_id = run["trace_id"].as_str().unwrap();
-    let spans = json_of(sextant(data.path(), &envs, &["traces", "show", trace_id, "--json"]));
+    let spans = json_of(sextant(
+        data.path(),
+        &envs,
+        &["traces", "show", trace_id, "--json"],
+    ));
     let spans = spans.as_array().unwrap();
     let find = |wanted: &str| -> &Value {
         spans
@@ -192,9 +253,12 @@ fn sextant_run_uses_the_reference_time_server_and_traces_the_call() {
     let execute = find(&format!("execute_tool {name}"));
     let client = find(&format!("tools/call {name}"));
     assert_eq!(client["parent_span_id"], execute["span_id"]);
-    assert_eq!(client["kind"], "CLIENT");
+    assert_eq!(client["kind"], "client");
     assert_eq!(client["attributes"]["mcp.method.name"], "tools/call");
     assert_eq!(client["attributes"]["network.transport"], "pipe");
     assert_eq!(client["attributes"]["sextant.mcp.server"], "time");
-    assert!(client["attributes"]["mcp.protocol.version"].is_string(), "{client}");
+    assert!(
+        client["attributes"]["mcp.protocol.version"].is_string(),
+        "{client}"
+    );
 }

@@ -5,7 +5,8 @@
 //! - `search_memory` over the collections `[serve.mcp] collections` lists (default: those the
 //!   served agent files answer from);
 //! - the prompt registry's prompts as MCP prompts (arguments: the template's variables; a name
-//!   may carry a version, `qa-prompt@production` or `qa-prompt/3`).
+//!   may carry a version, `qa-prompt@production` or `qa-prompt/3`), to `service` and `admin`
+//!   keys only when the service has keys (templates are the operator's, not every user's).
 //!
 //! An agent's turn runs exactly as for `POST /v1/agents/{name}/invoke` (request slot, owner,
 //! session, timeout), under a server span `tools/call {agent}` with the MCP attributes. A
@@ -105,6 +106,19 @@ impl McpHandler {
             .unwrap_or_default()
     }
 
+    /// Whether the caller may read the prompt registry: over stdio, and over HTTP without keys
+    /// (loopback only), anyone; with keys, `service` and `admin` keys (templates are the
+    /// operator's, not every user's).
+    fn may_read_prompts(&self, context: &RequestContext<RoleServer>) -> bool {
+        match self.transport {
+            McpTransport::Stdio => true,
+            McpTransport::Http => match self.caller(context).principal {
+                None => true,
+                Some(principal) => principal.acts_for_others(),
+            },
+        }
+    }
+
     fn record(
         &self,
         method: &'static str,
@@ -157,12 +171,19 @@ impl McpHandler {
             .and_then(Value::as_str)
             .map(str::trim)
             .filter(|q| !q.is_empty())
-            .ok_or_else(|| ErrorData::invalid_params("`question` must be a non-empty string", None))?
+            .ok_or_else(|| {
+                ErrorData::invalid_params("`question` must be a non-empty string", None)
+            })?
             .to_owned();
         let session_id = match arguments.get("session_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(id)) => Some(id.clone()),
-            Some(_) => return Err(ErrorData::invalid_params("`session_id` must be a string", None)),
+            Some(_) => {
+                return Err(ErrorData::invalid_params(
+                    "`session_id` must be a string",
+                    None,
+                ));
+            }
         };
         let input = TurnInput {
             model: agent.to_owned(),
@@ -202,23 +223,37 @@ impl McpHandler {
                 Ok(result)
             }
             // A turn that ran and failed is the tool's failure, which the caller's model may read.
-            Err(error) => Ok(CallToolResult::error(vec![ContentBlock::text(error.message)])),
+            Err(error) => Ok(CallToolResult::error(vec![ContentBlock::text(
+                error.message,
+            )])),
         }
     }
 
-    async fn search_memory(&self, arguments: Map<String, Value>) -> Result<CallToolResult, ErrorData> {
+    async fn search_memory(
+        &self,
+        arguments: Map<String, Value>,
+    ) -> Result<CallToolResult, ErrorData> {
         let collections = self.collections();
         let collection = match arguments.get("collection").and_then(Value::as_str) {
             Some(name) => name.to_owned(),
             None if collections.len() == 1 => collections[0].clone(),
-            None => return Err(ErrorData::invalid_params(
-                format!("`collection` is required; one of: {}", collections.join(", ")),
-                None,
-            )),
+            None => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "`collection` is required; one of: {}",
+                        collections.join(", ")
+                    ),
+                    None,
+                ));
+            }
         };
         if !collections.contains(&collection) {
             return Err(ErrorData::invalid_params(
-                format!("no collection `{}` here; one of: {}", collection.chars().take(64).collect::<String>(), collections.join(", ")),
+                format!(
+                    "no collection `{}` here; one of: {}",
+                    collection.chars().take(64).collect::<String>(),
+                    collections.join(", ")
+                ),
                 None,
             ));
         }
@@ -228,7 +263,11 @@ impl McpHandler {
             .map(str::trim)
             .filter(|q| !q.is_empty())
             .ok_or_else(|| ErrorData::invalid_params("`query` must be a non-empty string", None))?;
-        let top_k = arguments.get("top_k").and_then(Value::as_u64).unwrap_or(5).clamp(1, 20) as usize;
+        let top_k = arguments
+            .get("top_k")
+            .and_then(Value::as_u64)
+            .unwrap_or(5)
+            .clamp(1, 20) as usize;
         let chunks = sextant_agent::memory::search_collection(
             self.state.runtime.build_context(),
             &collection,
@@ -236,12 +275,15 @@ impl McpHandler {
             top_k,
         )
         .await
-        .map_err(|error| ErrorData::internal_error(format!("searching `{collection}` failed: {error}"), None))?;
+        .map_err(|error| {
+            ErrorData::internal_error(format!("searching `{collection}` failed: {error}"), None)
+        })?;
         let passages: Vec<Value> = chunks
             .iter()
             .map(|chunk| json!({"text": chunk.text, "score": chunk.score, "source": chunk.source}))
             .collect();
-        let mut result = CallToolResult::structured(json!({ "collection": collection, "passages": passages }));
+        let mut result =
+            CallToolResult::structured(json!({ "collection": collection, "passages": passages }));
         result.content = vec![ContentBlock::text(if chunks.is_empty() {
             format!("No passages in `{collection}` match that query.")
         } else {
@@ -253,7 +295,10 @@ impl McpHandler {
     /// The prompt a `prompts/get` name means: `name`, `name@alias` or `name/3`.
     async fn load_prompt(&self, name: &str) -> Result<PromptVersion, ErrorData> {
         let registry = self.state.runtime.prompt_registry().map_err(|error| {
-            ErrorData::internal_error(format!("the prompt registry cannot be opened: {error}"), None)
+            ErrorData::internal_error(
+                format!("the prompt registry cannot be opened: {error}"),
+                None,
+            )
         })?;
         let uri_text = if name.contains('@') || name.contains('/') {
             format!("prompts:/{name}")
@@ -357,7 +402,14 @@ impl ServerHandler for McpHandler {
             Ok(_) => None,
             Err(_) => Some("jsonrpc_error"),
         };
-        self.record(method::TOOLS_CALL, Some(&name), None, &context, started, error_type);
+        self.record(
+            method::TOOLS_CALL,
+            Some(&name),
+            None,
+            &context,
+            started,
+            error_type,
+        );
         result.map(Into::into)
     }
 
@@ -367,8 +419,15 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
         let started = Instant::now();
+        if !self.may_read_prompts(&context) {
+            self.record(method::PROMPTS_LIST, None, None, &context, started, None);
+            return Ok(ListPromptsResult::with_all_items(Vec::new()));
+        }
         let registry = self.state.runtime.prompt_registry().map_err(|error| {
-            ErrorData::internal_error(format!("the prompt registry cannot be opened: {error}"), None)
+            ErrorData::internal_error(
+                format!("the prompt registry cannot be opened: {error}"),
+                None,
+            )
         })?;
         let infos = registry
             .search(&Default::default())
@@ -400,6 +459,12 @@ impl ServerHandler for McpHandler {
     ) -> Result<GetPromptResponse, ErrorData> {
         let started = Instant::now();
         let result = async {
+            if !self.may_read_prompts(&context) {
+                return Err(ErrorData::invalid_params(
+                    "the prompt registry is open to service and admin keys only",
+                    None,
+                ));
+            }
             let version = self.load_prompt(&request.name).await?;
             let variables: Map<String, Value> = request.arguments.unwrap_or_default();
             let rendered = version

@@ -93,7 +93,13 @@ pub async fn chat_completions(
         caller,
     };
     let mut turn = state
-        .prepare_turn(TurnEntry::Http { route: "/v1/chat/completions" }, &headers, input)
+        .prepare_turn(
+            TurnEntry::Http {
+                route: "/v1/chat/completions",
+            },
+            &headers,
+            input,
+        )
         .await?;
     let id = openai::completion_id(turn.trace_id.as_deref());
     if !request.stream {
@@ -197,7 +203,13 @@ pub async fn invoke(
         caller,
     };
     let mut turn = state
-        .prepare_turn(TurnEntry::Http { route: "/v1/agents/{name}/invoke" }, &headers, input)
+        .prepare_turn(
+            TurnEntry::Http {
+                route: "/v1/agents/{name}/invoke",
+            },
+            &headers,
+            input,
+        )
         .await?;
     let outcome = match turn.run(&state, None).await {
         Ok(outcome) => outcome,
@@ -376,7 +388,7 @@ pub async fn not_found() -> ApiError {
         "unknown_url",
         None,
         format!(
-            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
+            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /mcp (MCP), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
             agents::BUILTIN
         ),
     )

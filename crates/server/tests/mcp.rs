@@ -36,14 +36,18 @@ async fn mcp_needs_a_key_when_keys_are_configured_and_an_allowed_host_without() 
     add_key(&mut with_keys, "alice", &[Role::User]);
     let server = Server::with_settings(shared().runtime.clone(), with_keys).unwrap();
     let mut request = initialize();
-    request.headers_mut().insert("host", "127.0.0.1".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("host", "127.0.0.1".parse().unwrap());
     let response = server.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Without keys, a page on another site that rebinds its name to 127.0.0.1 is refused.
     let open = Server::with_settings(shared().runtime.clone(), settings()).unwrap();
     let mut request = initialize();
-    request.headers_mut().insert("host", "evil.example:8080".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("host", "evil.example:8080".parse().unwrap());
     let response = open.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
@@ -51,7 +55,9 @@ async fn mcp_needs_a_key_when_keys_are_configured_and_an_allowed_host_without() 
     disabled.mcp.enabled = false;
     let off = Server::with_settings(shared().runtime.clone(), disabled).unwrap();
     let mut request = initialize();
-    request.headers_mut().insert("host", "127.0.0.1".parse().unwrap());
+    request
+        .headers_mut()
+        .insert("host", "127.0.0.1".parse().unwrap());
     let response = off.router().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
@@ -90,8 +96,19 @@ async fn the_python_sdk_calls_an_agent_over_http_and_its_trace_continues() {
     let url = format!("{}/mcp", service.url);
     let out = tokio::task::spawn_blocking(move || {
         sextant_testkit::mcp_sdk_client(&[
-            "--url", &url, "--token", &key, "--tool", "tiny", "--question", "Say hello.",
-            "--traceparent", &traceparent, "--prompt", "mcp-greeting", "--prompt-args",
+            "--url",
+            &url,
+            "--token",
+            &key,
+            "--tool",
+            "tiny",
+            "--question",
+            "Say hello.",
+            "--traceparent",
+            &traceparent,
+            "--prompt",
+            "mcp-greeting",
+            "--prompt-args",
             r#"{"name": "Ada", "language": "French"}"#,
         ])
     })
@@ -99,8 +116,16 @@ async fn the_python_sdk_calls_an_agent_over_http_and_its_trace_continues() {
     .unwrap();
 
     assert_eq!(out["initialize"]["serverInfo"]["name"], "sextant", "{out}");
-    let tools: Vec<&str> = out["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    assert!(tools.contains(&"tiny") && tools.contains(&"slow"), "{tools:?}");
+    let tools: Vec<&str> = out["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        tools.contains(&"tiny") && tools.contains(&"slow"),
+        "{tools:?}"
+    );
     let call = &out["call"];
     assert_ne!(call["isError"], true, "{call}");
     let answer = call["structuredContent"]["answer"].as_str().unwrap();
@@ -108,37 +133,70 @@ async fn the_python_sdk_calls_an_agent_over_http_and_its_trace_continues() {
     assert_eq!(call["content"][0]["text"], answer);
     // The caller's trace id continues into the turn.
     assert_eq!(call["structuredContent"]["trace_id"], trace_id, "{call}");
-    let prompt_names: Vec<&str> = out["prompts"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    let prompt_names: Vec<&str> = out["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
     assert!(prompt_names.contains(&"mcp-greeting"), "{prompt_names:?}");
-    let greeting = out["prompts"].as_array().unwrap().iter().find(|p| p["name"] == "mcp-greeting").unwrap();
-    let arguments: Vec<&str> = greeting["arguments"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let greeting = out["prompts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "mcp-greeting")
+        .unwrap();
+    let arguments: Vec<&str> = greeting["arguments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
     assert_eq!(arguments, ["language", "name"]);
-    assert_eq!(out["prompt"]["messages"][0]["content"]["text"], "Greet Ada in French.");
+    assert_eq!(
+        out["prompt"]["messages"][0]["content"]["text"],
+        "Greet Ada in French."
+    );
 
     let spans = spans_of(trace_id, "tools/call tiny");
     let server = spans.iter().find(|s| s.name == "tools/call tiny").unwrap();
-    assert_eq!(server.kind, "SERVER");
+    assert_eq!(server.kind, "server");
     assert_eq!(server.parent_span_id.as_deref(), Some("00f067aa0ba902b7"));
     assert_eq!(server.attributes["mcp.method.name"], "tools/call");
     assert_eq!(server.attributes["network.transport"], "tcp");
-    assert!(server.attributes["mcp.protocol.version"].as_str().is_some(), "{:?}", server.attributes);
-    assert!(server.attributes.contains_key("jsonrpc.request.id"), "{:?}", server.attributes);
-    let agent = spans.iter().find(|s| s.name == "invoke_agent tiny").expect("the agent's span");
-    assert_eq!(agent.parent_span_id.as_deref(), Some(server.span_id.as_str()));
+    assert!(
+        server.attributes["mcp.protocol.version"].as_str().is_some(),
+        "{:?}",
+        server.attributes
+    );
+    assert!(
+        server.attributes.contains_key("jsonrpc.request.id"),
+        "{:?}",
+        server.attributes
+    );
+    let agent = spans
+        .iter()
+        .find(|s| s.name == "invoke_agent tiny")
+        .expect("the agent's span");
+    assert_eq!(
+        agent.parent_span_id.as_deref(),
+        Some(server.span_id.as_str())
+    );
     service.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sextants_client_and_server_make_one_trace() {
-    let service =
-        TestServer::start(Server::with_settings(shared().runtime.clone(), {
+    let service = TestServer::start(
+        Server::with_settings(shared().runtime.clone(), {
             let mut s = settings();
             // No keys: only the loopback client; it is trusted to continue its trace.
             s.trust_incoming_trace_context = TraceTrust::All;
             s
         })
-        .unwrap())
-        .await;
+        .unwrap(),
+    )
+    .await;
     let mut config = McpConfig::default();
     config.servers.insert(
         "peer".into(),
@@ -165,18 +223,72 @@ async fn sextants_client_and_server_make_one_trace() {
     let spans = spans_of(&trace_id, "invoke_agent tiny");
     let client = spans
         .iter()
-        .find(|s| s.name == "tools/call tiny" && s.kind == "CLIENT")
+        .find(|s| s.name == "tools/call tiny" && s.kind == "client")
         .expect("the client span");
     let server = spans
         .iter()
-        .find(|s| s.name == "tools/call tiny" && s.kind == "SERVER")
+        .find(|s| s.name == "tools/call tiny" && s.kind == "server")
         .expect("the server span");
-    assert_eq!(server.parent_span_id.as_deref(), Some(client.span_id.as_str()));
+    assert_eq!(
+        server.parent_span_id.as_deref(),
+        Some(client.span_id.as_str())
+    );
     assert_eq!(client.attributes["sextant.mcp.server"], "peer");
     assert_eq!(client.attributes["network.transport"], "tcp");
     assert_eq!(client.attributes["gen_ai.tool.name"], "tiny");
     assert_eq!(client.attributes["server.address"], "127.0.0.1");
-    let agent = spans.iter().find(|s| s.name == "invoke_agent tiny").unwrap();
-    assert_eq!(agent.parent_span_id.as_deref(), Some(server.span_id.as_str()));
+    let agent = spans
+        .iter()
+        .find(|s| s.name == "invoke_agent tiny")
+        .unwrap();
+    assert_eq!(
+        agent.parent_span_id.as_deref(),
+        Some(server.span_id.as_str())
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_service_keys_read_the_prompt_registry_over_mcp() {
+    let registry = shared().runtime.prompt_registry().unwrap();
+    registry
+        .register(
+            "mcp-internal",
+            NewPromptVersion::new(PromptTemplate::text("Internal: {{ question }}")),
+        )
+        .await
+        .unwrap();
+    let mut settings = settings();
+    let user_key = add_key(&mut settings, "alice", &[Role::User]);
+    let service_key = add_key(&mut settings, "orchestrator", &[Role::Service]);
+    let service =
+        TestServer::start(Server::with_settings(shared().runtime.clone(), settings).unwrap()).await;
+    let client = |variable: &str, key: &str| {
+        // SAFETY: each variable is set once, before the client that reads it connects.
+        unsafe { std::env::set_var(variable, key) };
+        let mut config = McpConfig::default();
+        config.servers.insert(
+            "peer".into(),
+            McpServerConfig {
+                url: Some(format!("{}/mcp", service.url)),
+                bearer_token_env: Some(variable.into()),
+                ..McpServerConfig::default()
+            },
+        );
+        McpServers::new(config)
+    };
+    let user = client("SEXTANT_TEST_MCP_USER_KEY", &user_key);
+    let error = user
+        .prompt_arguments("peer", "mcp-internal")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no prompt `mcp-internal`"), "{error}");
+    let operator = client("SEXTANT_TEST_MCP_SERVICE_KEY", &service_key);
+    let arguments = operator
+        .prompt_arguments("peer", "mcp-internal")
+        .await
+        .unwrap();
+    assert_eq!(arguments, ["question"]);
     service.stop().await;
 }

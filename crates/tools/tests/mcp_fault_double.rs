@@ -35,7 +35,10 @@ async fn tool_set(servers: &McpServers, timeout: Duration) -> ToolSet {
         timeout,
         max_result_chars: 1000,
     });
-    for tool in mcp_tools(servers, &[selector]).await.expect("the double lists its tools") {
+    for tool in mcp_tools(servers, &[selector])
+        .await
+        .expect("the double lists its tools")
+    {
         set.insert(tool);
     }
     set
@@ -45,7 +48,10 @@ async fn tool_set(servers: &McpServers, timeout: Duration) -> ToolSet {
 async fn a_remote_tool_is_listed_schema_checked_and_called() {
     let servers = servers(&[]);
     let set = tool_set(&servers, Duration::from_secs(10)).await;
-    assert!(set.get("ok").is_some() && set.get("hang").is_some(), "{set:?}");
+    assert!(
+        set.get("ok").is_some() && set.get("hang").is_some(),
+        "{set:?}"
+    );
     let output = set.invoke("ok", r#"{"text": "hi"}"#).await.unwrap();
     assert_eq!(output.text, "ok: hi");
     // The server's schema is checked before the call: the double never sees this one.
@@ -53,7 +59,10 @@ async fn a_remote_tool_is_listed_schema_checked_and_called() {
     assert_eq!(error.error_type(), "invalid_arguments", "{error}");
     // A result with isError is a tool error whose text the model reads.
     let error = set.invoke("fail", "{}").await.unwrap_err();
-    assert_eq!(error, ToolError::Failed("the double failed on purpose".into()));
+    assert_eq!(
+        error,
+        ToolError::Failed("the double failed on purpose".into())
+    );
     assert_eq!(error.error_type(), "tool_error");
 }
 
@@ -63,7 +72,10 @@ async fn a_hanging_call_times_out_and_the_connection_still_serves() {
     let set = tool_set(&servers, Duration::from_millis(800)).await;
     let error = set.invoke("hang", "{}").await.unwrap_err();
     assert_eq!(error, ToolError::Timeout(Duration::from_millis(800)));
-    assert_eq!(set.invoke("ok", r#"{"text": "after"}"#).await.unwrap().text, "ok: after");
+    assert_eq!(
+        set.invoke("ok", r#"{"text": "after"}"#).await.unwrap().text,
+        "ok: after"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +88,10 @@ async fn a_server_that_crashes_mid_call_is_an_error_then_restarted() {
         "{error:?}"
     );
     // The next call spawns the server again.
-    assert_eq!(set.invoke("ok", r#"{"text": "again"}"#).await.unwrap().text, "ok: again");
+    assert_eq!(
+        set.invoke("ok", r#"{"text": "again"}"#).await.unwrap().text,
+        "ok: again"
+    );
 }
 
 #[tokio::test]
@@ -88,7 +103,10 @@ async fn malformed_json_rpc_is_an_error_not_a_panic() {
         matches!(error, ToolError::Upstream(_) | ToolError::Timeout(_)),
         "{error:?}"
     );
-    assert_eq!(set.invoke("ok", r#"{"text": "still"}"#).await.unwrap().text, "ok: still");
+    assert_eq!(
+        set.invoke("ok", r#"{"text": "still"}"#).await.unwrap().text,
+        "ok: still"
+    );
 }
 
 #[tokio::test]
@@ -100,7 +118,13 @@ async fn a_changed_tool_list_is_listed_again() {
     // The notification arrives on its own; the next listing sees the new tool.
     let mut names = Vec::new();
     for _ in 0..50 {
-        names = servers.tools("double").await.unwrap().into_iter().map(|t| t.name).collect::<Vec<_>>();
+        names = servers
+            .tools("double")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>();
         if names.iter().any(|n| n == "extra") {
             break;
         }
@@ -113,12 +137,26 @@ async fn a_changed_tool_list_is_listed_again() {
 async fn unknown_servers_tools_and_commands_are_named() {
     let servers = servers(&[]);
     let missing = McpSelector::parse("mcp:nowhere/*").unwrap().unwrap();
-    let error = mcp_tools(&servers, &[missing]).await.err().unwrap().to_string();
-    assert!(error.contains("no MCP server `nowhere`") && error.contains("double"), "{error}");
+    let error = mcp_tools(&servers, &[missing])
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("no MCP server `nowhere`") && error.contains("double"),
+        "{error}"
+    );
 
     let absent = McpSelector::parse("mcp:double/teleport").unwrap().unwrap();
-    let error = mcp_tools(&servers, &[absent]).await.err().unwrap().to_string();
-    assert!(error.contains("no tool `teleport`") && error.contains("ok"), "{error}");
+    let error = mcp_tools(&servers, &[absent])
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("no tool `teleport`") && error.contains("ok"),
+        "{error}"
+    );
 
     let mut config = McpConfig::default();
     config.servers.insert(
@@ -129,6 +167,13 @@ async fn unknown_servers_tools_and_commands_are_named() {
         },
     );
     let ghost = McpSelector::parse("mcp:ghost/*").unwrap().unwrap();
-    let error = mcp_tools(&McpServers::new(config), &[ghost]).await.err().unwrap().to_string();
-    assert!(error.contains("`ghost`") && error.contains("/nonexistent/mcp-server"), "{error}");
+    let error = mcp_tools(&McpServers::new(config), &[ghost])
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        error.contains("`ghost`") && error.contains("/nonexistent/mcp-server"),
+        "{error}"
+    );
 }

@@ -26,7 +26,10 @@ fn stdio(command: std::path::PathBuf, args: &[&str]) -> McpServerConfig {
 async fn tools(servers: &McpServers, selector: &str) -> ToolSet {
     let selector = McpSelector::parse(selector).unwrap().unwrap();
     let mut set = ToolSet::new();
-    for tool in mcp_tools(servers, &[selector]).await.expect("the server lists its tools") {
+    for tool in mcp_tools(servers, &[selector])
+        .await
+        .expect("the server lists its tools")
+    {
         set.insert(tool);
     }
     set
@@ -42,14 +45,22 @@ async fn the_time_server_answers_over_stdio() {
     );
     let set = tools(&servers, "mcp:time/*").await;
     let names: Vec<&str> = set.names().collect();
-    assert!(names.contains(&"get_current_time") && names.contains(&"convert_time"), "{names:?}");
+    assert!(
+        names.contains(&"get_current_time") && names.contains(&"convert_time"),
+        "{names:?}"
+    );
     let output = set
         .invoke("get_current_time", r#"{"timezone": "Asia/Tokyo"}"#)
         .await
         .unwrap();
     let answer: serde_json::Value = serde_json::from_str(&output.text).unwrap();
     assert_eq!(answer["timezone"], "Asia/Tokyo", "{answer}");
-    assert!(answer["datetime"].as_str().is_some_and(|d| d.ends_with("+09:00")), "{answer}");
+    assert!(
+        answer["datetime"]
+            .as_str()
+            .is_some_and(|d| d.ends_with("+09:00")),
+        "{answer}"
+    );
     // The server's own refusal reaches the model as a tool error.
     let error = set
         .invoke("get_current_time", r#"{"timezone": "Mars/Olympus_Mons"}"#)
@@ -67,7 +78,9 @@ async fn the_fetch_server_reads_a_local_page_over_stdio() {
     tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         loop {
-            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
             let mut buffer = [0u8; 4096];
             let _ = socket.read(&mut buffer).await;
             let body = "<html><body><h1>Lighthouse</h1><p>The lamp is green.</p></body></html>";
@@ -79,10 +92,13 @@ async fn the_fetch_server_reads_a_local_page_over_stdio() {
         }
     });
     let bin = sextant_testkit::mcp_bin();
-    let servers = one_server("fetch", stdio(
+    let servers = one_server(
+        "fetch",
+        stdio(
             bin.join("mcp-server-fetch"),
             &["--ignore-robots-txt", "--allow-private-ips"],
-        ));
+        ),
+    );
     let set = tools(&servers, "mcp:fetch/fetch").await;
     assert_eq!(set.names().collect::<Vec<_>>(), ["fetch"]);
     let url = format!("http://127.0.0.1:{port}/page");
@@ -90,13 +106,20 @@ async fn the_fetch_server_reads_a_local_page_over_stdio() {
         .invoke("fetch", &serde_json::json!({ "url": url }).to_string())
         .await
         .unwrap();
-    assert!(output.text.contains("The lamp is green."), "{}", output.text);
+    assert!(
+        output.text.contains("The lamp is green."),
+        "{}",
+        output.text
+    );
 }
 
 #[tokio::test]
 #[ignore = "needs the reference MCP servers: cargo xtask test"]
 async fn the_everything_server_answers_over_stdio() {
-    let servers = one_server("everything", stdio(sextant_testkit::mcp_everything(), &["stdio"]));
+    let servers = one_server(
+        "everything",
+        stdio(sextant_testkit::mcp_everything(), &["stdio"]),
+    );
     let set = tools(&servers, "mcp:everything/get-sum").await;
     let output = set.invoke("get-sum", r#"{"a": 2, "b": 40}"#).await.unwrap();
     assert!(output.text.contains("42"), "{}", output.text);
@@ -124,7 +147,10 @@ impl EverythingOverHttp {
             .spawn()
             .expect("mcp-server-everything starts");
         for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Self {
                     child,
                     url: format!("http://127.0.0.1:{port}/mcp"),
@@ -152,15 +178,25 @@ async fn the_everything_server_answers_over_streamable_http() {
         "everything",
         McpServerConfig {
             url: Some(server.url.clone()),
-            headers: [("X-Sextant-Test".to_owned(), "SEXTANT_TEST_MCP_HEADER".to_owned())].into(),
+            headers: [(
+                "X-Sextant-Test".to_owned(),
+                "SEXTANT_TEST_MCP_HEADER".to_owned(),
+            )]
+            .into(),
             ..McpServerConfig::default()
         },
     );
     let set = tools(&servers, "mcp:everything/*").await;
     assert!(set.get("echo").is_some(), "{set:?}");
-    let output = set.invoke("get-sum", r#"{"a": 1.5, "b": 2}"#).await.unwrap();
+    let output = set
+        .invoke("get-sum", r#"{"a": 1.5, "b": 2}"#)
+        .await
+        .unwrap();
     assert!(output.text.contains("3.5"), "{}", output.text);
-    let output = set.invoke("echo", r#"{"message": "over http"}"#).await.unwrap();
+    let output = set
+        .invoke("echo", r#"{"message": "over http"}"#)
+        .await
+        .unwrap();
     assert!(output.text.contains("over http"), "{}", output.text);
 
     // A header whose variable is unset is named, with the variable, not sent empty.
@@ -173,7 +209,11 @@ async fn the_everything_server_answers_over_streamable_http() {
         },
     );
     let selector = McpSelector::parse("mcp:everything/*").unwrap().unwrap();
-    let error = mcp_tools(&missing, &[selector]).await.err().unwrap().to_string();
+    let error = mcp_tools(&missing, &[selector])
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         error.contains("SEXTANT_TEST_MCP_TOKEN_THAT_IS_NOT_SET") && error.contains("is not set"),
         "{error}"

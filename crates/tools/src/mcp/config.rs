@@ -245,9 +245,21 @@ mod tests {
     #[test]
     fn bad_entries_name_their_key() {
         let cases = [
-            ("[servers.x]\ncommand = \"a\"\nurl = \"http://h\"\n", "mcp.servers.x:", "both"),
-            ("[servers.x]\nargs = [\"a\"]\n", "mcp.servers.x:", "needs `command`"),
-            ("[servers.x]\nurl = \"ftp://h\"\n", "mcp.servers.x.url", "http or https"),
+            (
+                "[servers.x]\ncommand = \"a\"\nurl = \"http://h\"\n",
+                "mcp.servers.x:",
+                "both",
+            ),
+            (
+                "[servers.x]\nargs = [\"a\"]\n",
+                "mcp.servers.x:",
+                "needs `command`",
+            ),
+            (
+                "[servers.x]\nurl = \"ftp://h\"\n",
+                "mcp.servers.x.url",
+                "http or https",
+            ),
             (
                 "[servers.x]\nurl = \"http://u:p@h/mcp\"\n",
                 "mcp.servers.x.url",
@@ -263,7 +275,11 @@ mod tests {
                 "mcp.servers.x.headers",
                 "not an HTTP header name",
             ),
-            ("[servers.\"a/b\"]\ncommand = \"a\"\n", "mcp.servers.a/b", "server name"),
+            (
+                "[servers.\"a/b\"]\ncommand = \"a\"\n",
+                "mcp.servers.a/b",
+                "server name",
+            ),
         ];
         for (text, key, message) in cases {
             let error = parse(text).validate().unwrap_err().to_string();

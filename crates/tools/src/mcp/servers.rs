@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientCapabilities,
-    ClientConfig, ClientRequest, GetPromptRequest, GetPromptRequestParams, GetPromptResult,
-    Implementation, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResult,
-    RequestMetaObject, ServerResult,
+    ClientConfig, ClientRequest, ContentBlock, GetPromptRequest, GetPromptRequestParams,
+    GetPromptResult, Implementation, ReadResourceRequest, ReadResourceRequestParams,
+    ReadResourceResult, RequestMetaObject, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -149,15 +149,15 @@ impl McpServers {
         if let Some(connection) = connections.get(name) {
             return Ok(connection.clone());
         }
-        let config = self
-            .inner
-            .config
-            .servers
-            .get(name)
-            .ok_or_else(|| McpError::UnknownServer {
-                name: name.to_owned(),
-                available: self.names().map(str::to_owned).collect(),
-            })?;
+        let config =
+            self.inner
+                .config
+                .servers
+                .get(name)
+                .ok_or_else(|| McpError::UnknownServer {
+                    name: name.to_owned(),
+                    available: self.names().map(str::to_owned).collect(),
+                })?;
         let transport = config.transport(name)?;
         let connection = Arc::new(Connection {
             name: name.to_owned(),
@@ -235,6 +235,77 @@ impl McpServers {
         }
     }
 
+    /// The argument names prompt `prompt` of server `name` declares (a `prompts/list`), or an
+    /// error naming the prompts it does offer.
+    pub async fn prompt_arguments(
+        &self,
+        name: &str,
+        prompt: &str,
+    ) -> Result<Vec<String>, McpError> {
+        let connection = self.connection(name)?;
+        let live = connection.live().await?;
+        let prompts = connection
+            .listing(
+                &self.inner.connections.metrics,
+                method::PROMPTS_LIST,
+                &live,
+                live.service.list_all_prompts(),
+            )
+            .await?;
+        match prompts.iter().find(|p| p.name == prompt) {
+            Some(found) => Ok(found
+                .arguments
+                .iter()
+                .flatten()
+                .map(|argument| argument.name.clone())
+                .collect()),
+            None => Err(McpError::Request {
+                server: name.to_owned(),
+                method: method::PROMPTS_GET,
+                message: format!(
+                    "there is no prompt `{prompt}`; it offers: {}",
+                    prompts
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                code: None,
+            }),
+        }
+    }
+
+    /// Prompt `prompt` of server `name` rendered with `arguments`, as (role, text) messages
+    /// (`user` or `assistant`; non-text content is left out).
+    pub async fn prompt_messages(
+        &self,
+        name: &str,
+        prompt: &str,
+        arguments: BTreeMap<String, String>,
+    ) -> Result<Vec<(String, String)>, McpError> {
+        let result = self.get_prompt(name, prompt, arguments).await?;
+        Ok(result
+            .messages
+            .into_iter()
+            .filter_map(|message| {
+                let role = match message.role {
+                    rmcp::model::Role::Assistant => "assistant",
+                    _ => "user",
+                };
+                match message.content {
+                    ContentBlock::Text(text) => Some((role.to_owned(), text.text)),
+                    ContentBlock::Resource(embedded) => match embedded.resource {
+                        rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
+                            Some((role.to_owned(), text))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            })
+            .collect())
+    }
+
     /// Renders prompt `prompt` of server `name` with `arguments`.
     pub async fn get_prompt(
         &self,
@@ -260,6 +331,26 @@ impl McpServers {
             ServerResult::GetPromptResult(result) => Ok(result),
             _ => Err(connection.unexpected(method::PROMPTS_GET)),
         }
+    }
+
+    /// The text contents of resource `uri` of server `name`, each with its own URI (binary
+    /// contents are left out: nothing a model can read).
+    pub async fn read_resource_text(
+        &self,
+        name: &str,
+        uri: &str,
+    ) -> Result<Vec<(String, String)>, McpError> {
+        let read = self.read_resource(name, uri).await?;
+        Ok(read
+            .contents
+            .into_iter()
+            .filter_map(|contents| match contents {
+                rmcp::model::ResourceContents::TextResourceContents { uri, text, .. } => {
+                    Some((uri, text))
+                }
+                _ => None,
+            })
+            .collect())
     }
 
     /// Reads resource `uri` of server `name`.
@@ -456,8 +547,8 @@ impl Connection {
                     })?;
                     headers.insert(name, value);
                 }
-                let mut config =
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(headers);
+                let mut config = StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    .custom_headers(headers);
                 if let Some(variable) = &self.config.bearer_token_env {
                     config = config.auth_header(self.variable(variable, "bearer token")?);
                 }
@@ -505,23 +596,15 @@ impl Connection {
         }
         let live = self.live().await?;
         self.tools_stale.store(false, Ordering::SeqCst);
-        let started = Instant::now();
-        let span = self.span(method::TOOLS_LIST, Target::Server, &live);
-        let listed = live
-            .service
-            .list_all_tools()
-            .instrument(span.clone())
-            .await;
-        let listed = match listed {
-            Ok(listed) => listed,
-            Err(error) => {
-                self.tools_stale.store(true, Ordering::SeqCst);
-                let error = self.request_failed(method::TOOLS_LIST, error, &live).await;
-                self.finish(&span, metrics, method::TOOLS_LIST, Target::Server, &live, started, Some(&error));
-                return Err(error);
-            }
-        };
-        self.finish(&span, metrics, method::TOOLS_LIST, Target::Server, &live, started, None);
+        let listed = self
+            .listing(
+                metrics,
+                method::TOOLS_LIST,
+                &live,
+                live.service.list_all_tools(),
+            )
+            .await
+            .inspect_err(|_| self.tools_stale.store(true, Ordering::SeqCst))?;
         let tools: Vec<RemoteTool> = listed
             .into_iter()
             .map(|tool| RemoteTool {
@@ -534,6 +617,37 @@ impl Connection {
         Ok(tools)
     }
 
+    /// A listing request (`tools/list`, `prompts/list`, every page), traced and measured.
+    async fn listing<T>(
+        &self,
+        metrics: &McpMetrics,
+        method: &'static str,
+        live: &Arc<Live>,
+        list: impl Future<Output = Result<T, ServiceError>>,
+    ) -> Result<T, McpError> {
+        let started = Instant::now();
+        let span = self.span(method, Target::Server, live);
+        match list.instrument(span.clone()).await {
+            Ok(listed) => {
+                self.finish(&span, metrics, method, Target::Server, live, started, None);
+                Ok(listed)
+            }
+            Err(error) => {
+                let error = self.request_failed(method, error, live).await;
+                self.finish(
+                    &span,
+                    metrics,
+                    method,
+                    Target::Server,
+                    live,
+                    started,
+                    Some(&error),
+                );
+                Err(error)
+            }
+        }
+    }
+
     fn span(&self, method: &'static str, target: Target<'_>, live: &Live) -> tracing::Span {
         let (tool, prompt, resource, name) = match target {
             Target::Tool(tool) => (Some(tool), None, None, format!("{method} {tool}")),
@@ -543,7 +657,10 @@ impl Connection {
             Target::Server => (None, None, None, method.to_owned()),
         };
         let (address, port) = match &self.transport {
-            McpTransportConfig::Http { url } => (url.host_str().map(str::to_owned), url.port_or_known_default()),
+            McpTransportConfig::Http { url } => (
+                url.host_str().map(str::to_owned),
+                url.port_or_known_default(),
+            ),
             McpTransportConfig::Stdio { .. } => (None, None),
         };
         tracing::info_span!(
@@ -625,7 +742,12 @@ impl Connection {
 
     /// The error of a failed request; a broken connection is dropped so the next request
     /// reconnects.
-    async fn request_failed(&self, method: &'static str, error: ServiceError, live: &Arc<Live>) -> McpError {
+    async fn request_failed(
+        &self,
+        method: &'static str,
+        error: ServiceError,
+        live: &Arc<Live>,
+    ) -> McpError {
         let (message, code) = match error {
             ServiceError::McpError(data) => (data.message.to_string(), Some(data.code.0)),
             ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
@@ -659,7 +781,10 @@ impl Connection {
         let error_type = error.map(McpError::error_type);
         if let Some(error) = error {
             span.record(sc::ERROR_TYPE, error.error_type());
-            if let McpError::Request { code: Some(code), .. } = error {
+            if let McpError::Request {
+                code: Some(code), ..
+            } = error
+            {
                 span.record(sc::RPC_RESPONSE_STATUS_CODE, code.to_string());
             }
             span.record(sc::OTEL_STATUS_CODE, "ERROR");

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 
+use super::McpSelector;
 use super::McpServers;
 use super::servers::{McpError, RemoteTool};
-use super::McpSelector;
 use crate::{Tool, ToolError};
 
 /// A remote tool. Its schema and description are the server's, as last listed (a
@@ -46,7 +46,10 @@ impl Tool for McpTool {
     fn parameters(&self) -> serde_json::Value {
         self.servers
             .cached_tool(&self.server, &self.remote.name)
-            .map_or_else(|| self.remote.input_schema.clone(), |tool| tool.input_schema)
+            .map_or_else(
+                || self.remote.input_schema.clone(),
+                |tool| tool.input_schema,
+            )
     }
 
     async fn call(&self, arguments: serde_json::Value) -> Result<String, ToolError> {
@@ -112,7 +115,13 @@ fn model_name(prefix: Option<&str>, tool: &str) -> String {
         .unwrap_or("")
         .chars()
         .chain(tool.chars())
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(64)
         .collect();
     name
