@@ -2,6 +2,7 @@
 //! each resource with `resources/read` every turn (so a changed resource is seen at once) and gives
 //! its text to the model as a numbered source it cites.
 
+#[cfg(feature = "mcp")]
 use sextant_memory::RetrievedChunk;
 use sextant_tools::mcp::McpServers;
 
@@ -37,6 +38,7 @@ impl McpResourceRef {
 
 /// The resources an agent reads every turn (a [`ContextSource`](crate::agent::ContextSource) with
 /// the `mcp` feature).
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
 pub struct McpResources {
     servers: McpServers,
     resources: Vec<McpResourceRef>,
@@ -79,6 +81,7 @@ impl ContextSource for McpResources {
 
 /// An MCP server's prompt as an agent's turn template (`prompt = "mcp:SERVER/NAME"`): its
 /// arguments are listed once, and it is rendered by the server every turn.
+#[cfg_attr(not(feature = "mcp"), allow(dead_code))]
 pub struct McpPromptTemplate {
     servers: McpServers,
     server: String,

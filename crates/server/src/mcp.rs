@@ -233,6 +233,16 @@ impl McpHandler {
         &self,
         arguments: Map<String, Value>,
     ) -> Result<CallToolResult, ErrorData> {
+        // A search embeds the query on the service's CPU: it takes a request slot like a turn.
+        let _slot = self.state.slots.clone().try_acquire_owned().map_err(|_| {
+            ErrorData::internal_error(
+                format!(
+                    "the service is busy: {} requests are running; try again shortly",
+                    self.state.settings.max_concurrent_requests
+                ),
+                None,
+            )
+        })?;
         let collections = self.collections();
         let collection = match arguments.get("collection").and_then(Value::as_str) {
             Some(name) => name.to_owned(),

@@ -105,13 +105,13 @@ impl OpenAiChatModel {
                 })
             })
             .collect();
-        let tool_choice = (!tools.is_empty()).then(|| {
-            ChatCompletionToolChoiceOption::Mode(match options.tool_choice {
+        let tool_choice = (!tools.is_empty()).then_some(ChatCompletionToolChoiceOption::Mode(
+            match options.tool_choice {
                 ToolChoice::Auto => ToolChoiceOptions::Auto,
                 ToolChoice::None => ToolChoiceOptions::None,
                 ToolChoice::Required => ToolChoiceOptions::Required,
-            })
-        });
+            },
+        ));
         CreateChatCompletionRequest {
             model: self.model.clone(),
             messages: request.messages.iter().map(wire_message).collect(),
