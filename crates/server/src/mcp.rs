@@ -32,6 +32,7 @@ use rmcp::transport::streamable_http_server::session::never::NeverSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
+use sextant_agent::AgentConfig;
 use sextant_tools::mcp::{McpMetrics, McpOperation};
 use sextant_tracker::conventions::mcp as method;
 use sextant_tracker::prompts::{PromptRegistry, PromptUri, PromptVersion, RenderedContent};
@@ -144,16 +145,30 @@ impl McpHandler {
 
     /// The collections `search_memory` may search.
     fn collections(&self) -> Vec<String> {
+        self.collections_of(&self.agent_configs())
+    }
+
+    /// Every agent's name with its configuration (`None` where its file does not load).
+    fn agent_configs(&self) -> Vec<(String, Option<AgentConfig>)> {
+        let agents = &self.state.agents;
+        agents
+            .names()
+            .into_iter()
+            .map(|name| {
+                let config = agents.config_of(&name);
+                (name, config)
+            })
+            .collect()
+    }
+
+    /// The collections `search_memory` may search, given the agents' configurations.
+    fn collections_of(&self, configs: &[(String, Option<AgentConfig>)]) -> Vec<String> {
         if let Some(listed) = &self.state.settings.mcp.collections {
             return listed.clone();
         }
-        let mut collections: Vec<String> = self
-            .state
-            .agents
-            .names()
+        let mut collections: Vec<String> = configs
             .iter()
-            .filter_map(|name| self.state.agents.config_of(name))
-            .filter_map(|config| config.memory.map(|m| m.collection))
+            .filter_map(|(_, config)| Some(config.as_ref()?.memory.as_ref()?.collection.clone()))
             .collect();
         collections.sort();
         collections.dedup();
@@ -229,9 +244,11 @@ impl McpHandler {
         }
     }
 
+    /// A search of one of `collections` (those `search_memory` may search).
     async fn search_memory(
         &self,
         arguments: Map<String, Value>,
+        collections: Vec<String>,
     ) -> Result<CallToolResult, ErrorData> {
         // A search embeds the query on the service's CPU: it takes a request slot like a turn.
         let _slot = self.state.slots.clone().try_acquire_owned().map_err(|_| {
@@ -243,7 +260,6 @@ impl McpHandler {
                 None,
             )
         })?;
-        let collections = self.collections();
         let collection = match arguments.get("collection").and_then(Value::as_str) {
             Some(name) => name.to_owned(),
             None if collections.len() == 1 => collections[0].clone(),
@@ -364,12 +380,11 @@ impl ServerHandler for McpHandler {
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
         let started = Instant::now();
+        let configs = self.agent_configs();
+        let collections = self.collections_of(&configs);
         let mut tools = Vec::new();
-        for name in self.state.agents.names() {
-            let description = self
-                .state
-                .agents
-                .config_of(&name)
+        for (name, config) in configs {
+            let description = config
                 .map(|config| config.description)
                 .filter(|d| !d.trim().is_empty())
                 .unwrap_or_else(|| format!("Ask the `{name}` agent a question."));
@@ -378,7 +393,6 @@ impl ServerHandler for McpHandler {
                     .with_raw_output_schema(Arc::new(object(agent_output_schema()))),
             );
         }
-        let collections = self.collections();
         if !collections.is_empty() {
             tools.push(Tool::new(
                 SEARCH_MEMORY,
@@ -402,10 +416,16 @@ impl ServerHandler for McpHandler {
         let started = Instant::now();
         let name = request.name.to_string();
         let arguments = request.arguments.unwrap_or_default();
-        let result = if name == SEARCH_MEMORY && !self.collections().is_empty() {
-            self.search_memory(arguments).await
+        // The collections come from the agent files on disk: read only for a search, once.
+        let collections = if name == SEARCH_MEMORY {
+            self.collections()
         } else {
+            Vec::new()
+        };
+        let result = if collections.is_empty() {
             self.run_agent(&name, arguments, &context).await
+        } else {
+            self.search_memory(arguments, collections).await
         };
         let error_type = match &result {
             Ok(result) if result.is_error == Some(true) => Some(method::TOOL_ERROR),

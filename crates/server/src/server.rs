@@ -322,21 +322,7 @@ impl Server {
             .await
             .map_err(|error| std::io::Error::other(error.to_string()))?;
         let ended = service.waiting().await;
-        let state = self.state;
-        let runtime = state.runtime.clone();
-        runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
-        drop(state);
-        let run = runtime.end_run(RunStatus::Finished).await;
-        let mut report = match Arc::try_unwrap(runtime) {
-            Ok(runtime) => runtime.shutdown().await?,
-            Err(runtime) => {
-                tokio::task::spawn_blocking(move || runtime.flush())
-                    .await
-                    .map_err(std::io::Error::other)??;
-                RuntimeReport::default()
-            }
-        };
-        report.run = run;
+        let report = wind_down(self.state).await?;
         ended.map_err(std::io::Error::other)?;
         Ok(report)
     }
@@ -425,28 +411,35 @@ impl Server {
             }
         };
 
-        let runtime = state.runtime.clone();
-        runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
-        let run = runtime.end_run(RunStatus::Finished).await;
-        if run.as_ref().is_some_and(|report| !report.delivered) {
+        let report = wind_down(state).await?;
+        if report.run.as_ref().is_some_and(|run| !run.delivered) {
             eprintln!("sextant serve: the tracking run is spooled; the next command delivers it");
         }
-        drop(state);
-        let mut report = match Arc::try_unwrap(runtime) {
-            Ok(runtime) => runtime.shutdown().await?,
-            // A turn past the grace period still holds the runtime: flush what there is.
-            Err(runtime) => {
-                tokio::task::spawn_blocking(move || runtime.flush())
-                    .await
-                    .map_err(std::io::Error::other)??;
-                RuntimeReport::default()
-            }
-        };
-        report.run = run;
         eprintln!("sextant serve: stopped");
         served?;
         Ok(report)
     }
+}
+
+/// The end of serving, over HTTP or stdio: the counters go to the tracking run, the run ends
+/// (delivered or spooled), and telemetry is flushed and shut down.
+async fn wind_down(state: Arc<ServiceState>) -> Result<RuntimeReport, ServerError> {
+    let runtime = state.runtime.clone();
+    runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
+    drop(state);
+    let run = runtime.end_run(RunStatus::Finished).await;
+    let mut report = match Arc::try_unwrap(runtime) {
+        Ok(runtime) => runtime.shutdown().await?,
+        // A turn past the grace period still holds the runtime: flush what there is.
+        Err(runtime) => {
+            tokio::task::spawn_blocking(move || runtime.flush())
+                .await
+                .map_err(std::io::Error::other)??;
+            RuntimeReport::default()
+        }
+    };
+    report.run = run;
+    Ok(report)
 }
 
 /// The service's routes and layers.

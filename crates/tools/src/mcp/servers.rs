@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, CancelledNotificationParam, ClientCapabilities,
-    ClientConfig, ClientRequest, ContentBlock, GetPromptRequest, GetPromptRequestParams,
-    GetPromptResult, Implementation, ReadResourceRequest, ReadResourceRequestParams,
-    ReadResourceResult, RequestMetaObject, ServerResult,
+    ClientConfig, ClientRequest, GetPromptRequest, GetPromptRequestParams, GetPromptResult,
+    Implementation, ReadResourceRequest, ReadResourceRequestParams, ReadResourceResult,
+    RequestMetaObject, ServerResult,
 };
 use rmcp::service::{NotificationContext, PeerRequestOptions, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -26,6 +26,7 @@ use tracing::field::Empty;
 use super::McpServers;
 use super::config::{McpServerConfig, McpTransportConfig};
 use super::metrics::{McpMetrics, McpOperation};
+use super::tool::block_text;
 use super::trace_context;
 
 /// Variables of Sextant's environment every spawned server sees: enough to find programs and
@@ -292,16 +293,7 @@ impl McpServers {
                     rmcp::model::Role::Assistant => "assistant",
                     _ => "user",
                 };
-                match message.content {
-                    ContentBlock::Text(text) => Some((role.to_owned(), text.text)),
-                    ContentBlock::Resource(embedded) => match embedded.resource {
-                        rmcp::model::ResourceContents::TextResourceContents { text, .. } => {
-                            Some((role.to_owned(), text))
-                        }
-                        _ => None,
-                    },
-                    _ => None,
-                }
+                block_text(&message.content).map(|text| (role.to_owned(), text.to_owned()))
             })
             .collect())
     }

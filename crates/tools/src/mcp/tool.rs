@@ -83,22 +83,10 @@ impl Tool for McpTool {
 pub fn result_text(result: &CallToolResult) -> String {
     let mut parts = Vec::new();
     for block in &result.content {
-        match block {
-            ContentBlock::Text(text) => parts.push(text.text.clone()),
-            ContentBlock::Resource(embedded) => match &embedded.resource {
-                ResourceContents::TextResourceContents { text, .. } => parts.push(text.clone()),
-                ResourceContents::BlobResourceContents { uri, .. } => {
-                    parts.push(format!("[binary resource {uri}]"))
-                }
-                #[allow(unreachable_patterns)]
-                _ => parts.push("[resource]".into()),
-            },
-            ContentBlock::ResourceLink(link) => parts.push(format!("[resource {}]", link.uri)),
-            ContentBlock::Image(image) => parts.push(format!("[image {}]", image.mime_type)),
-            ContentBlock::Audio(audio) => parts.push(format!("[audio {}]", audio.mime_type)),
-            #[allow(unreachable_patterns)]
-            _ => parts.push("[content]".into()),
-        }
+        parts.push(match block_text(block) {
+            Some(text) => text.to_owned(),
+            None => unreadable(block),
+        });
     }
     if parts.is_empty()
         && let Some(structured) = &result.structured_content
@@ -106,6 +94,36 @@ pub fn result_text(result: &CallToolResult) -> String {
         return structured.to_string();
     }
     parts.join("\n")
+}
+
+/// The text of a content block a model can read: a text block, or an embedded text resource.
+pub(crate) fn block_text(block: &ContentBlock) -> Option<&str> {
+    match block {
+        ContentBlock::Text(text) => Some(&text.text),
+        ContentBlock::Resource(embedded) => match &embedded.resource {
+            ResourceContents::TextResourceContents { text, .. } => Some(text),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The note a model reads in place of a block it cannot read.
+fn unreadable(block: &ContentBlock) -> String {
+    match block {
+        ContentBlock::Resource(embedded) => match &embedded.resource {
+            ResourceContents::BlobResourceContents { uri, .. } => {
+                format!("[binary resource {uri}]")
+            }
+            #[allow(unreachable_patterns)]
+            _ => "[resource]".into(),
+        },
+        ContentBlock::ResourceLink(link) => format!("[resource {}]", link.uri),
+        ContentBlock::Image(image) => format!("[image {}]", image.mime_type),
+        ContentBlock::Audio(audio) => format!("[audio {}]", audio.mime_type),
+        #[allow(unreachable_patterns)]
+        _ => "[content]".into(),
+    }
 }
 
 /// The model-facing name of `tool` of `server`: its own name with the server's `tool_prefix`,
