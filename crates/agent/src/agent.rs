@@ -419,10 +419,21 @@ impl Agent {
             span: &span,
             armed: true,
         };
-        let result = self
-            .turn(history, question, on_content)
-            .instrument(span.clone())
-            .await;
+        // The session and the user travel to the peers this turn calls (model servers, A2A agents)
+        // as W3C baggage, where the propagation policy allows.
+        let mut baggage = sextant_trace_context::Baggage::new();
+        if let Some(id) = &context.conversation_id {
+            baggage = baggage.with(sc::SESSION_ID, id.as_str());
+        }
+        if let Some(user) = &context.user_id {
+            baggage = baggage.with(sc::USER_ID, user.as_str());
+        }
+        let result = sextant_trace_context::with_baggage(
+            baggage,
+            self.turn(history, question, on_content)
+                .instrument(span.clone()),
+        )
+        .await;
         cancelled.disarm();
         match result {
             Ok(mut outcome) => {

@@ -180,6 +180,13 @@ impl SextantConfig {
             source_name: "the configuration".into(),
             message: error.message,
         })?;
+        self.telemetry
+            .propagation_policy()
+            .map_err(|error| ConfigError::Value {
+                key: "telemetry.propagate_to".into(),
+                source_name: "the configuration".into(),
+                message: error.to_string(),
+            })?;
         self.tracking
             .validate()
             .map_err(|(key, message)| ConfigError::Value {

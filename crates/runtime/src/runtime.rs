@@ -89,6 +89,10 @@ impl RuntimeBuilder {
     /// Starts the tracker (delivering what earlier processes spooled), the run, and telemetry.
     pub async fn start(self) -> Result<Runtime, RuntimeError> {
         let config = self.config;
+        // `validate` has checked the list when the configuration was loaded.
+        if let Ok(policy) = config.telemetry.propagation_policy() {
+            sextant_trace_context::set_policy(policy);
+        }
         let run = match self.run {
             Some(spec) if config.tracking.log_runs => {
                 match start_run(&config, spec).await {

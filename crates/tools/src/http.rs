@@ -30,11 +30,13 @@ pub(crate) fn api_client(timeout: Duration) -> reqwest::Client {
 
 /// Sends `request` inside an HTTP client span and turns transport failures and error statuses into
 /// [`ToolError::Upstream`] messages that name the service. `service` names it for the model
-/// ("SearXNG", "Brave Search").
+/// ("SearXNG", "Brave Search"). `propagate`: the request is to a configured API, which gets the
+/// trace context when `[telemetry] propagate_to` allows its host; a fetched page never does.
 pub(crate) async fn send(
     client: &reqwest::Client,
-    request: reqwest::Request,
+    mut request: reqwest::Request,
     service: &str,
+    propagate: bool,
 ) -> Result<reqwest::Response, ToolError> {
     let url = request.url().clone();
     let method = request.method().as_str().to_owned();
@@ -59,6 +61,10 @@ pub(crate) async fn send(
         { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
         { sc::ERROR_TYPE } = Empty,
     );
+    if propagate {
+        let _entered = span.enter();
+        sextant_trace_context::inject(url.as_str(), request.headers_mut());
+    }
     let result = client.execute(request).instrument(span.clone()).await;
     let failed = |error_type: &str, description: String| {
         span.record(sc::ERROR_TYPE, error_type);
@@ -177,7 +183,7 @@ pub(crate) async fn request_text(
     request: reqwest::Request,
     service: &str,
 ) -> Result<String, ToolError> {
-    let response = send(client, request, service).await?;
+    let response = send(client, request, service, true).await?;
     let (body, _) = read_limited(response, MAX_API_RESPONSE_BYTES, service).await?;
     Ok(body)
 }

@@ -22,6 +22,19 @@ pub struct TelemetrySettings {
     /// `[telemetry.spool]`: the disk quota and fsync policy of the spool that keeps spans a
     /// remote sink has not acknowledged.
     pub spool: SpoolConfig,
+    /// The hosts Sextant's outgoing calls (model servers, MLflow, MCP and A2A peers, search
+    /// APIs) send `traceparent`/`tracestate`/`baggage` to: host names, IPs, `*.suffix`, `private`
+    /// (loopback and private hosts: the default) or `*`. Fetched web pages never get them.
+    pub propagate_to: Vec<String>,
+}
+
+impl TelemetrySettings {
+    /// The propagation policy `propagate_to` describes, or why an entry is not a host.
+    pub fn propagation_policy(
+        &self,
+    ) -> Result<sextant_trace_context::PropagationPolicy, sextant_trace_context::PolicyError> {
+        sextant_trace_context::PropagationPolicy::parse(&self.propagate_to)
+    }
 }
 
 impl Default for TelemetrySettings {
@@ -33,6 +46,7 @@ impl Default for TelemetrySettings {
             log_filter: "warn".into(),
             otlp: None,
             spool: SpoolConfig::default(),
+            propagate_to: vec!["private".into()],
         }
     }
 }

@@ -136,6 +136,9 @@ impl OllamaChatModel {
         let response = self
             .http
             .post(self.chat_url.clone())
+            .headers(sextant_trace_context::outgoing_headers(
+                self.chat_url.as_str(),
+            ))
             .json(body)
             .send()
             .await
@@ -428,6 +431,9 @@ impl sextant_memory::Embedder for OllamaEmbedder {
         let response = self
             .http
             .post(self.embed_url.clone())
+            .headers(sextant_trace_context::outgoing_headers(
+                self.embed_url.as_str(),
+            ))
             .json(&request)
             .send()
             .await

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use async_openai::Client;
 use async_openai::config::OpenAIConfig;
 use async_openai::error::{OpenAIError, StreamError};
+use async_openai::traits::RequestOptionsBuilder;
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
@@ -223,6 +224,7 @@ impl ChatModel for OpenAiChatModel {
         let response: CreateChatCompletionResponse = self
             .client
             .chat()
+            .headers(sextant_trace_context::outgoing_headers(&self.endpoint))
             .create_byot(body)
             .await
             .map_err(|e| map_error(e, &self.endpoint))?;
@@ -234,6 +236,7 @@ impl ChatModel for OpenAiChatModel {
         let mut events = self
             .client
             .chat()
+            .headers(sextant_trace_context::outgoing_headers(&self.endpoint))
             .create_stream_byot::<_, CreateChatCompletionStreamResponse>(body)
             .await
             .map_err(|e| map_error(e, &self.endpoint))?;
@@ -529,6 +532,7 @@ impl sextant_memory::Embedder for OpenAiEmbedder {
         let response = self
             .client
             .embeddings()
+            .headers(sextant_trace_context::outgoing_headers(&self.endpoint))
             .create(request)
             .await
             .map_err(|error| sextant_memory::EmbedError::Upstream {

@@ -690,7 +690,11 @@ impl Connection {
         let started = Instant::now();
         let span = self.span(method, target, &live);
         let mut meta = RequestMetaObject::new();
-        trace_context::inject(&span, &mut meta);
+        let url = match &self.transport {
+            McpTransportConfig::Http { url } => Some(url),
+            _ => None,
+        };
+        trace_context::inject(&span, url, &mut meta);
         let sent = async {
             let handle = live
                 .service

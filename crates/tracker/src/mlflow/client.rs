@@ -338,7 +338,11 @@ impl MlflowClient {
                 endpoint: path.to_owned(),
                 message: format!("bad endpoint path: {error}"),
             })?;
-        let mut request = self.http.request(method, url.clone()).query(query);
+        let mut request = self
+            .http
+            .request(method, url.clone())
+            .query(query)
+            .headers(sextant_trace_context::outgoing_headers(url.as_str()));
         request = match payload {
             Payload::Json(body) => request.json(&body),
             Payload::Bytes(bytes) => request

@@ -20,21 +20,7 @@ pub fn current_trace_id(span: &tracing::Span) -> Option<String> {
         .then(|| span_context.trace_id().to_string())
 }
 
-/// `span`'s own W3C trace context as a `traceparent` value (`00-<trace>-<span>-<flags>`): what
-/// a server sends back as `traceresponse` or a client sends on. `None` when the span is not
-/// recorded by an OpenTelemetry pipeline.
-pub fn traceparent_of(span: &tracing::Span) -> Option<String> {
-    let context = span.context();
-    let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            span_context.trace_id(),
-            span_context.span_id(),
-            span_context.trace_flags().to_u8()
-        )
-    })
-}
+pub use sextant_trace_context::traceparent_of;
 
 /// Makes `span` continue the trace of a W3C `traceparent` header (an incoming HTTP request).
 /// Call it before the span is entered.

@@ -91,7 +91,7 @@ impl HttpFetch {
                         e.without_url()
                     ))
                 })?;
-            let response = http::send(&self.client, request, &host_of(&url)).await?;
+            let response = http::send(&self.client, request, &host_of(&url), false).await?;
             if response.status().is_redirection() {
                 let location = response
                     .headers()
