@@ -235,6 +235,8 @@ pub struct TestServers {
     mcp_bin: PathBuf,
     /// The `mcp-server-everything` launcher.
     mcp_everything: PathBuf,
+    /// The interpreter of the venv with the reference A2A SDK.
+    a2a_python: PathBuf,
 }
 
 impl TestServers {
@@ -247,6 +249,8 @@ impl TestServers {
         // MCP servers run over stdio, spawned by the tests themselves: installed, not started.
         let mcp_venv = venv::MCP.ensure()?;
         let everything = npm::MCP_EVERYTHING.ensure()?;
+        // The A2A SDK's client and server are run by the tests themselves.
+        let a2a_venv = venv::A2A.ensure()?;
         println!(
             "xtask: venvs ready after {:.1?}; GGUF: {}",
             setup.elapsed(),
@@ -269,6 +273,7 @@ impl TestServers {
             scratch,
             mcp_bin: mcp_venv.dir.join("bin"),
             mcp_everything: everything.bin("mcp-server-everything"),
+            a2a_python: a2a_venv.python(),
         };
         let started = Instant::now();
         // MLflow and llama.cpp start in parallel; the Ollama double needs llama.cpp's model id.
@@ -464,6 +469,10 @@ impl TestServers {
                 "SEXTANT_TEST_MCP_EVERYTHING",
                 self.mcp_everything.display().to_string(),
             ),
+            (
+                "SEXTANT_TEST_A2A_PYTHON",
+                self.a2a_python.display().to_string(),
+            ),
             ("RAYON_NUM_THREADS", "1".to_string()),
             ("SEXTANT_THREADS", "1".to_string()),
         ]
@@ -546,6 +555,7 @@ mod tests {
             "SEXTANT_TEST_PYTHON",
             "SEXTANT_TEST_GGUF",
             "SEXTANT_TEST_MCP_EVERYTHING",
+            "SEXTANT_TEST_A2A_PYTHON",
         ] {
             let path = exported(key);
             assert!(Path::new(&path).is_file(), "{key}={path} is not a file");

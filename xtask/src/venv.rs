@@ -66,6 +66,16 @@ pub const MCP: VenvSpec = VenvSpec {
     }],
 };
 
+/// The reference A2A SDK (`a2a-sdk`, A2A 1.0) with its HTTP server and uvicorn: its client calls
+/// Sextant's agents, and its server hosts the remote agent a Sextant agent calls, in the tests.
+pub const A2A: VenvSpec = VenvSpec {
+    name: "a2a",
+    steps: &[PipStep {
+        flags: &[],
+        requirements: &["a2a-sdk[http-server]==1.3.0", "uvicorn==0.55.0"],
+    }],
+};
+
 pub struct Venv {
     pub dir: PathBuf,
 }

@@ -32,6 +32,7 @@ use crate::prompt::{
     user_message,
 };
 use crate::span_content;
+use crate::sub_agent::SubAgent;
 
 /// Why a turn failed. Tool failures are not here: they go back to the model.
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +119,9 @@ pub struct ToolCallRecord {
     pub error_type: Option<&'static str>,
     /// How long it took.
     pub duration_ms: f64,
+    /// The tokens an agent called as a tool used (counted in the turn's usage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// The result of one turn.
@@ -125,6 +129,8 @@ pub struct ToolCallRecord {
 pub struct AgentOutcome {
     /// The final answer.
     pub answer: String,
+    /// The agent that gave it: this one, or the one it handed the conversation to.
+    pub agent: String,
     /// The trace of this turn (32 hex digits), when tracing is on.
     pub trace_id: Option<String>,
     /// Model calls made.
@@ -178,6 +184,9 @@ pub struct TurnContext {
     pub conversation_id: Option<String>,
     /// The user asking.
     pub user_id: Option<String>,
+    /// How deep this turn is nested: 0 for a turn a user asked for, one more for each agent that
+    /// called another (as a tool or by a handoff).
+    pub depth: u32,
 }
 
 /// An agent: a named system prompt, a chat model and the tools it may call.
@@ -214,7 +223,25 @@ pub struct Agent {
         serde_json::Map<String, serde_json::Value>,
     )>,
     model_version: Option<String>,
+    sub_agents: Vec<Arc<dyn SubAgent>>,
+    handoffs: Vec<Arc<dyn SubAgent>>,
+    handoff_history: HandoffHistory,
+    max_depth: u32,
 }
+
+/// What the target of a handoff sees of the conversation before the handing turn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HandoffHistory {
+    /// The earlier turns, as the handing agent had them.
+    #[default]
+    Full,
+    /// Only the question.
+    None,
+}
+
+/// The prefix of a handoff's tool name: `transfer_to_billing`.
+pub const HANDOFF_PREFIX: &str = "transfer_to_";
 
 /// Builds an [`Agent`].
 pub struct AgentBuilder {
@@ -297,6 +324,33 @@ impl AgentBuilder {
         self
     }
 
+    /// Another agent the model may call as a tool (its answer is the tool's result; its tokens
+    /// count in this turn's usage).
+    pub fn sub_agent(mut self, agent: Arc<dyn SubAgent>) -> Self {
+        self.agent.sub_agents.push(agent);
+        self
+    }
+
+    /// Another agent the model may hand the conversation to (a `transfer_to_NAME` tool): it
+    /// answers this turn, and the caller continues the session with it.
+    pub fn handoff(mut self, agent: Arc<dyn SubAgent>) -> Self {
+        self.agent.handoffs.push(agent);
+        self
+    }
+
+    /// What a handoff's target sees of the earlier turns (default: all of them).
+    pub fn handoff_history(mut self, history: HandoffHistory) -> Self {
+        self.agent.handoff_history = history;
+        self
+    }
+
+    /// How deep agents may call agents below this one (default 3): a call past it is refused and
+    /// the model told so, which ends any recursion.
+    pub fn max_depth(mut self, depth: u32) -> Self {
+        self.agent.max_depth = depth;
+        self
+    }
+
     /// The agent.
     pub fn build(self) -> Agent {
         self.agent
@@ -322,6 +376,10 @@ impl Agent {
                 prompts: None,
                 message_template: None,
                 model_version: None,
+                sub_agents: Vec::new(),
+                handoffs: Vec::new(),
+                handoff_history: HandoffHistory::default(),
+                max_depth: 3,
             },
         }
     }
@@ -393,6 +451,7 @@ impl Agent {
             { sc::SEXTANT_PROMPT_VERSION } = Empty,
             { sc::MLFLOW_LINKED_PROMPTS } = Empty,
             { sc::SEXTANT_AGENT_VERSION } = self.model_version.as_deref(),
+            { sc::SEXTANT_AGENT_DEPTH } = (context.depth > 0).then_some(i64::from(context.depth)),
             { sc::SESSION_ID } = Empty,
             { sc::USER_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
@@ -430,7 +489,7 @@ impl Agent {
         }
         let result = sextant_trace_context::with_baggage(
             baggage,
-            self.turn(history, question, on_content)
+            self.turn(history, question, context, on_content)
                 .instrument(span.clone()),
         )
         .await;
@@ -459,6 +518,7 @@ impl Agent {
         &self,
         history: &[Message],
         question: &str,
+        context: &TurnContext,
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
         let sources = self.retrieve_context(question).await?;
@@ -519,16 +579,7 @@ impl Agent {
         messages.extend(constructed.messages);
         let prompt_versions = constructed.versions;
         let sources = sources.unwrap_or_default();
-        let tools: Vec<ToolDefinition> = self
-            .tools
-            .iter()
-            .map(|tool| ToolDefinition {
-                name: tool.name().to_owned(),
-                description: tool.description().to_owned(),
-                parameters: tool.parameters(),
-                examples: tool.examples(),
-            })
-            .collect();
+        let tools = self.tool_definitions();
 
         let mut usage = Usage::default();
         let mut records = Vec::new();
@@ -560,6 +611,7 @@ impl Agent {
                 let (answer, citations) = cite(&answer, &sources);
                 return Ok(AgentOutcome {
                     answer,
+                    agent: self.name.clone(),
                     citations,
                     trace_id: None,
                     steps: step,
@@ -583,6 +635,7 @@ impl Agent {
                 let (answer, citations) = cite(&answer, &sources);
                 return Ok(AgentOutcome {
                     answer,
+                    agent: self.name.clone(),
                     citations,
                     trace_id: None,
                     steps: step,
@@ -593,6 +646,29 @@ impl Agent {
                     prompt_versions,
                 });
             }
+            // The first handoff the model asks for ends this agent's part of the turn.
+            if let Some((call, target)) = response.tool_calls.iter().find_map(|call| {
+                let name = call.name.strip_prefix(HANDOFF_PREFIX)?;
+                let target = self.handoffs.iter().find(|h| h.name() == name)?;
+                Some((call, target.clone()))
+            }) {
+                let handed = self
+                    .hand_off(
+                        call,
+                        target.as_ref(),
+                        history,
+                        question,
+                        context,
+                        on_content,
+                    )
+                    .await?;
+                let mut outcome = handed;
+                outcome.steps += step;
+                outcome.usage += usage;
+                records.append(&mut outcome.tool_calls);
+                outcome.tool_calls = records;
+                return Ok(outcome);
+            }
             messages.push(response.to_message());
             // Calls past the set's parallel limit are not run; the model is told so.
             let max_parallel = self.tools.max_parallel();
@@ -601,14 +677,117 @@ impl Agent {
                     .tool_calls
                     .iter()
                     .enumerate()
-                    .map(|(i, call)| self.execute_tool(call, i >= max_parallel)),
+                    .map(|(i, call)| self.execute_tool(call, i >= max_parallel, context)),
             )
             .await;
             for (call, record) in response.tool_calls.iter().zip(results) {
                 messages.push(Message::tool_result(call, record.result.clone()));
+                if let Some(used) = record.usage {
+                    usage += used;
+                }
                 records.push(record);
             }
         }
+    }
+
+    /// What the model is offered: the tool set's tools, the agents it may call, and a
+    /// `transfer_to_NAME` tool per handoff.
+    fn tool_definitions(&self) -> Vec<ToolDefinition> {
+        let input = |what: &str| {
+            serde_json::json!({
+                "type": "object",
+                "properties": {"input": {"type": "string", "description": what}},
+                "required": ["input"],
+            })
+        };
+        let mut tools: Vec<ToolDefinition> = self
+            .tools
+            .iter()
+            .map(|tool| ToolDefinition {
+                name: tool.name().to_owned(),
+                description: tool.description().to_owned(),
+                parameters: tool.parameters(),
+                examples: tool.examples(),
+            })
+            .collect();
+        tools.extend(self.sub_agents.iter().map(|agent| ToolDefinition {
+            name: agent.name().to_owned(),
+            description: format!("Ask the agent `{}`: {}", agent.name(), agent.description()),
+            parameters: input("The question or task for the agent, complete in itself."),
+            examples: Vec::new(),
+        }));
+        tools.extend(self.handoffs.iter().map(|agent| ToolDefinition {
+            name: format!("{HANDOFF_PREFIX}{}", agent.name()),
+            description: format!(
+                "Hand the conversation to the agent `{}`, which answers from here on: {}",
+                agent.name(),
+                agent.description()
+            ),
+            parameters: serde_json::json!({"type": "object", "properties": {}}),
+            examples: Vec::new(),
+        }));
+        tools
+    }
+
+    /// Hands the turn to `target`, traced as `handoff {target}` with both agents' names: it
+    /// answers the question after the earlier turns (as [`HandoffHistory`] allows).
+    async fn hand_off(
+        &self,
+        call: &ToolCall,
+        target: &dyn SubAgent,
+        history: &[Message],
+        question: &str,
+        context: &TurnContext,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let span = tracing::info_span!(
+            "handoff",
+            { sc::OTEL_NAME } = %format!("handoff {}", target.name()),
+            { sc::OTEL_KIND } = "internal",
+            { sc::OTEL_STATUS_CODE } = Empty,
+            { sc::OTEL_STATUS_DESCRIPTION } = Empty,
+            { sc::GEN_AI_TOOL_CALL_ID } = %call.id,
+            { sc::SEXTANT_HANDOFF_FROM } = %self.name,
+            { sc::SEXTANT_HANDOFF_TO } = target.name(),
+            { sc::ERROR_TYPE } = Empty,
+        );
+        let failed = |message: String| {
+            mark_failed(&span, "handoff_failed", &message);
+            AgentError::Context {
+                agent: self.name.clone(),
+                message: format!("handing off to `{}`: {message}", target.name()),
+            }
+        };
+        if context.depth >= self.max_depth {
+            return Err(failed(format!(
+                "the handoff chain is deeper than max_depth ({})",
+                self.max_depth
+            )));
+        }
+        let agent = match target.local().instrument(span.clone()).await {
+            Ok(Some(agent)) => agent,
+            Ok(None) => {
+                return Err(failed(
+                    "a remote agent cannot take a conversation over".into(),
+                ));
+            }
+            Err(message) => return Err(failed(message)),
+        };
+        let earlier: &[Message] = match self.handoff_history {
+            HandoffHistory::Full => history,
+            HandoffHistory::None => &[],
+        };
+        let next = TurnContext {
+            depth: context.depth + 1,
+            ..context.clone()
+        };
+        let result = boxed_turn(&agent, earlier, question, &next, on_content)
+            .instrument(span.clone())
+            .await;
+        if let Err(error) = &result {
+            mark_failed(&span, &error.error_type(), &error.to_string());
+        }
+        result
     }
 
     /// The question's context from the agent's memory, if it retrieves for every turn.
@@ -666,7 +845,12 @@ impl Agent {
 
     /// One tool call, traced as `execute_tool {name}`. Never fails: errors become the result.
     /// `over_limit` marks a call past the parallel limit, which is reported but not run.
-    async fn execute_tool(&self, call: &ToolCall, over_limit: bool) -> ToolCallRecord {
+    async fn execute_tool(
+        &self,
+        call: &ToolCall,
+        over_limit: bool,
+        context: &TurnContext,
+    ) -> ToolCallRecord {
         let span = tracing::info_span!(
             sc::operation::EXECUTE_TOOL,
             { sc::OTEL_NAME } = %format!("{} {}", sc::operation::EXECUTE_TOOL, call.name),
@@ -686,11 +870,28 @@ impl Agent {
             span.record(sc::GEN_AI_TOOL_CALL_ARGUMENTS, call.arguments.as_str());
         }
         let started = Instant::now();
+        let sub_agent = self.sub_agents.iter().find(|a| a.name() == call.name);
+        let mut sub_usage = None;
         let outcome = if over_limit {
             Err(ToolError::TooManyCalls {
                 name: call.name.clone(),
                 max: self.tools.max_parallel(),
             })
+        } else if let Some(sub_agent) = sub_agent {
+            match self
+                .call_sub_agent(sub_agent.as_ref(), &call.arguments, context)
+                .instrument(span.clone())
+                .await
+            {
+                Ok(answer) => {
+                    sub_usage = Some(answer.usage);
+                    Ok(sextant_tools::ToolOutput {
+                        text: answer.answer,
+                        truncated_from: None,
+                    })
+                }
+                Err(error) => Err(error),
+            }
         } else {
             with_content_capture(
                 self.capture_content,
@@ -737,8 +938,51 @@ impl Agent {
             is_error,
             error_type,
             duration_ms,
+            usage: sub_usage,
         }
     }
+
+    /// Asks `agent` the `input` of `arguments`, one level deeper, unless that is past
+    /// `max_depth`.
+    async fn call_sub_agent(
+        &self,
+        agent: &dyn SubAgent,
+        arguments: &str,
+        context: &TurnContext,
+    ) -> Result<crate::sub_agent::SubAnswer, ToolError> {
+        let input = serde_json::from_str::<serde_json::Value>(arguments)
+            .ok()
+            .and_then(|v| v.get("input").and_then(|i| i.as_str()).map(str::to_owned))
+            .filter(|i| !i.trim().is_empty())
+            .ok_or_else(|| {
+                ToolError::InvalidArguments("give the agent's task as {\"input\": \"…\"}".into())
+            })?;
+        if context.depth >= self.max_depth {
+            return Err(ToolError::Refused(format!(
+                "agents may call agents only {} levels deep; answer with what you have",
+                self.max_depth
+            )));
+        }
+        // Boxed: the agent called may call this one.
+        let asked: std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>> =
+            Box::pin(agent.ask(&input, context));
+        asked.await.map_err(ToolError::Failed)
+    }
+}
+
+/// `agent.run_turn(…)` behind a declared boxed type: a handoff's target may hand back to the
+/// agent that called it, and the compiler proves such a recursive future `Send` only through a
+/// signature that names it.
+fn boxed_turn<'a>(
+    agent: &'a Agent,
+    history: &'a [Message],
+    question: &'a str,
+    context: &'a TurnContext,
+    on_content: Option<&'a (dyn Fn(&str) + Send + Sync)>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<AgentOutcome, AgentError>> + Send + 'a>,
+> {
+    Box::pin(agent.run_turn(history, question, context, on_content))
 }
 
 /// The answer of a turn that ran out of steps: what happened and what to do, never a tool result.

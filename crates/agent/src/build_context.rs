@@ -45,6 +45,9 @@ pub struct BuildContext {
     pub data_dir: PathBuf,
     /// Where model files are cached; `None`: `SEXTANT_HOME`/the platform's cache directory.
     pub models_dir: Option<PathBuf>,
+    /// Where agents named by a stem (`agents = ["researcher"]`, a workflow's `agent` node) are
+    /// looked for after the naming file's own directory (`[agent] dir`).
+    pub agents_dir: Option<PathBuf>,
 }
 
 impl BuildContext {
@@ -60,6 +63,7 @@ impl BuildContext {
             capture_content: false,
             data_dir: data_dir.into(),
             models_dir: None,
+            agents_dir: None,
         }
     }
 

@@ -15,7 +15,7 @@ use sextant_tools::mcp::McpSelector;
 use sextant_tools::{ToolSet, ToolSetError};
 use sextant_tracker::prompts::{PromptUri, RegistryError};
 
-use crate::agent::Agent;
+use crate::agent::{Agent, HandoffHistory};
 use crate::build_context::BuildContext;
 use crate::chat::ChatOptions;
 use crate::error::ChatError;
@@ -26,6 +26,7 @@ use crate::memory::{
 };
 use crate::prompt::AgentPrompts;
 use crate::providers;
+use crate::sub_agent::AgentEntry;
 
 /// The default agent, as shipped in `configs/agents/assistant.toml`.
 pub const DEFAULT_AGENT: &str = include_str!("../../../configs/agents/assistant.toml");
@@ -64,6 +65,20 @@ pub struct AgentDefaults {
     /// The agent file used when `--agent` is not given; empty = the built-in `assistant`.
     #[serde(default)]
     pub default: Option<PathBuf>,
+    /// Where agents named by a stem (`agents = ["researcher"]`, workflow nodes) are looked for
+    /// after the naming file's own directory; unset = `configs/agents` when it exists.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+}
+
+impl AgentDefaults {
+    /// `dir`, or `configs/agents` when that exists in the working directory.
+    pub fn agents_dir(&self) -> Option<PathBuf> {
+        self.dir.clone().or_else(|| {
+            let default = PathBuf::from("configs/agents");
+            default.is_dir().then_some(default)
+        })
+    }
 }
 
 /// Why an agent could not be made from its configuration.
@@ -99,6 +114,14 @@ pub enum BuildError {
         /// The agent.
         agent: String,
         /// What went wrong, naming the server and the tool.
+        message: String,
+    },
+    /// An agent it names in `agents` or `handoffs` cannot be had.
+    #[error("agent `{agent}`: {message}")]
+    Agents {
+        /// The agent.
+        agent: String,
+        /// Which entry and why.
         message: String,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
@@ -229,6 +252,26 @@ pub struct AgentConfig {
     /// The knowledge base it answers from, if any.
     #[serde(default)]
     pub memory: Option<AgentMemoryConfig>,
+    /// Other agents it may call as tools: file stems beside this file (`researcher`), paths,
+    /// `models:/NAME@ALIAS`, A2A URLs, or tables with limits (see `sub_agent`).
+    #[serde(default)]
+    pub agents: Vec<AgentEntry>,
+    /// Agents it may hand the conversation to (`transfer_to_NAME` tools), named as in `agents`.
+    #[serde(default)]
+    pub handoffs: Vec<AgentEntry>,
+    /// What a handoff's target sees of the earlier turns: `full` (default) or `none`.
+    #[serde(default)]
+    pub handoff_history: HandoffHistory,
+    /// How deep agents may call agents below this one (default 3).
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
+    /// The directory of the file it was read from, where the agents it names are looked for.
+    #[serde(skip)]
+    pub source_dir: Option<PathBuf>,
+}
+
+fn default_max_depth() -> u32 {
+    3
 }
 
 fn default_max_steps() -> u32 {
@@ -241,7 +284,8 @@ impl AgentConfig {
         if !path.exists() {
             return Err(ConfigError::Missing(path.to_owned()));
         }
-        let config: AgentConfig = Figment::from(Toml::file_exact(path)).extract()?;
+        let mut config: AgentConfig = Figment::from(Toml::file_exact(path)).extract()?;
+        config.source_dir = path.parent().map(Path::to_path_buf);
         config.validate(&path.display().to_string())
     }
 
@@ -323,7 +367,29 @@ impl AgentConfig {
             .tools(tools)
             .max_steps(self.max_steps)
             .options(self.model.options())
-            .capture_content(capture_content);
+            .capture_content(capture_content)
+            .max_depth(self.max_depth)
+            .handoff_history(self.handoff_history);
+        for (entries, handoff) in [(&self.agents, false), (&self.handoffs, true)] {
+            for entry in entries {
+                let agent = entry
+                    .resolve(context, self.source_dir.as_deref())
+                    .await
+                    .map_err(|message| BuildError::Agents {
+                        agent: self.name.clone(),
+                        message: format!(
+                            "{} `{}`: {message}",
+                            if handoff { "handoffs" } else { "agents" },
+                            entry.shown()
+                        ),
+                    })?;
+                builder = if handoff {
+                    builder.handoff(agent)
+                } else {
+                    builder.sub_agent(agent)
+                };
+            }
+        }
         if let Some(retriever) = context_retriever {
             builder = builder.context_retriever(retriever);
         }
@@ -522,6 +588,29 @@ impl AgentConfig {
                     key: "tools".into(),
                     source_name: source_name.into(),
                     message,
+                });
+            }
+        }
+        for (key, entries) in [("agents", &self.agents), ("handoffs", &self.handoffs)] {
+            for entry in entries.iter() {
+                if let Err(message) = entry.validate() {
+                    return Err(ConfigError::Value {
+                        key: key.into(),
+                        source_name: source_name.into(),
+                        message: format!("`{}`: {message}", entry.shown()),
+                    });
+                }
+            }
+        }
+        for entry in &self.handoffs {
+            if matches!(entry.target(), Ok(crate::sub_agent::AgentTarget::Remote(_))) {
+                return Err(ConfigError::Value {
+                    key: "handoffs".into(),
+                    source_name: source_name.into(),
+                    message: format!(
+                        "`{}` is a remote agent: it can be called (list it in `agents`), not handed a conversation",
+                        entry.shown()
+                    ),
                 });
             }
         }

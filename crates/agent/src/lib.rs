@@ -7,6 +7,7 @@
 //! tool. An agent's prompts can come from the versioned [prompt] registry.
 #![deny(missing_docs)]
 
+pub mod a2a;
 pub mod agent;
 mod build_context;
 pub mod chat;
@@ -25,11 +26,13 @@ pub mod retry;
 pub mod run_logging;
 pub mod session;
 mod span_content;
+pub mod sub_agent;
 pub mod testing;
 mod traced_chat;
 
 pub use agent::{
-    Agent, AgentBuilder, AgentError, AgentOutcome, StopReason, ToolCallRecord, TurnContext,
+    Agent, AgentBuilder, AgentError, AgentOutcome, HandoffHistory, StopReason, ToolCallRecord,
+    TurnContext,
 };
 pub use build_context::BuildContext;
 pub use chat::{

@@ -423,6 +423,7 @@ pub async fn run_session_turn(
     let context = TurnContext {
         conversation_id: Some(session.id.clone()),
         user_id: session.user_id.clone(),
+        depth: 0,
     };
     let outcome = agent
         .run_turn(&history, question, &context, on_content)

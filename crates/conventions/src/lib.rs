@@ -161,6 +161,27 @@ pub const RPC_RESPONSE_STATUS_CODE: &str = semconv::RPC_RESPONSE_STATUS_CODE;
 pub const NETWORK_TRANSPORT: &str = semconv::NETWORK_TRANSPORT;
 /// `sextant.mcp.server`: the name of the MCP server in `[mcp.servers]` a client span talks to.
 pub const SEXTANT_MCP_SERVER: &str = "sextant.mcp.server";
+/// `rpc.system.name`: `jsonrpc` for A2A and MCP requests.
+pub const RPC_SYSTEM_NAME: &str = semconv::RPC_SYSTEM_NAME;
+/// `rpc.method`: the JSON-RPC method of an A2A request (`SendMessage`).
+pub const RPC_METHOD: &str = semconv::RPC_METHOD;
+/// `gen_ai.workflow.name`: the workflow an `invoke_workflow` span runs.
+pub const GEN_AI_WORKFLOW_NAME: &str = "gen_ai.workflow.name";
+/// `sextant.workflow.node`: the node of a workflow a span runs.
+pub const SEXTANT_WORKFLOW_NODE: &str = "sextant.workflow.node";
+/// `sextant.workflow.node.kind`: `agent`, `tool`, `workflow`, `sequence`, `parallel`, `loop` or
+/// `router`.
+pub const SEXTANT_WORKFLOW_NODE_KIND: &str = "sextant.workflow.node.kind";
+/// `sextant.workflow.iteration`: the iteration of a loop node (from 1).
+pub const SEXTANT_WORKFLOW_ITERATION: &str = "sextant.workflow.iteration";
+/// `sextant.workflow.route`: the branch a router node chose.
+pub const SEXTANT_WORKFLOW_ROUTE: &str = "sextant.workflow.route";
+/// `sextant.handoff.from`: the agent that handed the conversation over.
+pub const SEXTANT_HANDOFF_FROM: &str = "sextant.handoff.from";
+/// `sextant.handoff.to`: the agent that took the conversation over.
+pub const SEXTANT_HANDOFF_TO: &str = "sextant.handoff.to";
+/// `sextant.agent.depth`: how deep an agent called as a tool is (the top agent is 0).
+pub const SEXTANT_AGENT_DEPTH: &str = "sextant.agent.depth";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

@@ -8,6 +8,9 @@ pub const TEXT_COMPLETION: &str = "text_completion";
 pub const GENERATE_CONTENT: &str = "generate_content";
 /// One agent turn: the root span of a trace.
 pub const INVOKE_AGENT: &str = "invoke_agent";
+/// One run of a workflow (a pipeline of agents, tools and other workflows): the root span of its
+/// trace.
+pub const INVOKE_WORKFLOW: &str = "invoke_workflow";
 /// Creating an agent.
 pub const CREATE_AGENT: &str = "create_agent";
 /// One tool call.

@@ -217,6 +217,7 @@ impl SextantConfig {
             capture_content: self.telemetry.capture_content,
             data_dir: self.data_dir(),
             models_dir: self.home.as_ref().map(|home| home.join("models")),
+            agents_dir: self.agent.agents_dir(),
         }
     }
 

@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// `[serve.mcp]`: what `/mcp` and `sextant mcp` expose besides the agents.
     pub mcp: McpServeConfig,
+    /// `[serve.a2a]`: the agents over the Agent2Agent protocol (`/a2a/{agent}/`).
+    pub a2a: A2aServeConfig,
     /// `Host` names accepted while no key is configured (a DNS-rebinding page sends its own);
     /// `*` = any.
     pub allowed_hosts: Vec<String>,
@@ -71,6 +73,30 @@ impl Default for McpServeConfig {
         Self {
             enabled: true,
             collections: None,
+        }
+    }
+}
+
+/// `[serve.a2a]`: each agent over A2A 1.0 (JSON-RPC) at `/a2a/{agent}/`, with its card at
+/// `/a2a/{agent}/.well-known/agent-card.json`, behind the service's keys.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct A2aServeConfig {
+    /// Whether `/a2a/…` is served.
+    pub enabled: bool,
+    /// The URL clients reach the service at, as cards name it (`https://agents.example.com`);
+    /// unset: `http://` and the request's `Host`.
+    pub public_url: Option<String>,
+    /// Tasks remembered for `GetTask` (the oldest finished ones go first).
+    pub max_tasks: usize,
+}
+
+impl Default for A2aServeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: None,
+            max_tasks: 10_000,
         }
     }
 }
@@ -108,6 +134,7 @@ impl Default for ServeConfig {
             max_connections: 256,
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             mcp: McpServeConfig::default(),
+            a2a: A2aServeConfig::default(),
         }
     }
 }

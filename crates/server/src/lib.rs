@@ -28,6 +28,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod a2a;
 mod agents;
 mod auth;
 mod config;

@@ -62,7 +62,7 @@ fn extras(turn: &Turn, outcome: &AgentOutcome) -> Value {
     json!({
         "trace_id": outcome.trace_id.as_ref().or(turn.trace_id.as_ref()),
         "session_id": turn.session_id,
-        "agent": turn.agent.name(),
+        "agent": outcome.agent,
         "agent_version": turn.agent_version,
         "citations": outcome.citations,
         "tool_calls": outcome.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>(),
@@ -220,7 +220,7 @@ pub async fn invoke(
         "trace_id": outcome.trace_id,
         "session_id": turn.session_id,
         "user_id": turn.session.as_ref().and_then(|s| s.user_id.as_ref()),
-        "agent": turn.agent.name(),
+        "agent": outcome.agent,
         "agent_version": turn.agent_version,
         "usage": {
             "input_tokens": outcome.usage.input_tokens,
@@ -388,7 +388,7 @@ pub async fn not_found() -> ApiError {
         "unknown_url",
         None,
         format!(
-            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /mcp (MCP), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
+            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /mcp (MCP), POST /a2a/{{agent}}/ (A2A, card at /a2a/{{agent}}/.well-known/agent-card.json), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
             agents::BUILTIN
         ),
     )

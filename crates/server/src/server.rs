@@ -82,6 +82,8 @@ pub struct ServiceState {
     pub(crate) body_read_timeout: Duration,
     /// The accepted API keys; empty: no authentication (loopback, `Host` checked).
     pub(crate) keys: Keys,
+    /// The A2A tasks, by id.
+    pub(crate) a2a_tasks: crate::a2a::TaskStore,
     started: Instant,
 }
 
@@ -257,6 +259,7 @@ impl Server {
             request_timeout,
             body_read_timeout,
             keys,
+            a2a_tasks: crate::a2a::TaskStore::default(),
             started: Instant::now(),
             settings,
             runtime,
@@ -451,6 +454,15 @@ fn router(state: Arc<ServiceState>) -> Router {
         .route("/v1/traces/{id}", get(routes::trace));
     if state.settings.mcp.enabled {
         api = api.route_service("/mcp", mcp::http_service(state.clone()));
+    }
+    if state.settings.a2a.enabled {
+        api = api
+            .route("/a2a/{agent}/", post(crate::a2a::rpc))
+            .route("/a2a/{agent}", post(crate::a2a::rpc))
+            .route(
+                "/a2a/{agent}/.well-known/agent-card.json",
+                get(crate::a2a::card),
+            );
     }
     let api = api
         .route_layer(middleware::from_fn_with_state(

@@ -125,6 +125,13 @@ pub enum TurnEntry {
     },
     /// An MCP `tools/call` of an agent: `tools/call {agent}`, continuing `params._meta`.
     Mcp(McpEntry),
+    /// An A2A JSON-RPC request: `POST /a2a/{agent}/`, continuing a `traceparent` header.
+    A2a {
+        /// `rpc.method`: `SendMessage` or `SendStreamingMessage`.
+        method: &'static str,
+        /// `jsonrpc.request.id`.
+        request_id: String,
+    },
 }
 
 /// What an MCP request says about itself.
@@ -165,6 +172,26 @@ impl TurnEntry {
                 { sc::HTTP_REQUEST_METHOD } = "POST",
                 { sc::HTTP_ROUTE } = *route,
                 { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
+                { sc::GEN_AI_AGENT_NAME } = %agent,
+                { sc::GEN_AI_CONVERSATION_ID } = session,
+                { sc::SESSION_ID } = session,
+                { sc::USER_ID } = user_id,
+                { sc::SEXTANT_OWNER } = owner,
+                { sc::SEXTANT_CALLER_TRACEPARENT } = Empty,
+                { sc::ERROR_TYPE } = Empty,
+            ),
+            TurnEntry::A2a { method, request_id } => tracing::info_span!(
+                "a2a_request",
+                otel.name = "POST /a2a/{agent}/",
+                otel.kind = "server",
+                otel.status_code = Empty,
+                otel.status_description = Empty,
+                { sc::HTTP_REQUEST_METHOD } = "POST",
+                { sc::HTTP_ROUTE } = "/a2a/{agent}/",
+                { sc::HTTP_RESPONSE_STATUS_CODE } = Empty,
+                { sc::RPC_SYSTEM_NAME } = "jsonrpc",
+                { sc::RPC_METHOD } = *method,
+                { sc::JSONRPC_REQUEST_ID } = %request_id,
                 { sc::GEN_AI_AGENT_NAME } = %agent,
                 { sc::GEN_AI_CONVERSATION_ID } = session,
                 { sc::SESSION_ID } = session,
@@ -305,7 +332,7 @@ impl ServiceState {
             &identity.owner,
         );
         let (traceparent, tracestate, transport_trusted) = match &entry {
-            TurnEntry::Http { .. } => (
+            TurnEntry::Http { .. } | TurnEntry::A2a { .. } => (
                 header(headers, "traceparent"),
                 header(headers, "tracestate"),
                 false,
@@ -346,6 +373,7 @@ impl ServiceState {
             context: TurnContext {
                 conversation_id: session.as_ref().map(|s| s.id.clone()),
                 user_id,
+                depth: 0,
             },
             session,
             session_id: input.session_id,

@@ -145,3 +145,92 @@ pub fn mcp_sdk_client(args: &[&str]) -> Value {
     let last = stdout.lines().last().unwrap_or_default();
     serde_json::from_str(last).unwrap_or_else(|error| panic!("{error}: {stdout}"))
 }
+
+/// The interpreter of the venv with the reference A2A SDK (`SEXTANT_TEST_A2A_PYTHON`).
+pub fn a2a_python() -> std::path::PathBuf {
+    std::path::PathBuf::from(server_env(
+        "SEXTANT_TEST_A2A_PYTHON",
+        "the reference A2A SDK from PyPI (a2a-sdk)",
+    ))
+}
+
+/// The reference A2A SDK's client (`scripts/a2a_sdk_client.py`) with `args`; its one line of JSON
+/// output, parsed.
+pub fn a2a_sdk_client(args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/a2a_sdk_client.py");
+    let output = Command::new(a2a_python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("the A2A venv's python runs");
+    assert!(
+        output.status.success(),
+        "the Python A2A client failed: {}\nstdout: {}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// An agent served by the reference A2A SDK's server (`scripts/a2a_sdk_server.py`) on a free
+/// loopback port, answering "weather in X: sunny"; it logs each request's trace headers.
+pub struct A2aSdkServer {
+    child: std::process::Child,
+    /// Its base URL (the card is under it).
+    pub url: String,
+    /// The file with one JSON line per request it received.
+    pub header_log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl A2aSdkServer {
+    /// Starts it (requiring `token`, when given) and waits until its card answers.
+    pub fn start(token: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let header_log = dir.path().join("headers.jsonl");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/a2a_sdk_server.py");
+        let mut command = Command::new(a2a_python());
+        command.arg(script).arg(port.to_string()).arg(&header_log);
+        if let Some(token) = token {
+            command.args(["--token", token]);
+        }
+        let child = command.spawn().expect("the A2A SDK server starts");
+        let url = format!("http://127.0.0.1:{port}/");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the A2A SDK server did not listen on {port} within 60 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Self {
+            child,
+            url,
+            header_log,
+            _dir: dir,
+        }
+    }
+
+    /// The requests it received so far, one JSON object each.
+    pub fn requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.header_log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for A2aSdkServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -438,6 +438,7 @@ mod tests {
             is_error: false,
             error_type: None,
             duration_ms: 0.1,
+            usage: None,
         });
         assert!(passes(&calculator, &called).await);
         called.tool_calls[0].is_error = true;
