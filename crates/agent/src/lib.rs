@@ -29,6 +29,7 @@ mod span_content;
 pub mod sub_agent;
 pub mod testing;
 mod traced_chat;
+pub mod workflow;
 
 pub use agent::{
     Agent, AgentBuilder, AgentError, AgentOutcome, HandoffHistory, StopReason, ToolCallRecord,
