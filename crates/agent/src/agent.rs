@@ -421,6 +421,19 @@ impl Agent {
         self.prompts.as_ref()
     }
 
+    /// The agent this one hands conversations to under `name` (an agent's name after a handoff,
+    /// [`AgentOutcome::agent`]), for continuing the conversation with it.
+    pub async fn handoff_target(&self, name: &str) -> Option<Arc<Agent>> {
+        for target in &self.handoffs {
+            if let Ok(Some(agent)) = target.local().await
+                && agent.name() == name
+            {
+                return Some(agent);
+            }
+        }
+        None
+    }
+
     /// Answers `question` with no earlier conversation.
     pub async fn run(&self, question: &str) -> Result<AgentOutcome, AgentError> {
         self.run_turn(&[], question, &TurnContext::default(), None)

@@ -346,8 +346,12 @@ pub enum SessionsCommand {
 pub struct RunArgs {
     /// The agent: a file, or a registered version (`models:/rag-agent@production`,
     /// `models:/rag-agent/2`). Default: configs/agents/assistant.toml, built in.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "workflow")]
     pub agent: Option<String>,
+    /// Run a workflow file (`configs/workflows/research.toml`) instead of an agent: the question
+    /// is its input; the tree is rooted at `invoke_workflow`, and the run has per-node metrics.
+    #[arg(long)]
+    pub workflow: Option<std::path::PathBuf>,
     /// The experiment the run is logged to (default: `[tracking] experiment`).
     #[arg(long)]
     pub experiment: Option<String>,

@@ -16,6 +16,8 @@ pub struct ServeConfig {
     /// The agent files a request's `model` may name by stem (`assistant` for
     /// `assistant.toml`); the built-in assistant is always there.
     pub agents_dir: Option<PathBuf>,
+    /// The workflow files `POST /v1/workflows/{name}/invoke` may name by stem.
+    pub workflows_dir: Option<PathBuf>,
     /// The agent a request without a known `model` gets: a stem, a file or a `models:/` URI.
     pub default_agent: Option<String>,
     /// The largest request body accepted; bigger is 413.
@@ -119,6 +121,7 @@ impl Default for ServeConfig {
         Self {
             addr: "127.0.0.1:8080".into(),
             agents_dir: Some(PathBuf::from("configs/agents")),
+            workflows_dir: Some(PathBuf::from("configs/workflows")),
             default_agent: None,
             max_body_bytes: 1 << 20,
             request_timeout_secs: 300.0,

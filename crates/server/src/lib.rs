@@ -39,6 +39,7 @@ mod routes;
 mod server;
 mod transport;
 mod turn;
+mod workflows;
 
 pub use agents::BUILTIN;
 pub use auth::{AuthConfig, Caller, KeyConfig, Principal, Role, new_key, valid_user_id};

@@ -388,7 +388,7 @@ pub async fn not_found() -> ApiError {
         "unknown_url",
         None,
         format!(
-            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /mcp (MCP), POST /a2a/{{agent}}/ (A2A, card at /a2a/{{agent}}/.well-known/agent-card.json), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
+            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /v1/workflows/{{name}}/invoke, POST /mcp (MCP), POST /a2a/{{agent}}/ (A2A, card at /a2a/{{agent}}/.well-known/agent-card.json), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
             agents::BUILTIN
         ),
     )

@@ -84,6 +84,8 @@ pub struct ServiceState {
     pub(crate) keys: Keys,
     /// The A2A tasks, by id.
     pub(crate) a2a_tasks: crate::a2a::TaskStore,
+    /// The workflows, built on first use.
+    pub(crate) workflows: crate::workflows::WorkflowCatalog,
     started: Instant,
 }
 
@@ -260,6 +262,7 @@ impl Server {
             body_read_timeout,
             keys,
             a2a_tasks: crate::a2a::TaskStore::default(),
+            workflows: crate::workflows::WorkflowCatalog::default(),
             started: Instant::now(),
             settings,
             runtime,
@@ -450,6 +453,10 @@ fn router(state: Arc<ServiceState>) -> Router {
     let mut api = Router::new()
         .route("/v1/chat/completions", post(routes::chat_completions))
         .route("/v1/agents/{name}/invoke", post(routes::invoke))
+        .route(
+            "/v1/workflows/{name}/invoke",
+            post(crate::workflows::invoke),
+        )
         .route("/v1/models", get(routes::models))
         .route("/v1/traces/{id}", get(routes::trace));
     if state.settings.mcp.enabled {

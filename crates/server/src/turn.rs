@@ -339,29 +339,13 @@ impl ServiceState {
             ),
             TurnEntry::Mcp(mcp) => (mcp.traceparent.clone(), mcp.tracestate.clone(), mcp.trusted),
         };
-        if let Some(traceparent) = traceparent {
-            let trusted = transport_trusted
-                || match self.settings.trust_incoming_trace_context {
-                    TraceTrust::Never => false,
-                    TraceTrust::All => true,
-                    TraceTrust::Services => input
-                        .caller
-                        .principal
-                        .as_ref()
-                        .is_some_and(|p| p.acts_for_others()),
-                };
-            // An invalid header starts a new trace, as W3C Trace Context asks.
-            let followed = if trusted {
-                sextant_tracker::continue_trace(&span, &traceparent, tracestate.as_deref())
-            } else {
-                sextant_tracker::link_trace(&span, &traceparent, tracestate.as_deref()).map(|()| {
-                    span.record(sc::SEXTANT_CALLER_TRACEPARENT, traceparent.as_str());
-                })
-            };
-            if let Err(error) = followed {
-                tracing::debug!("ignoring the request's traceparent: {error}");
-            }
-        }
+        self.follow_caller_trace(
+            &span,
+            traceparent,
+            tracestate,
+            transport_trusted,
+            &input.caller,
+        );
         let trace_id = sextant_tracker::current_trace_id(&span);
         let traceresponse = sextant_tracker::traceparent_of(&span);
         Ok(Turn {
@@ -381,6 +365,43 @@ impl ServiceState {
             question: input.question,
             _permit: permit,
         })
+    }
+}
+
+impl ServiceState {
+    /// Makes `span` continue the caller's trace when the caller is trusted to
+    /// (`trust_incoming_trace_context`, or a transport that vouches for it), else links to it and
+    /// records its `traceparent`. Call it before the span is entered.
+    pub(crate) fn follow_caller_trace(
+        &self,
+        span: &tracing::Span,
+        traceparent: Option<String>,
+        tracestate: Option<String>,
+        transport_trusted: bool,
+        caller: &Caller,
+    ) {
+        if let Some(traceparent) = traceparent {
+            let trusted = transport_trusted
+                || match self.settings.trust_incoming_trace_context {
+                    TraceTrust::Never => false,
+                    TraceTrust::All => true,
+                    TraceTrust::Services => caller
+                        .principal
+                        .as_ref()
+                        .is_some_and(|p| p.acts_for_others()),
+                };
+            // An invalid header starts a new trace, as W3C Trace Context asks.
+            let followed = if trusted {
+                sextant_tracker::continue_trace(span, &traceparent, tracestate.as_deref())
+            } else {
+                sextant_tracker::link_trace(span, &traceparent, tracestate.as_deref()).map(|()| {
+                    span.record(sc::SEXTANT_CALLER_TRACEPARENT, traceparent.as_str());
+                })
+            };
+            if let Err(error) = followed {
+                tracing::debug!("ignoring the request's traceparent: {error}");
+            }
+        }
     }
 }
 

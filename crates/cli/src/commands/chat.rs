@@ -26,9 +26,11 @@ pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
         }
         None => store.create(&agent_config.name, args.user.as_deref())?,
     };
-    let agent = runtime
-        .build_agent(&agent_config, model_version.as_ref())
-        .await?;
+    let mut agent = std::sync::Arc::new(
+        runtime
+            .build_agent(&agent_config, model_version.as_ref())
+            .await?,
+    );
     eprintln!(
         "session {}  ({} earlier turns; resume with `sextant chat --session {}`; /exit or Ctrl-D ends)",
         session.id,
@@ -54,6 +56,7 @@ pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
         if question == "/exit" || question == "/quit" {
             break;
         }
+        eprint!("{}> ", agent.name());
         match run_session_turn(
             &store,
             &mut session,
@@ -68,6 +71,17 @@ pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
                 println!();
                 if let Some(id) = &outcome.trace_id {
                     eprintln!("  (trace {})", &id[..12.min(id.len())]);
+                }
+                // A handoff: the agent that answered continues the conversation.
+                if outcome.agent != agent.name()
+                    && let Some(target) = agent.handoff_target(&outcome.agent).await
+                {
+                    eprintln!(
+                        "  ({} handed the conversation to {})",
+                        agent.name(),
+                        outcome.agent
+                    );
+                    agent = target;
                 }
             }
             // A failed turn is reported; the conversation goes on.

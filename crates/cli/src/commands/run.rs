@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use sextant_agent::TurnContext;
 use sextant_agent::run_logging::log_turn;
+use sextant_agent::workflow::{Workflow, WorkflowConfig, log_workflow};
 use sextant_runtime::{RunSpec, Runtime, SextantConfig};
 use sextant_tracker::SpanTree;
 
@@ -19,6 +20,9 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
         config.tracking.log_runs = false;
     }
     let question = args.question.join(" ");
+    if let Some(path) = args.workflow.clone() {
+        return run_workflow(config, &path, &question, &args).await;
+    }
     let builder = Runtime::builder(config);
     let (agent_config, model_version) = builder.resolve_agent(args.agent.as_deref()).await?;
     let run = RunSpec {
@@ -84,7 +88,7 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
             "answer": outcome.answer,
             "trace_id": outcome.trace_id,
             "run_id": run_id,
-            "agent": agent.name(),
+            "agent": outcome.agent,
             "agent_version": agent.model_version(),
             "provider": agent.model().provider(),
             "model": agent.model().model(),
@@ -130,6 +134,11 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
             }
         }
     }
+    finish(runtime).await
+}
+
+/// Shuts the runtime down, saying what telemetry could not deliver.
+async fn finish(runtime: Runtime) -> anyhow::Result<()> {
     let report = runtime.shutdown().await?;
     if let Some(telemetry) = report.telemetry {
         if telemetry.dropped > 0 {
@@ -146,6 +155,83 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
         }
     }
     Ok(())
+}
+
+/// `sextant run --workflow FILE`: the workflow's output, its tree, and one run with per-node
+/// metrics.
+async fn run_workflow(
+    config: SextantConfig,
+    path: &std::path::Path,
+    input: &str,
+    args: &RunArgs,
+) -> anyhow::Result<()> {
+    let workflow_config = WorkflowConfig::load(path)?;
+    let builder = Runtime::builder(config);
+    let run = RunSpec {
+        experiment: builder.config().tracking.experiment.clone(),
+        run_name: Some(format!("{} {}", workflow_config.name, short(input))),
+        tags: [("sextant.workflow".to_owned(), workflow_config.name.clone())].into(),
+        ..RunSpec::default()
+    };
+    let runtime = builder.run(run).start().await?;
+    let workflow = Workflow::build(&workflow_config, runtime.build_context()).await?;
+    let started = Instant::now();
+    let result = workflow.run(input, &TurnContext::default()).await;
+    let latency = started.elapsed();
+    if let Err(error) = runtime.flush() {
+        tracing::warn!("exporting the workflow's telemetry failed: {error}");
+    }
+    let status = runtime.with_run(|run| log_workflow(run, &workflow, result.as_ref(), latency));
+    let report = match status {
+        Some(status) => runtime.end_run(status).await,
+        None => None,
+    };
+    let trace_id = match &result {
+        Ok(outcome) => outcome.trace_id.clone(),
+        Err(error) => error.trace_id().map(str::to_owned),
+    };
+    let spans = match (&trace_id, runtime.telemetry().and_then(|t| t.trace_store())) {
+        (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let run_id = report.as_ref().and_then(|r| r.run_id.clone());
+    match &result {
+        Ok(outcome) if args.json => {
+            let value = serde_json::json!({
+                "output": outcome.output,
+                "workflow": workflow.name(),
+                "trace_id": outcome.trace_id,
+                "run_id": run_id,
+                "usage": outcome.usage,
+                "nodes": outcome.nodes,
+            });
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        }
+        Ok(outcome) => println!("{}", outcome.output.trim()),
+        Err(_) => {}
+    }
+    if !args.json {
+        if !args.no_tree && !spans.is_empty() {
+            println!();
+            println!("{}", SpanTree::build(&spans).render().trim_end());
+        }
+        if let Some(id) = &trace_id {
+            eprintln!(
+                "trace {id}  (sextant traces show {})",
+                &id[..12.min(id.len())]
+            );
+        }
+        if let Some(report) = &report {
+            match (&report.run_id, report.delivered) {
+                (Some(id), true) => eprintln!("run {id}  (sextant runs show {id})"),
+                _ => eprintln!(
+                    "run spooled: the tracking store is unavailable; the next command delivers it"
+                ),
+            }
+        }
+    }
+    finish(runtime).await?;
+    result.map(|_| ()).map_err(Into::into)
 }
 
 /// The first words of the question, for the run's name.
