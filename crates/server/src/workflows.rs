@@ -192,17 +192,15 @@ pub async fn invoke(
     };
     let started = Instant::now();
     let timeout = state.request_timeout;
-    let result = match tokio::time::timeout(
+    // `None`: the request timed out.
+    let result = tokio::time::timeout(
         timeout,
         workflow
             .run(&request.input, &context)
             .instrument(span.clone()),
     )
     .await
-    {
-        Err(_) => None,
-        Ok(result) => Some(result),
-    };
+    .ok();
     let latency = started.elapsed();
     // One tracking run per invocation, delivered in the background (it spools while the backend
     // is away): the response does not wait for it.

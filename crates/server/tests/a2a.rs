@@ -10,22 +10,9 @@ use serde_json::{Value, json};
 use sextant_agent::testing::ScriptedChatModel;
 use sextant_agent::{Agent, TurnContext};
 use sextant_server::{Role, Server, TraceTrust};
-use tower::ServiceExt;
 
 mod support;
-use support::{TestServer, add_key, settings, shared};
-
-async fn call(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
-    let response = server.router().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
+use support::{TestServer, add_key, oneshot, settings, shared};
 
 fn rpc(key: Option<&str>, body: Value) -> Request<Body> {
     let mut request = Request::post("/a2a/tiny/")
@@ -56,12 +43,12 @@ async fn the_card_and_the_endpoint_are_behind_the_keys_and_describe_the_agent() 
         }
         request.body(Body::empty()).unwrap()
     };
-    let (status, _) = call(&server, card(None)).await;
+    let (status, _) = oneshot(&server, card(None)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let (status, _) = call(&server, rpc(None, send_message("hi"))).await;
+    let (status, _) = oneshot(&server, rpc(None, send_message("hi"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let (status, card) = call(&server, card(Some(&key))).await;
+    let (status, card) = oneshot(&server, card(Some(&key))).await;
     assert_eq!(status, StatusCode::OK, "{card}");
     assert_eq!(card["name"], "tiny");
     assert_eq!(
@@ -79,7 +66,7 @@ async fn the_card_and_the_endpoint_are_behind_the_keys_and_describe_the_agent() 
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {key}").parse().unwrap());
-    let (status, _) = call(&server, request).await;
+    let (status, _) = oneshot(&server, request).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -103,10 +90,10 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
         .header("authorization", format!("Bearer {alice}"))
         .body(Body::from("{not json"))
         .unwrap();
-    let (status, body) = call(&server, request).await;
+    let (status, body) = oneshot(&server, request).await;
     assert_eq!((status, error_code(&body)), (StatusCode::OK, Some(-32700)));
 
-    let (_, body) = call(
+    let (_, body) = oneshot(
         &server,
         rpc(
             Some(&alice),
@@ -115,7 +102,7 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
     )
     .await;
     assert_eq!(error_code(&body), Some(-32601), "{body}");
-    let (_, body) = call(
+    let (_, body) = oneshot(
         &server,
         rpc(
             Some(&alice),
@@ -133,9 +120,9 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
     let mut old = rpc(Some(&alice), send_message("hi"));
     old.headers_mut()
         .insert("a2a-version", "2.0".parse().unwrap());
-    let (_, body) = call(&server, old).await;
+    let (_, body) = oneshot(&server, old).await;
     assert_eq!(error_code(&body), Some(-32009), "{body}");
-    let (_, body) = call(
+    let (_, body) = oneshot(
         &server,
         rpc(
             Some(&alice),
@@ -147,7 +134,7 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
     assert_eq!(error_code(&body), Some(-32602), "{body}");
 
     // A real turn: the task is completed, with the answer as its artifact.
-    let (_, body) = call(&server, rpc(Some(&alice), send_message("Say hello."))).await;
+    let (_, body) = oneshot(&server, rpc(Some(&alice), send_message("Say hello."))).await;
     let task = &body["result"]["task"];
     assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{body}");
     let answer = task["artifacts"][0]["parts"][0]["text"].as_str().unwrap();
@@ -161,12 +148,12 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
             json!({"jsonrpc": "2.0", "id": 3, "method": "GetTask", "params": {"id": id}}),
         )
     };
-    let (_, mine) = call(&server, get(&alice)).await;
+    let (_, mine) = oneshot(&server, get(&alice)).await;
     assert_eq!(mine["result"]["id"], id.as_str(), "{mine}");
     // Another user's task does not exist for them, and cannot be cancelled by them.
-    let (_, theirs) = call(&server, get(&mallory)).await;
+    let (_, theirs) = oneshot(&server, get(&mallory)).await;
     assert_eq!(error_code(&theirs), Some(-32001), "{theirs}");
-    let (_, cancel) = call(
+    let (_, cancel) = oneshot(
         &server,
         rpc(
             Some(&alice),
@@ -175,7 +162,7 @@ async fn bad_requests_get_a2a_errors_and_tasks_stay_with_their_owner() {
     )
     .await;
     assert_eq!(error_code(&cancel), Some(-32002), "{cancel}");
-    let (_, listed) = call(
+    let (_, listed) = oneshot(
         &server,
         rpc(
             Some(&mallory),

@@ -13,13 +13,11 @@ use async_openai::types::chat::{
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures::StreamExt;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sextant_server::{Role, ServeConfig, Server, TraceTrust};
-use tower::ServiceExt;
 
 mod support;
-use support::{TestServer, add_key, settings, shared, span};
+use support::{TestServer, add_key, oneshot, settings, shared, span};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
@@ -73,17 +71,6 @@ async fn trace_with(
 /// The trace of a turn `user` asked for, on a service without keys.
 async fn trace(service: &TestServer, id: &str, user: Option<&str>) -> Vec<Value> {
     trace_with(service, id, None, user, "chat ").await
-}
-
-/// Calls the router in-process: no listener, no agent needed.
-async fn oneshot(server: &Server, request: Request<Body>) -> (StatusCode, Value) {
-    let response = server.router().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
 }
 
 #[tokio::test]

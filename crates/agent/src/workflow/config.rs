@@ -307,13 +307,11 @@ impl WorkflowConfig {
                 }
             }
             match kind {
-                NodeKind::Loop => {
-                    if node.max_iterations.unwrap_or(0) == 0 {
-                        return Err(self.error(
-                            format!("{key}.max_iterations"),
-                            "a loop needs max_iterations of at least 1".into(),
-                        ));
-                    }
+                NodeKind::Loop if node.max_iterations.unwrap_or(0) == 0 => {
+                    return Err(self.error(
+                        format!("{key}.max_iterations"),
+                        "a loop needs max_iterations of at least 1".into(),
+                    ));
                 }
                 NodeKind::Router => {
                     let router = node.router.as_ref().expect("a router");

@@ -158,3 +158,21 @@ pub fn span<'a>(spans: &'a [Value], prefix: &str) -> &'a Value {
         .find(|s| s["name"].as_str().unwrap().starts_with(prefix))
         .unwrap_or_else(|| panic!("no `{prefix}` span in {spans:#?}"))
 }
+
+/// Calls the router of `server` in-process (no listener); the status and the JSON body (`null`
+/// when the body is not JSON).
+pub async fn oneshot(
+    server: &Server,
+    request: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, Value) {
+    use tower::ServiceExt;
+    let response = server.router().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
