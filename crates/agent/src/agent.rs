@@ -152,27 +152,35 @@ pub struct AgentOutcome {
 
 pub(crate) use sextant_tracker::mark_failed;
 
-/// Marks the agent span of a turn whose future was dropped before it finished (Ctrl-C, a client
-/// that went away, a timeout around `run`), so a backend does not show a cut-off turn as a success.
-struct CancelledTurnGuard<'a> {
+/// Marks a span whose future was dropped before it finished (Ctrl-C, a client that went away, a
+/// timeout around it) as `cancelled`, so a backend does not show cut-off work as a success: the
+/// agent span of a turn, the root span of a workflow.
+pub(crate) struct CancelGuard<'a> {
     span: &'a tracing::Span,
+    description: &'static str,
     armed: bool,
 }
 
-impl CancelledTurnGuard<'_> {
-    fn disarm(mut self) {
+impl<'a> CancelGuard<'a> {
+    /// Armed: `span` is marked with `description` unless [`CancelGuard::disarm`] runs first.
+    pub(crate) fn new(span: &'a tracing::Span, description: &'static str) -> Self {
+        Self {
+            span,
+            description,
+            armed: true,
+        }
+    }
+
+    /// The work finished: nothing to mark.
+    pub(crate) fn disarm(mut self) {
         self.armed = false;
     }
 }
 
-impl Drop for CancelledTurnGuard<'_> {
+impl Drop for CancelGuard<'_> {
     fn drop(&mut self) {
         if self.armed {
-            mark_failed(
-                self.span,
-                "cancelled",
-                "the turn was cancelled before it finished",
-            );
+            mark_failed(self.span, "cancelled", self.description);
         }
     }
 }
@@ -187,6 +195,21 @@ pub struct TurnContext {
     /// How deep this turn is nested: 0 for a turn a user asked for, one more for each agent that
     /// called another (as a tool or by a handoff).
     pub depth: u32,
+}
+
+impl TurnContext {
+    /// The session and the user as W3C baggage: they travel to the peers a turn calls (model
+    /// servers, A2A agents) where the propagation policy allows.
+    pub fn baggage(&self) -> sextant_trace_context::Baggage {
+        let mut baggage = sextant_trace_context::Baggage::new();
+        if let Some(id) = &self.conversation_id {
+            baggage = baggage.with(sc::SESSION_ID, id.as_str());
+        }
+        if let Some(user) = &self.user_id {
+            baggage = baggage.with(sc::USER_ID, user.as_str());
+        }
+        baggage
+    }
 }
 
 /// An agent: a named system prompt, a chat model and the tools it may call.
@@ -487,21 +510,9 @@ impl Agent {
             );
         }
         let trace_id = sextant_tracker::current_trace_id(&span);
-        let cancelled = CancelledTurnGuard {
-            span: &span,
-            armed: true,
-        };
-        // The session and the user travel to the peers this turn calls (model servers, A2A agents)
-        // as W3C baggage, where the propagation policy allows.
-        let mut baggage = sextant_trace_context::Baggage::new();
-        if let Some(id) = &context.conversation_id {
-            baggage = baggage.with(sc::SESSION_ID, id.as_str());
-        }
-        if let Some(user) = &context.user_id {
-            baggage = baggage.with(sc::USER_ID, user.as_str());
-        }
+        let cancelled = CancelGuard::new(&span, "the turn was cancelled before it finished");
         let result = sextant_trace_context::with_baggage(
-            baggage,
+            context.baggage(),
             self.turn(history, question, context, on_content)
                 .instrument(span.clone()),
         )

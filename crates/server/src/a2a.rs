@@ -132,15 +132,6 @@ impl TaskStore {
     }
 }
 
-/// The owner tasks are kept under for `caller`: the key's user; empty without keys.
-fn task_owner(caller: &Caller) -> String {
-    caller
-        .principal
-        .as_ref()
-        .map(|p| p.user.clone())
-        .unwrap_or_default()
-}
-
 fn now() -> String {
     jiff::Timestamp::now().to_string()
 }
@@ -383,7 +374,7 @@ async fn send(
         .response(&id);
     }
     let context_id = message.context_id.clone().unwrap_or_else(wire::new_id);
-    let owner = task_owner(&caller);
+    let owner = turn::key_owner(&caller);
     let input = TurnInput {
         model: agent.to_owned(),
         question,

@@ -95,16 +95,7 @@ impl AgentCatalog {
     /// The agent file stems a request may name, the built-in assistant included.
     pub fn names(&self) -> Vec<String> {
         let mut names = BTreeSet::from([BUILTIN.to_owned()]);
-        if let Some(dir) = &self.dir
-            && let Ok(entries) = std::fs::read_dir(dir)
-        {
-            names.extend(entries.flatten().filter_map(|entry| {
-                let path = entry.path();
-                (path.extension().is_some_and(|e| e == "toml"))
-                    .then(|| path.file_stem()?.to_str().map(str::to_owned))
-                    .flatten()
-            }));
-        }
+        names.extend(toml_stems(self.dir.as_deref()));
         names.into_iter().collect()
     }
 
@@ -209,13 +200,9 @@ impl AgentCatalog {
     /// The file behind a stem in `agents_dir` (`None`: the built-in assistant); anything else,
     /// a path included, is the same 404, which does not say whether such a file exists.
     fn agent_file(&self, name: &str) -> Result<Option<PathBuf>, ApiError> {
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if valid && let Some(dir) = &self.dir {
+        if valid_stem(name)
+            && let Some(dir) = &self.dir
+        {
             let file = dir.join(format!("{name}.toml"));
             if file.is_file() {
                 return Ok(Some(file));
@@ -273,6 +260,34 @@ impl AgentCatalog {
                 ))
             })
     }
+}
+
+/// Whether `name` may be a file stem a request names (`assistant`, `research`): never a path.
+pub(crate) fn valid_stem(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// The stems of the `.toml` files in `dir`, sorted (none without a directory).
+pub(crate) fn toml_stems(dir: Option<&std::path::Path>) -> Vec<String> {
+    let Some(Ok(entries)) = dir.map(std::fs::read_dir) else {
+        return Vec::new();
+    };
+    let mut stems: Vec<String> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            (path.extension().is_some_and(|e| e == "toml"))
+                .then(|| path.file_stem()?.to_str().map(str::to_owned))
+                .flatten()
+        })
+        .collect();
+    stems.sort();
+    stems
 }
 
 fn registry_error(name: &str, error: AgentRegistryError) -> ApiError {

@@ -92,6 +92,16 @@ impl Identity {
     }
 }
 
+/// Who owns what `caller` starts outside a session (an A2A task, a workflow run): the key's user;
+/// empty without keys.
+pub(crate) fn key_owner(caller: &Caller) -> String {
+    caller
+        .principal
+        .as_ref()
+        .map(|p| p.user.clone())
+        .unwrap_or_default()
+}
+
 /// The owner part of a trace a caller may read: theirs, and (for a service key) the end users'
 /// it named. `None`: every trace (admins).
 pub(crate) fn readable_owner(caller: &Caller, asserted: Option<&str>) -> Option<String> {

@@ -5,7 +5,6 @@
 //! path; each workflow is built once, on first use.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,6 +22,7 @@ use sextant_tracker::tracking::RunSpec;
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::agents::{toml_stems, valid_stem};
 use crate::auth::{Caller, valid_user_id};
 use crate::error::ApiError;
 use crate::server::ServiceState;
@@ -45,38 +45,14 @@ pub struct WorkflowRequest {
     session_id: Option<String>,
 }
 
-/// The workflow names in `dir`.
-fn names(dir: Option<&PathBuf>) -> Vec<String> {
-    let Some(dir) = dir else { return Vec::new() };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            (path.extension().is_some_and(|e| e == "toml"))
-                .then(|| path.file_stem()?.to_str().map(str::to_owned))
-                .flatten()
-        })
-        .collect();
-    names.sort();
-    names
-}
-
 impl WorkflowCatalog {
     async fn get(&self, state: &ServiceState, name: &str) -> Result<Arc<Workflow>, ApiError> {
         if let Some(built) = self.lock().get(name) {
             return Ok(built.clone());
         }
-        let dir = state.settings.workflows_dir.as_ref();
-        let valid = !name.is_empty()
-            && name.len() <= 128
-            && !name.starts_with('.')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let dir = state.settings.workflows_dir.as_deref();
         let file = dir
-            .filter(|_| valid)
+            .filter(|_| valid_stem(name))
             .map(|dir| dir.join(format!("{name}.toml")))
             .filter(|file| file.is_file());
         let Some(file) = file else {
@@ -91,7 +67,7 @@ impl WorkflowCatalog {
                 None,
                 format!(
                     "no workflow `{shown}`: name one of {}",
-                    names(dir).join(", ")
+                    toml_stems(dir).join(", ")
                 ),
             ));
         };
@@ -148,11 +124,7 @@ pub async fn invoke(
         return Err(ApiError::unavailable("the service is shutting down"));
     }
     let workflow = state.workflows.get(&state, &name).await?;
-    let owner = caller
-        .principal
-        .as_ref()
-        .map(|p| p.user.clone())
-        .unwrap_or_default();
+    let owner = turn::key_owner(&caller);
     let user_id = caller.principal.as_ref().map(|p| p.user.clone());
     let session = request.session_id.as_ref().map(|id| {
         if owner.is_empty() {

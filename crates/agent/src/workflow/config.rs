@@ -394,7 +394,7 @@ impl WorkflowConfig {
         // Variables: each template uses only what is set before it runs.
         let mut defined: BTreeSet<String> =
             BUILTIN_VARIABLES.iter().map(|v| (*v).to_owned()).collect();
-        self.check_variables_in_order(&self.steps, &mut defined, false)?;
+        self.check_variables_in_order(&self.steps, &mut defined)?;
         if let Some(output) = &self.output {
             self.check_template("output".into(), output, &defined)?;
         }
@@ -447,7 +447,6 @@ impl WorkflowConfig {
         &self,
         ids: &[String],
         defined: &mut BTreeSet<String>,
-        _in_loop: bool,
     ) -> Result<(), ConfigError> {
         for id in ids {
             self.check_node_variables(id, defined)?;
@@ -487,7 +486,7 @@ impl WorkflowConfig {
             NodeKind::Sequence | NodeKind::Loop => {
                 let children: Vec<String> =
                     node.children().iter().map(|c| (*c).to_owned()).collect();
-                self.check_variables_in_order(&children, defined, true)?;
+                self.check_variables_in_order(&children, defined)?;
                 if let Some(until) = &node.until {
                     check_var(until, format!("{key}.until"), defined)?;
                 }

@@ -27,7 +27,7 @@ use tracing::field::Empty;
 
 pub use config::{Condition, NodeConfig, NodeKind, RouteRule, RouterConfig, WorkflowConfig};
 
-use crate::agent::{TurnContext, mark_failed};
+use crate::agent::{CancelGuard, TurnContext, mark_failed};
 use crate::build_context::BuildContext;
 use crate::chat::Usage;
 use crate::config::ConfigError;
@@ -61,6 +61,8 @@ pub enum WorkflowError {
         message: String,
         /// The nodes that ran, the failed one last.
         nodes: Vec<NodeRecord>,
+        /// The tokens its agents used before it failed.
+        usage: Usage,
         /// The trace.
         trace_id: Option<String>,
     },
@@ -72,6 +74,14 @@ impl WorkflowError {
         match self {
             Self::Node { nodes, .. } => nodes,
             _ => &[],
+        }
+    }
+
+    /// The tokens used before the failure (none for a build error).
+    pub fn usage(&self) -> Usage {
+        match self {
+            Self::Node { usage, .. } => *usage,
+            _ => Usage::default(),
         }
     }
 
@@ -228,10 +238,7 @@ impl Workflow {
             );
         }
         let trace_id = sextant_tracker::current_trace_id(&span);
-        let mut guard = CancelGuard {
-            span: &span,
-            armed: true,
-        };
+        let cancelled = CancelGuard::new(&span, "the workflow was cancelled before it finished");
         let mut state = RunState::default();
         state
             .variables
@@ -239,19 +246,12 @@ impl Workflow {
         state
             .variables
             .insert("last".into(), Value::String(input.into()));
-        let mut baggage = sextant_trace_context::Baggage::new();
-        if let Some(id) = &context.conversation_id {
-            baggage = baggage.with(sc::SESSION_ID, id.as_str());
-        }
-        if let Some(user) = &context.user_id {
-            baggage = baggage.with(sc::USER_ID, user.as_str());
-        }
         let result = sextant_trace_context::with_baggage(
-            baggage,
+            context.baggage(),
             self.run_steps(&mut state, context).instrument(span.clone()),
         )
         .await;
-        guard.armed = false;
+        cancelled.disarm();
         span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, state.usage.input_tokens);
         span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, state.usage.output_tokens);
         match result {
@@ -277,6 +277,7 @@ impl Workflow {
                     node,
                     message,
                     nodes: state.records,
+                    usage: state.usage,
                     trace_id,
                 })
             }
@@ -327,7 +328,6 @@ impl Workflow {
             );
             let started = Instant::now();
             let usage_before = state.usage;
-            let records_before = state.records.len();
             let mut route = None;
             let result = self
                 .execute(id, node, kind, state, context, &span, &mut route)
@@ -356,7 +356,6 @@ impl Workflow {
                 );
             }
             // A composite's own record follows its children's.
-            let _ = records_before;
             state.records.push(NodeRecord {
                 id: id.to_owned(),
                 kind: kind.as_str(),
@@ -560,24 +559,6 @@ impl Workflow {
     }
 }
 
-/// Marks the workflow span cancelled when its future is dropped before it finished.
-struct CancelGuard<'a> {
-    span: &'a tracing::Span,
-    armed: bool,
-}
-
-impl Drop for CancelGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            mark_failed(
-                self.span,
-                "cancelled",
-                "the workflow was cancelled before it finished",
-            );
-        }
-    }
-}
-
 fn variable(variables: &Map<String, Value>, name: &str) -> String {
     match variables.get(name) {
         Some(Value::String(text)) => text.clone(),
@@ -751,9 +732,6 @@ async fn tool_set(name: &str, context: &BuildContext) -> Result<ToolSet, String>
     }
 }
 
-/// The tag holding a workflow run's trace id.
-pub const TRACE_ID_TAG: &str = crate::run_logging::TRACE_ID_TAG;
-
 /// Logs a workflow run to `run`: params (workflow, steps), metrics (latency, tokens, and per
 /// node `node.{id}.duration_ms`, `node.{id}.input_tokens`, `node.{id}.output_tokens`, a loop's
 /// nodes at the iteration as step), each node's output as the artifact `nodes/{id}.txt`
@@ -776,17 +754,7 @@ pub fn log_workflow(
             outcome.usage,
             outcome.trace_id.as_deref(),
         ),
-        Err(error) => (error.nodes(), Usage::default(), error.trace_id()),
-    };
-    let usage = if result.is_ok() {
-        usage
-    } else {
-        nodes.iter().fold(Usage::default(), |mut sum, n| {
-            if n.kind == "agent" {
-                sum += n.usage;
-            }
-            sum
-        })
+        Err(error) => (error.nodes(), error.usage(), error.trace_id()),
     };
     run.log_metrics(
         [
@@ -834,7 +802,7 @@ pub fn log_workflow(
         serde_json::to_vec_pretty(&summary).unwrap_or_default(),
     );
     if let Some(trace_id) = trace_id {
-        run.set_tags([(TRACE_ID_TAG, trace_id.to_owned())]);
+        run.set_tags([(crate::run_logging::TRACE_ID_TAG, trace_id.to_owned())]);
     }
     match result {
         Ok(_) => RunStatus::Finished,
