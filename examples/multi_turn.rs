@@ -51,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             },
             question,
             None,
+            None,
         )
         .await?;
         println!("ada> {question}\n{}\n", outcome.answer.trim());

@@ -12,7 +12,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde::Serialize;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
 use sextant_memory::{RetrievalError, RetrievedChunk, Retriever};
 use sextant_tools::{ToolError, ToolSet, with_content_capture};
 use sextant_tracker::GenAiMetrics;
@@ -21,6 +22,7 @@ use sextant_tracker::prompts::{PromptVersionRef, RegistryError};
 use tracing::Instrument;
 use tracing::field::Empty;
 
+use crate::approval::{Approver, Decision, ToolPolicies, record_decision};
 use crate::chat::{
     ChatModel, ChatOptions, ChatRequest, ChatResponse, Message, ToolCall, ToolChoice,
     ToolDefinition, Usage,
@@ -33,6 +35,8 @@ use crate::prompt::{
 };
 use crate::span_content;
 use crate::sub_agent::SubAgent;
+use crate::turn_state::{CallStatus, PendingApproval, PendingCall, TurnState, TurnStatus};
+use crate::turn_store::Checkpoints;
 
 /// Why a turn failed. Tool failures are not here: they go back to the model.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +73,15 @@ pub enum AgentError {
         /// Which source and why.
         message: String,
     },
+    /// The turn's state could not be written to or read from its turn store, or the turn asked
+    /// to resume cannot be.
+    #[error("agent `{agent}`: turn state: {message}")]
+    State {
+        /// The agent.
+        agent: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl AgentError {
@@ -79,6 +92,7 @@ impl AgentError {
             Self::Retrieval { error, .. } => error.error_type().to_owned(),
             Self::Prompt { error, .. } => error.error_type().to_owned(),
             Self::Context { .. } => "context_error".to_owned(),
+            Self::State { .. } => "turn_state_error".to_owned(),
         }
     }
 }
@@ -92,7 +106,7 @@ pub trait ContextSource: Send + Sync {
 }
 
 /// How a turn ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StopReason {
     /// The model answered in text.
@@ -100,10 +114,25 @@ pub enum StopReason {
     /// The model still asked for tools in its last allowed call (`max_steps`): those calls were
     /// not run, and the answer says that the agent ran out of steps.
     MaxSteps,
+    /// A tool call needs a person's approval: the turn is paused in its turn store
+    /// ([`AgentOutcome::turn_id`], [`AgentOutcome::pending_approvals`]) and goes on with
+    /// [`Agent::resume`] once every waiting call is decided.
+    AwaitingApproval,
+}
+
+impl StopReason {
+    /// `answered`, `max_steps`, `awaiting_approval`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::MaxSteps => "max_steps",
+            Self::AwaitingApproval => "awaiting_approval",
+        }
+    }
 }
 
 /// One tool call made during a turn.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCallRecord {
     /// The model's id of the call.
     pub id: String,
@@ -116,12 +145,29 @@ pub struct ToolCallRecord {
     /// Whether the call failed.
     pub is_error: bool,
     /// The `error.type` of a failed call, or `result_truncated` for a result cut to the limit.
-    pub error_type: Option<&'static str>,
+    pub error_type: Option<String>,
     /// How long it took.
     pub duration_ms: f64,
     /// The tokens an agent called as a tool used (counted in the turn's usage).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+}
+
+impl ToolCallRecord {
+    /// The record of `call` answered without running it (denied, or refused for want of an
+    /// approver): the model is told `message`.
+    fn not_run(call: &ToolCall, message: String, error_type: &str) -> Self {
+        Self {
+            id: call.id.clone(),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            result: format!("error: {message}"),
+            is_error: true,
+            error_type: Some(error_type.to_owned()),
+            duration_ms: 0.0,
+            usage: None,
+        }
+    }
 }
 
 /// The result of one turn.
@@ -148,6 +194,12 @@ pub struct AgentOutcome {
     pub citations: Vec<Citation>,
     /// The registry prompt versions the turn was built from (system prompt first).
     pub prompt_versions: Vec<PromptVersionRef>,
+    /// The turn's id in the agent's turn store, when it has one (to resume or decide it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub turn_id: Option<String>,
+    /// The calls waiting for a person's decision ([`StopReason::AwaitingApproval`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending_approvals: Vec<PendingApproval>,
 }
 
 pub(crate) use sextant_tracker::mark_failed;
@@ -185,7 +237,8 @@ impl Drop for CancelGuard<'_> {
     }
 }
 
-/// Per-turn context that ends up on the spans (`gen_ai.conversation.id`, `user.id`).
+/// Per-turn context that ends up on the spans (`gen_ai.conversation.id`, `user.id`) and in the
+/// turn's state.
 #[derive(Debug, Clone, Default)]
 pub struct TurnContext {
     /// The conversation (session) this turn belongs to.
@@ -195,6 +248,11 @@ pub struct TurnContext {
     /// How deep this turn is nested: 0 for a turn a user asked for, one more for each agent that
     /// called another (as a tool or by a handoff).
     pub depth: u32,
+    /// Who may see and decide the turn if it pauses (the service's principal); `None` = the
+    /// operator only.
+    pub owner: Option<String>,
+    /// Decides calls that need approval while the turn runs, instead of pausing it.
+    pub approver: Option<Arc<dyn Approver>>,
 }
 
 impl TurnContext {
@@ -250,6 +308,9 @@ pub struct Agent {
     handoffs: Vec<Arc<dyn SubAgent>>,
     handoff_history: HandoffHistory,
     max_depth: u32,
+    policies: ToolPolicies,
+    checkpoints: Option<Checkpoints>,
+    source: Option<String>,
 }
 
 /// What the target of a handoff sees of the conversation before the handing turn.
@@ -374,6 +435,28 @@ impl AgentBuilder {
         self
     }
 
+    /// Which tool calls need a person's approval and which tools may repeat a call after a crash
+    /// (default: none need approval; what each tool declares).
+    pub fn tool_policies(mut self, policies: ToolPolicies) -> Self {
+        self.agent.policies = policies;
+        self
+    }
+
+    /// Write each turn's state to a turn store after every step, so a turn can pause for
+    /// approval and survive a crash (default: turns are not persisted, and a call that needs
+    /// approval without an [`Approver`] is refused).
+    pub fn checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.agent.checkpoints = Some(checkpoints);
+        self
+    }
+
+    /// Where the agent's definition came from (its file, a `models:/` URI), recorded with each
+    /// turn so another process can rebuild the agent to resume it.
+    pub fn source(mut self, source: impl Into<String>) -> Self {
+        self.agent.source = Some(source.into());
+        self
+    }
+
     /// The agent.
     pub fn build(self) -> Agent {
         self.agent
@@ -403,6 +486,9 @@ impl Agent {
                 handoffs: Vec::new(),
                 handoff_history: HandoffHistory::default(),
                 max_depth: 3,
+                policies: ToolPolicies::new(),
+                checkpoints: None,
+                source: None,
             },
         }
     }
@@ -463,6 +549,16 @@ impl Agent {
             .await
     }
 
+    /// The agent's turn store, if its turns are persisted.
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.checkpoints.as_ref()
+    }
+
+    /// Where the agent's definition came from, if known.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+
     /// Answers `question` after `history` (earlier turns, without the system prompt), calling
     /// `on_content` with each piece of the answer's text as the model streams it.
     pub async fn run_turn(
@@ -472,6 +568,108 @@ impl Agent {
         context: &TurnContext,
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
+        let span = self.agent_span(context);
+        if self.capture_content {
+            span.record(
+                sc::GEN_AI_INPUT_MESSAGES,
+                span_content::input_messages(&[Message::user(question)]),
+            );
+        }
+        self.traced(
+            span.clone(),
+            context,
+            Usage::default(),
+            self.turn(history, question, context, on_content),
+        )
+        .await
+    }
+
+    /// Goes on with the stored turn `turn_id` from its last checkpoint: after its pending calls
+    /// were decided, after the process that ran it stopped, or after a failed step. Calls that had
+    /// finished are not repeated; a call that was in flight is run again only if its tool is
+    /// idempotent, and otherwise waits for approval. The part is traced as an `invoke_agent` span
+    /// with `sextant.turn.resumed`, inside the turn's original trace.
+    pub async fn resume(
+        &self,
+        turn_id: &str,
+        approver: Option<Arc<dyn Approver>>,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let state_error = |message: String| AgentError::State {
+            agent: self.name.clone(),
+            message,
+        };
+        let checkpoints = self.checkpoints.as_ref().ok_or_else(|| {
+            state_error("this agent has no turn store to resume a turn from".into())
+        })?;
+        let store_error = |error: crate::turn_store::TurnStoreError| state_error(error.to_string());
+        let stored = checkpoints.store.load(turn_id).await.map_err(store_error)?;
+        resumable(&stored, &self.name).map_err(&state_error)?;
+        let state = checkpoints
+            .store
+            .claim(turn_id, &checkpoints.holder, checkpoints.lease)
+            .await
+            .map_err(store_error)?;
+        if let Err(message) = resumable(&state, &self.name) {
+            // Another process finished or paused it between the two reads.
+            let _ = checkpoints
+                .store
+                .save(&state, &checkpoints.holder, std::time::Duration::ZERO)
+                .await;
+            return Err(state_error(message));
+        }
+        let context = TurnContext {
+            conversation_id: state.session_id.clone(),
+            user_id: state.user_id.clone(),
+            depth: 0,
+            owner: state.owner.clone(),
+            approver,
+        };
+        let span = self.agent_span(&context);
+        span.record(sc::SEXTANT_TURN_RESUMED, true);
+        if let Some(traceparent) = &state.traceparent
+            && let Err(error) = sextant_tracker::set_parent_from_traceparent(&span, traceparent)
+        {
+            tracing::warn!(
+                turn = turn_id,
+                "the resumed turn starts a trace of its own: {error}"
+            );
+        }
+        let before = state.usage;
+        self.traced(
+            span,
+            &context,
+            before,
+            self.drive(state, &context, on_content),
+        )
+        .await
+    }
+
+    /// Checks a person's `decision` on `call` before it is stored: edited arguments must be a
+    /// JSON object valid against the tool's schema.
+    pub fn check_decision(
+        &self,
+        call: &PendingApproval,
+        decision: &Decision,
+    ) -> Result<(), String> {
+        let Decision::Edit { arguments } = decision else {
+            return Ok(());
+        };
+        if !arguments.is_object() {
+            return Err("edited arguments must be a JSON object".into());
+        }
+        let schema = self
+            .tool_definitions()
+            .into_iter()
+            .find(|tool| tool.name == call.tool)
+            .map(|tool| tool.parameters)
+            .ok_or_else(|| format!("agent `{}` has no tool `{}`", self.name, call.tool))?;
+        sextant_tools::validate_arguments(&schema, arguments)
+            .map_err(|violation| format!("the edited arguments of `{}`: {violation}", call.tool))
+    }
+
+    /// The `invoke_agent {name}` span of a turn (or of a resumed part of one).
+    fn agent_span(&self, context: &TurnContext) -> tracing::Span {
         let span = tracing::info_span!(
             sc::operation::INVOKE_AGENT,
             { sc::OTEL_NAME } = %format!("{} {}", sc::operation::INVOKE_AGENT, self.name),
@@ -488,6 +686,9 @@ impl Agent {
             { sc::MLFLOW_LINKED_PROMPTS } = Empty,
             { sc::SEXTANT_AGENT_VERSION } = self.model_version.as_deref(),
             { sc::SEXTANT_AGENT_DEPTH } = (context.depth > 0).then_some(i64::from(context.depth)),
+            { sc::SEXTANT_TURN_ID } = Empty,
+            { sc::SEXTANT_TURN_STATUS } = Empty,
+            { sc::SEXTANT_TURN_RESUMED } = Empty,
             { sc::SESSION_ID } = Empty,
             { sc::USER_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
@@ -503,26 +704,41 @@ impl Agent {
         if let Some(user) = &context.user_id {
             span.record(sc::USER_ID, user.as_str());
         }
-        if self.capture_content {
-            span.record(
-                sc::GEN_AI_INPUT_MESSAGES,
-                span_content::input_messages(&[Message::user(question)]),
-            );
-        }
+        span
+    }
+
+    /// Runs `work` in `span` with the turn's baggage, and records how it ended: the tokens this
+    /// part used (past `before`, what a resumed turn had used already), the answer, the error.
+    async fn traced(
+        &self,
+        span: tracing::Span,
+        context: &TurnContext,
+        before: Usage,
+        work: impl std::future::Future<Output = Result<AgentOutcome, AgentError>>,
+    ) -> Result<AgentOutcome, AgentError> {
         let trace_id = sextant_tracker::current_trace_id(&span);
         let cancelled = CancelGuard::new(&span, "the turn was cancelled before it finished");
-        let result = sextant_trace_context::with_baggage(
-            context.baggage(),
-            self.turn(history, question, context, on_content)
-                .instrument(span.clone()),
-        )
-        .await;
+        let result =
+            sextant_trace_context::with_baggage(context.baggage(), work.instrument(span.clone()))
+                .await;
         cancelled.disarm();
         match result {
             Ok(mut outcome) => {
-                span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, outcome.usage.input_tokens);
-                span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, outcome.usage.output_tokens);
-                if self.capture_content {
+                span.record(
+                    sc::GEN_AI_USAGE_INPUT_TOKENS,
+                    outcome
+                        .usage
+                        .input_tokens
+                        .saturating_sub(before.input_tokens),
+                );
+                span.record(
+                    sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+                    outcome
+                        .usage
+                        .output_tokens
+                        .saturating_sub(before.output_tokens),
+                );
+                if self.capture_content && outcome.stop_reason != StopReason::AwaitingApproval {
                     span.record(
                         sc::GEN_AI_OUTPUT_MESSAGES,
                         span_content::output_text(&outcome.answer),
@@ -583,8 +799,8 @@ impl Agent {
         };
         // The agent span names the prompt that shaped the question: the template's, else the
         // system prompt's.
+        let span = tracing::Span::current();
         if let Some(used) = constructed.versions.last() {
-            let span = tracing::Span::current();
             span.record(sc::GEN_AI_PROMPT_NAME, used.name.as_str());
             span.record(sc::SEXTANT_PROMPT_VERSION, i64::from(used.version));
             span.record(
@@ -599,17 +815,122 @@ impl Agent {
         if !system.is_empty() {
             messages.push(Message::system(system));
         }
+        let history_start = messages.len();
         messages.extend_from_slice(history);
         messages.extend(constructed.messages);
-        let prompt_versions = constructed.versions;
-        let sources = sources.unwrap_or_default();
-        let tools = self.tool_definitions();
+        let mut state = TurnState::new(&self.name, question, messages);
+        state.history = (history_start, history.len());
+        state.agent_source = self.source.clone();
+        state.session_id = context.conversation_id.clone();
+        state.user_id = context.user_id.clone();
+        state.owner = context.owner.clone();
+        state.sources = sources.unwrap_or_default();
+        state.prompt_versions = constructed.versions;
+        state.trace_id = sextant_tracker::current_trace_id(&span);
+        state.traceparent = sextant_trace_context::traceparent_of(&span);
+        self.drive(state, context, on_content).await
+    }
 
-        let mut usage = Usage::default();
-        let mut records = Vec::new();
-        let mut step = 0;
+    /// Runs a turn from `state` to its end or its pause, writing the state to the turn store
+    /// after every step (a top-level turn of an agent with one), and for the last time with the
+    /// lease released.
+    async fn drive(
+        &self,
+        mut state: TurnState,
+        context: &TurnContext,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let checkpoints = self.checkpoints.as_ref().filter(|_| context.depth == 0);
+        let span = tracing::Span::current();
+        if checkpoints.is_some() {
+            span.record(sc::SEXTANT_TURN_ID, state.id.as_str());
+        }
+        let _heartbeat = checkpoints.map(|c| c.heartbeat(&state.id));
+        let result = self
+            .steps(&mut state, checkpoints, context, on_content)
+            .await;
+        match result {
+            Ok(mut outcome) => {
+                span.record(sc::SEXTANT_TURN_STATUS, state.status.as_str());
+                self.checkpoint(checkpoints, &mut state).await?;
+                outcome.turn_id = checkpoints.map(|_| state.id.clone());
+                Ok(outcome)
+            }
+            Err(error) => {
+                state.status = TurnStatus::Failed;
+                state.error = Some(error.to_string());
+                span.record(sc::SEXTANT_TURN_STATUS, state.status.as_str());
+                if let Err(store_error) = self.checkpoint(checkpoints, &mut state).await {
+                    tracing::warn!(turn = %state.id, "recording the failed turn: {store_error}");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes `state` to the turn store, if the turn has one: held under this process's lease
+    /// while it runs, released once it is paused, completed or failed.
+    async fn checkpoint(
+        &self,
+        checkpoints: Option<&Checkpoints>,
+        state: &mut TurnState,
+    ) -> Result<(), AgentError> {
+        let Some(checkpoints) = checkpoints else {
+            return Ok(());
+        };
+        state.updated_at_ms = sextant_tracker::now_ms();
+        let lease = if state.status == TurnStatus::Running {
+            checkpoints.lease
+        } else {
+            std::time::Duration::ZERO
+        };
+        checkpoints
+            .store
+            .save(state, &checkpoints.holder, lease)
+            .await
+            .map_err(|error| AgentError::State {
+                agent: self.name.clone(),
+                message: error.to_string(),
+            })
+    }
+
+    /// The turn's steps from `state`: the calls pending from the last model response, then
+    /// model calls and their tool calls until an answer, `max_steps` or a pause.
+    async fn steps(
+        &self,
+        state: &mut TurnState,
+        checkpoints: Option<&Checkpoints>,
+        context: &TurnContext,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> Result<AgentOutcome, AgentError> {
+        let tools = self.tool_definitions();
         loop {
-            step += 1;
+            if !state.pending.is_empty() {
+                self.settle_calls(state, checkpoints, context).await?;
+                let waiting = state.pending_approvals();
+                if !waiting.is_empty() {
+                    state.status = TurnStatus::AwaitingApproval;
+                    return Ok(self.outcome(
+                        state,
+                        paused_answer(&state.id, &waiting),
+                        Vec::new(),
+                        StopReason::AwaitingApproval,
+                    ));
+                }
+                for pending in std::mem::take(&mut state.pending) {
+                    let CallStatus::Done { record } = pending.status else {
+                        continue;
+                    };
+                    state
+                        .messages
+                        .push(Message::tool_result(&pending.call, record.result.clone()));
+                    if let Some(used) = record.usage {
+                        state.usage += used;
+                    }
+                    state.records.push(record);
+                }
+            }
+            let step = state.step + 1;
             let last_step = step >= self.max_steps;
             let mut options = self.options.clone();
             if last_step {
@@ -617,7 +938,7 @@ impl Agent {
                 options.tool_choice = ToolChoice::None;
             }
             let request = ChatRequest {
-                messages: messages.clone(),
+                messages: state.messages.clone(),
                 tools: tools.clone(),
                 options,
             };
@@ -628,23 +949,15 @@ impl Agent {
                     agent: self.name.clone(),
                     error,
                 })?;
-            usage += response.usage;
+            state.step = step;
+            state.usage += response.usage;
             if response.tool_calls.is_empty() {
-                messages.push(response.to_message());
-                let answer = crate::rag_context::attribute_citations(&response.content, &sources);
-                let (answer, citations) = cite(&answer, &sources);
-                return Ok(AgentOutcome {
-                    answer,
-                    agent: self.name.clone(),
-                    citations,
-                    trace_id: None,
-                    steps: step,
-                    usage,
-                    tool_calls: records,
-                    stop_reason: StopReason::Answered,
-                    messages,
-                    prompt_versions,
-                });
+                state.messages.push(response.to_message());
+                let answer =
+                    crate::rag_context::attribute_citations(&response.content, &state.sources);
+                let (answer, citations) = cite(&answer, &state.sources);
+                state.status = TurnStatus::Completed;
+                return Ok(self.outcome(state, answer, citations, StopReason::Answered));
             }
             if last_step {
                 // Told to answer, the model still asked for tools: running them would leave their
@@ -655,20 +968,12 @@ impl Agent {
                 if let Some(on_content) = on_content {
                     on_content(&answer);
                 }
-                messages.push(Message::assistant(answer.clone(), Vec::new()));
-                let (answer, citations) = cite(&answer, &sources);
-                return Ok(AgentOutcome {
-                    answer,
-                    agent: self.name.clone(),
-                    citations,
-                    trace_id: None,
-                    steps: step,
-                    usage,
-                    tool_calls: records,
-                    stop_reason: StopReason::MaxSteps,
-                    messages,
-                    prompt_versions,
-                });
+                state
+                    .messages
+                    .push(Message::assistant(answer.clone(), Vec::new()));
+                let (answer, citations) = cite(&answer, &state.sources);
+                state.status = TurnStatus::Completed;
+                return Ok(self.outcome(state, answer, citations, StopReason::MaxSteps));
             }
             // The first handoff the model asks for ends this agent's part of the turn.
             if let Some((call, target)) = response.tool_calls.iter().find_map(|call| {
@@ -676,42 +981,209 @@ impl Agent {
                 let target = self.handoffs.iter().find(|h| h.name() == name)?;
                 Some((call, target.clone()))
             }) {
-                let handed = self
+                let mut outcome = self
                     .hand_off(
                         call,
                         target.as_ref(),
-                        history,
-                        question,
+                        state.history(),
+                        &state.question,
                         context,
                         on_content,
                     )
                     .await?;
-                let mut outcome = handed;
-                outcome.steps += step;
-                outcome.usage += usage;
+                outcome.steps += state.step;
+                outcome.usage += state.usage;
+                let mut records = std::mem::take(&mut state.records);
                 records.append(&mut outcome.tool_calls);
                 outcome.tool_calls = records;
+                state.records = outcome.tool_calls.clone();
+                state.step = outcome.steps;
+                state.usage = outcome.usage;
+                state.answer = Some(outcome.answer.clone());
+                state.stop_reason = Some(outcome.stop_reason);
+                state.status = TurnStatus::Completed;
                 return Ok(outcome);
             }
-            messages.push(response.to_message());
-            // Calls past the set's parallel limit are not run; the model is told so.
-            let max_parallel = self.tools.max_parallel();
-            let results = futures::future::join_all(
-                response
-                    .tool_calls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, call)| self.execute_tool(call, i >= max_parallel, context)),
-            )
-            .await;
-            for (call, record) in response.tool_calls.iter().zip(results) {
-                messages.push(Message::tool_result(call, record.result.clone()));
-                if let Some(used) = record.usage {
-                    usage += used;
-                }
-                records.push(record);
+            state.messages.push(response.to_message());
+            state.pending = response
+                .tool_calls
+                .into_iter()
+                .map(|call| PendingCall {
+                    status: self.first_status(&call, checkpoints, context),
+                    call,
+                })
+                .collect();
+            self.checkpoint(checkpoints, state).await?;
+        }
+    }
+
+    /// The result of a turn that ended (or paused) with `answer`; the state records it.
+    fn outcome(
+        &self,
+        state: &mut TurnState,
+        answer: String,
+        citations: Vec<Citation>,
+        stop_reason: StopReason,
+    ) -> AgentOutcome {
+        state.answer = Some(answer.clone());
+        state.stop_reason = Some(stop_reason);
+        AgentOutcome {
+            answer,
+            agent: self.name.clone(),
+            trace_id: None,
+            steps: state.step,
+            usage: state.usage,
+            tool_calls: state.records.clone(),
+            stop_reason,
+            messages: state.messages.clone(),
+            citations,
+            prompt_versions: state.prompt_versions.clone(),
+            turn_id: None,
+            pending_approvals: state.pending_approvals(),
+        }
+    }
+
+    /// Where a call the model just asked for starts: ready, waiting for approval, or — when it
+    /// needs approval and nothing could give it — answered with that.
+    fn first_status(
+        &self,
+        call: &ToolCall,
+        checkpoints: Option<&Checkpoints>,
+        context: &TurnContext,
+    ) -> CallStatus {
+        let reason = self
+            .policies
+            .get(&call.name)
+            .and_then(|policy| policy.needs_approval(&call.arguments));
+        match reason {
+            None => CallStatus::Ready,
+            Some(reason) if checkpoints.is_some() || context.approver.is_some() => {
+                CallStatus::AwaitingApproval { reason }
+            }
+            Some(reason) => CallStatus::Done {
+                record: ToolCallRecord::not_run(
+                    call,
+                    format!(
+                        "this call needs a person's approval ({reason}), and this turn cannot \
+                         wait for one; answer without it"
+                    ),
+                    "approval_unavailable",
+                ),
+            },
+        }
+    }
+
+    /// Whether a call of `tool` that was in flight at a crash may simply run again.
+    fn idempotent(&self, tool: &str) -> bool {
+        if let Some(declared) = self.policies.get(tool).and_then(|p| p.idempotent) {
+            return declared;
+        }
+        if let Some(tool) = self.tools.get(tool) {
+            return tool.idempotent();
+        }
+        // An agent called as a tool may do anything its tools do; an unknown name fails anyway.
+        !self.sub_agents.iter().any(|agent| agent.name() == tool)
+    }
+
+    /// Brings the pending calls as far as they can go now: a call a crash left in flight runs
+    /// again if idempotent and otherwise waits for approval; an inline [`Approver`] decides the
+    /// waiting ones; every ready or approved call runs (concurrently, the state written as each
+    /// finishes); a denied one is answered with the denial.
+    async fn settle_calls(
+        &self,
+        state: &mut TurnState,
+        checkpoints: Option<&Checkpoints>,
+        context: &TurnContext,
+    ) -> Result<(), AgentError> {
+        for pending in &mut state.pending {
+            if pending.status == CallStatus::Running {
+                pending.status = if self.idempotent(&pending.call.name) {
+                    CallStatus::Ready
+                } else {
+                    CallStatus::AwaitingApproval {
+                        reason: "it was running when the process running the turn stopped, and \
+                                 the tool is not idempotent: running it again could repeat its \
+                                 effect"
+                            .into(),
+                    }
+                };
             }
         }
+        if let Some(approver) = &context.approver {
+            for waiting in state.pending_approvals() {
+                if let Some(decision) = approver.decide(&self.name, &waiting).await {
+                    let by = approver.who();
+                    record_decision(None, &state.id, &waiting, &decision, by.as_deref());
+                    state.decide_call(&waiting.call_id, decision, by);
+                }
+            }
+        }
+        let max_parallel = self.tools.max_parallel();
+        let mut jobs = Vec::new();
+        for (index, pending) in state.pending.iter_mut().enumerate() {
+            let (call, edited) = match &pending.status {
+                CallStatus::Ready
+                | CallStatus::Decided {
+                    decision: Decision::Approve,
+                    ..
+                } => (pending.call.clone(), false),
+                CallStatus::Decided {
+                    decision: Decision::Edit { arguments },
+                    ..
+                } => (
+                    ToolCall {
+                        arguments: arguments.to_string(),
+                        ..pending.call.clone()
+                    },
+                    true,
+                ),
+                CallStatus::Decided {
+                    decision: Decision::Deny { message },
+                    by,
+                } => {
+                    let message = format!(
+                        "{} denied this call{}",
+                        by.as_deref().unwrap_or("a reviewer"),
+                        message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    );
+                    pending.status = CallStatus::Done {
+                        record: ToolCallRecord::not_run(&pending.call, message, "denied"),
+                    };
+                    continue;
+                }
+                _ => continue,
+            };
+            pending.status = CallStatus::Running;
+            jobs.push((index, call, edited));
+        }
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        // In flight from here: a crash now leaves them `running`, which resuming reads.
+        self.checkpoint(checkpoints, state).await?;
+        let mut running: futures::stream::FuturesUnordered<_> = jobs
+            .into_iter()
+            .map(|(index, call, edited)| async move {
+                let mut record = self
+                    .execute_tool(&call, index >= max_parallel, context)
+                    .await;
+                if edited {
+                    record.result = format!(
+                        "(A reviewer changed the arguments to {}.) {}",
+                        call.arguments, record.result
+                    );
+                }
+                (index, record)
+            })
+            .collect();
+        while let Some((index, record)) = running.next().await {
+            state.pending[index].status = CallStatus::Done { record };
+            self.checkpoint(checkpoints, state).await?;
+        }
+        Ok(())
     }
 
     /// What the model is offered: the tool set's tools, the agents it may call, and a
@@ -960,7 +1432,7 @@ impl Agent {
             arguments: call.arguments.clone(),
             result,
             is_error,
-            error_type,
+            error_type: error_type.map(str::to_owned),
             duration_ms,
             usage: sub_usage,
         }
@@ -1007,6 +1479,45 @@ fn boxed_turn<'a>(
     Box<dyn std::future::Future<Output = Result<AgentOutcome, AgentError>> + Send + 'a>,
 > {
     Box::pin(agent.run_turn(history, question, context, on_content))
+}
+
+/// The answer of a paused turn: what it waits for, and how to decide.
+fn paused_answer(turn_id: &str, waiting: &[PendingApproval]) -> String {
+    let calls: Vec<String> = waiting
+        .iter()
+        .map(|w| format!("`{}` ({})", w.tool, w.reason))
+        .collect();
+    format!(
+        "This turn is waiting for a person to approve {}. Turn {turn_id}: decide with `sextant \
+         turns approve|deny {turn_id} CALL` or `POST /v1/turns/{turn_id}/decisions`.",
+        calls.join(", ")
+    )
+}
+
+/// Why the stored turn `state` cannot be resumed by agent `agent`, if it cannot.
+fn resumable(state: &TurnState, agent: &str) -> Result<(), String> {
+    if state.agent != agent {
+        return Err(format!(
+            "turn {} belongs to agent `{}`, not `{agent}`",
+            state.id, state.agent
+        ));
+    }
+    match state.status {
+        TurnStatus::Completed => Err(format!("turn {} is already completed", state.id)),
+        TurnStatus::AwaitingApproval => {
+            let waiting: Vec<String> = state
+                .pending_approvals()
+                .into_iter()
+                .map(|w| format!("{} ({})", w.call_id, w.tool))
+                .collect();
+            Err(format!(
+                "turn {} waits for decisions on {}",
+                state.id,
+                waiting.join(", ")
+            ))
+        }
+        TurnStatus::Running | TurnStatus::Failed => Ok(()),
+    }
 }
 
 /// The answer of a turn that ran out of steps: what happened and what to do, never a tool result.

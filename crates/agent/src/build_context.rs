@@ -48,6 +48,8 @@ pub struct BuildContext {
     /// Where agents named by a stem (`agents = ["researcher"]`, a workflow's `agent` node) are
     /// looked for after the naming file's own directory (`[agent] dir`).
     pub agents_dir: Option<PathBuf>,
+    /// Where the agents' turns are checkpointed (`[state]`); `None`: turns are not persisted.
+    pub checkpoints: Option<crate::turn_store::Checkpoints>,
 }
 
 impl BuildContext {
@@ -64,6 +66,7 @@ impl BuildContext {
             data_dir: data_dir.into(),
             models_dir: None,
             agents_dir: None,
+            checkpoints: None,
         }
     }
 

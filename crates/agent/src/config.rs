@@ -16,6 +16,7 @@ use sextant_tools::{ToolSet, ToolSetError};
 use sextant_tracker::prompts::{PromptUri, RegistryError};
 
 use crate::agent::{Agent, HandoffHistory};
+use crate::approval::ToolPolicies;
 use crate::build_context::BuildContext;
 use crate::chat::ChatOptions;
 use crate::error::ChatError;
@@ -265,9 +266,18 @@ pub struct AgentConfig {
     /// How deep agents may call agents below this one (default 3).
     #[serde(default = "default_max_depth")]
     pub max_depth: u32,
+    /// Per tool (by the name the model calls it): whether calls need a person's approval and
+    /// whether a call may be repeated after a crash (`[tool_policies.http_fetch]`, see
+    /// [`crate::approval`]).
+    #[serde(default)]
+    pub tool_policies: ToolPolicies,
     /// The directory of the file it was read from, where the agents it names are looked for.
     #[serde(skip)]
     pub source_dir: Option<PathBuf>,
+    /// The file it was read from (or the registry URI it was loaded by), recorded with each
+    /// durable turn so another process can rebuild the agent to resume it.
+    #[serde(skip)]
+    pub source: Option<String>,
 }
 
 fn default_max_depth() -> u32 {
@@ -286,6 +296,7 @@ impl AgentConfig {
         }
         let mut config: AgentConfig = Figment::from(Toml::file_exact(path)).extract()?;
         config.source_dir = path.parent().map(Path::to_path_buf);
+        config.source = Some(path.display().to_string());
         config.validate(&path.display().to_string())
     }
 
@@ -369,7 +380,14 @@ impl AgentConfig {
             .options(self.model.options())
             .capture_content(capture_content)
             .max_depth(self.max_depth)
-            .handoff_history(self.handoff_history);
+            .handoff_history(self.handoff_history)
+            .tool_policies(self.tool_policies.clone());
+        if let Some(checkpoints) = &context.checkpoints {
+            builder = builder.checkpoints(checkpoints.clone());
+        }
+        if let Some(source) = &self.source {
+            builder = builder.source(source.clone());
+        }
         for (entries, handoff) in [(&self.agents, false), (&self.handoffs, true)] {
             for entry in entries {
                 let agent = entry
@@ -577,6 +595,15 @@ impl AgentConfig {
             if let Err(message) = McpResourceRef::parse(resource) {
                 return Err(ConfigError::Value {
                     key: "resources".into(),
+                    source_name: source_name.into(),
+                    message,
+                });
+            }
+        }
+        for (tool, policy) in &self.tool_policies {
+            if let Some(message) = policy.problem() {
+                return Err(ConfigError::Value {
+                    key: format!("tool_policies.{tool}"),
                     source_name: source_name.into(),
                     message,
                 });

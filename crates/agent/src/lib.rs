@@ -9,6 +9,7 @@
 
 pub mod a2a;
 pub mod agent;
+pub mod approval;
 mod build_context;
 pub mod chat;
 pub mod config;
@@ -29,6 +30,8 @@ mod span_content;
 pub mod sub_agent;
 pub mod testing;
 mod traced_chat;
+pub mod turn_state;
+pub mod turn_store;
 pub mod workflow;
 
 pub use agent::{

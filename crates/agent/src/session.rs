@@ -410,34 +410,54 @@ impl SessionStore {
 
 /// Answers `question` as the next turn of `session` with `agent`: the window's history goes to the
 /// model, the trace carries the session and user ids, and the turn is stored (and added to
-/// `session`) once answered. A failed turn leaves the session unchanged.
+/// `session`) once answered. A failed turn leaves the session unchanged; a turn paused for approval
+/// joins the session when it completes ([`record_turn`] after [`Agent::resume`]). `approver`
+/// decides calls that need approval inline instead of pausing.
 pub async fn run_session_turn(
     store: &SessionStore,
     session: &mut Session,
     agent: &Agent,
     settings: &SessionsConfig,
     question: &str,
+    approver: Option<Arc<dyn crate::approval::Approver>>,
     on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
 ) -> Result<AgentOutcome, SessionError> {
     let history = session_history(store, session, agent, settings).await?;
     let context = TurnContext {
         conversation_id: Some(session.id.clone()),
         user_id: session.user_id.clone(),
-        depth: 0,
+        approver,
+        ..TurnContext::default()
     };
     let outcome = agent
         .run_turn(&history, question, &context, on_content)
         .await?;
+    if let Some(turn) = record_turn(store, &session.id, question, &outcome)? {
+        session.updated_at_ms = turn.created_at_ms;
+        session.turns.push(turn);
+    }
+    Ok(outcome)
+}
+
+/// Adds the finished turn `outcome` (the answer to `question`) to session `session_id` and returns
+/// it; a paused turn is not added (`None`) until it completes.
+pub fn record_turn(
+    store: &SessionStore,
+    session_id: &str,
+    question: &str,
+    outcome: &AgentOutcome,
+) -> Result<Option<SessionTurn>, SessionError> {
+    if outcome.stop_reason == crate::agent::StopReason::AwaitingApproval {
+        return Ok(None);
+    }
     let turn = SessionTurn {
         question: question.to_owned(),
         answer: outcome.answer.clone(),
         trace_id: outcome.trace_id.clone(),
         created_at_ms: now_ms(),
     };
-    store.append(&session.id, &turn)?;
-    session.updated_at_ms = turn.created_at_ms;
-    session.turns.push(turn);
-    Ok(outcome)
+    store.append(session_id, &turn)?;
+    Ok(Some(turn))
 }
 
 /// What the model sees of `session` before the next question: the window's turns, after a

@@ -389,6 +389,7 @@ async fn run_nested(
         conversation_id: None,
         user_id: context.user_id.clone(),
         depth: context.depth + 1,
+        ..TurnContext::default()
     };
     match tokio::time::timeout(timeout, agent.run_turn(&[], input, &nested, None)).await {
         Err(_) => Err(format!(

@@ -166,19 +166,22 @@ async fn every_limit_hit_reaches_the_model_and_the_record() {
 
     let calls = &outcome.tool_calls;
     assert_eq!(calls.len(), 3);
-    assert_eq!(calls[0].error_type, Some("timeout"));
+    assert_eq!(calls[0].error_type.as_deref(), Some("timeout"));
     assert!(
         calls[0].is_error && calls[0].result.contains("did not finish within 0.05 s"),
         "{calls:?}"
     );
-    assert_eq!(calls[1].error_type, Some("result_truncated"));
+    assert_eq!(calls[1].error_type.as_deref(), Some("result_truncated"));
     assert!(!calls[1].is_error);
     assert!(
         calls[1].result.contains("[result truncated: showing"),
         "{calls:?}"
     );
     assert!(calls[1].result.chars().count() < 200, "{calls:?}");
-    assert_eq!(calls[2].error_type, Some("max_parallel_exceeded"));
+    assert_eq!(
+        calls[2].error_type.as_deref(),
+        Some("max_parallel_exceeded")
+    );
     assert!(
         calls[2]
             .result

@@ -34,9 +34,17 @@ async fn turns_see_their_window_of_history_and_are_stored() {
         ..SessionsConfig::default()
     };
 
-    run_session_turn(&store, &mut session, &agent, window, "I am Ada.", None)
-        .await
-        .unwrap();
+    run_session_turn(
+        &store,
+        &mut session,
+        &agent,
+        window,
+        "I am Ada.",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     run_session_turn(
         &store,
         &mut session,
@@ -44,10 +52,11 @@ async fn turns_see_their_window_of_history_and_are_stored() {
         window,
         "What is my name?",
         None,
+        None,
     )
     .await
     .unwrap();
-    let err = run_session_turn(&store, &mut session, &agent, window, "Too long", None)
+    let err = run_session_turn(&store, &mut session, &agent, window, "Too long", None, None)
         .await
         .unwrap_err();
     assert!(matches!(err, SessionError::Turn(_)), "{err}");
@@ -58,6 +67,7 @@ async fn turns_see_their_window_of_history_and_are_stored() {
         &agent,
         window,
         "Capital of France?",
+        None,
         None,
     )
     .await
@@ -122,9 +132,17 @@ async fn turns_that_leave_the_window_are_folded_into_a_stored_summary() {
     };
     let mut session = store.create("assistant", Some("ada")).unwrap();
     for question in ["I am Ada.", "What is Rust?", "Is it fast?", "Who am I?"] {
-        run_session_turn(&store, &mut session, &agent, &settings, question, None)
-            .await
-            .unwrap();
+        run_session_turn(
+            &store,
+            &mut session,
+            &agent,
+            &settings,
+            question,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
     }
     let requests = requests.lock().unwrap();
     assert_eq!(requests.len(), 6);
@@ -179,12 +197,20 @@ async fn a_failed_summary_costs_the_summary_not_the_turn() {
         summary_max_tokens: 40,
     };
     let mut session = store.create("assistant", None).unwrap();
-    run_session_turn(&store, &mut session, &agent, &settings, "first", None)
+    run_session_turn(&store, &mut session, &agent, &settings, "first", None, None)
         .await
         .unwrap();
-    let outcome = run_session_turn(&store, &mut session, &agent, &settings, "second", None)
-        .await
-        .unwrap();
+    let outcome = run_session_turn(
+        &store,
+        &mut session,
+        &agent,
+        &settings,
+        "second",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(outcome.answer, "two");
     assert_eq!(session.summarized_turns, 0);
     assert!(session.summary.is_none());

@@ -179,7 +179,7 @@ fn recursion_stops_at_the_depth_limit_and_handoffs_answer_for_the_agent() {
     let outcome = runtime
         .block_on(at_limit.run_turn(&[], "start", &deep, None))
         .unwrap();
-    assert_eq!(outcome.tool_calls[0].error_type, Some("refused"));
+    assert_eq!(outcome.tool_calls[0].error_type.as_deref(), Some("refused"));
     assert!(
         outcome.tool_calls[0].result.contains("levels deep"),
         "{}",

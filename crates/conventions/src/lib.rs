@@ -182,6 +182,19 @@ pub const SEXTANT_HANDOFF_FROM: &str = "sextant.handoff.from";
 pub const SEXTANT_HANDOFF_TO: &str = "sextant.handoff.to";
 /// `sextant.agent.depth`: how deep an agent called as a tool is (the top agent is 0).
 pub const SEXTANT_AGENT_DEPTH: &str = "sextant.agent.depth";
+/// `sextant.turn.id`: the durable turn an agent span runs (its id in the turn store).
+pub const SEXTANT_TURN_ID: &str = "sextant.turn.id";
+/// `sextant.turn.status`: where the turn was when the agent span ended: `completed`,
+/// `awaiting_approval` (paused for a person) or `failed`.
+pub const SEXTANT_TURN_STATUS: &str = "sextant.turn.status";
+/// `sextant.turn.resumed`: `true` on the agent span of a turn's part run after a pause or a crash.
+pub const SEXTANT_TURN_RESUMED: &str = "sextant.turn.resumed";
+/// `sextant.approval.decision`: `approve`, `deny` or `edit`, on an `approval {tool}` span.
+pub const SEXTANT_APPROVAL_DECISION: &str = "sextant.approval.decision";
+/// `sextant.approval.reason`: why the call needed approval.
+pub const SEXTANT_APPROVAL_REASON: &str = "sextant.approval.reason";
+/// `sextant.approval.by`: who decided (a principal), when known.
+pub const SEXTANT_APPROVAL_BY: &str = "sextant.approval.by";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

@@ -6,6 +6,8 @@ pub const PROMPT: &str = "prompt";
 pub const VECTOR_SEARCH: &str = "vector_search";
 /// Reranking retrieved documents.
 pub const RERANK: &str = "rerank";
+/// A person's decision on a tool call that waited for approval (`approval {tool}`).
+pub const APPROVAL: &str = "approval";
 /// Planning a tool's query.
 pub const PLAN_QUERY: &str = "plan_query";
 /// Post-processing a tool's results.

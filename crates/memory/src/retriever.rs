@@ -78,7 +78,7 @@ impl RetrievalOptions {
 }
 
 /// One retrieved chunk with where it came from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrievedChunk {
     /// The point's id in the collection.
     pub id: u64,

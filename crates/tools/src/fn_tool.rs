@@ -15,7 +15,17 @@ pub struct FnTool<A, F> {
     description: String,
     parameters: serde_json::Value,
     function: F,
+    idempotent: bool,
     arguments: PhantomData<fn(A)>,
+}
+
+impl<A, F> FnTool<A, F> {
+    /// Declares the function safe to run twice (a lookup or a read), so a turn resumed after a
+    /// crash may repeat a call that was in flight (see [`Tool::idempotent`]).
+    pub fn mark_idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
 }
 
 /// Makes a tool from an async function of one argument struct. The struct's JSON Schema (from
@@ -52,6 +62,7 @@ where
         description: description.to_owned(),
         parameters: schema_of::<A>(),
         function,
+        idempotent: false,
         arguments: PhantomData,
     }
 }
@@ -84,6 +95,10 @@ where
 
     fn parameters(&self) -> serde_json::Value {
         self.parameters.clone()
+    }
+
+    fn idempotent(&self) -> bool {
+        self.idempotent
     }
 
     async fn call(&self, arguments: serde_json::Value) -> Result<String, ToolError> {

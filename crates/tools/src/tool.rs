@@ -26,6 +26,14 @@ pub trait Tool: Send + Sync {
     fn examples(&self) -> Vec<ToolExample> {
         Vec::new()
     }
+
+    /// Whether running a call twice does no more than running it once (a lookup, a read, a
+    /// calculation). A durable turn resumed after a crash runs such a call again if it was in
+    /// flight; any other call goes to a person instead of silently repeating. `false` unless the
+    /// tool says so.
+    fn idempotent(&self) -> bool {
+        false
+    }
 }
 
 /// A question and the arguments a call to the tool answers it with.

@@ -48,6 +48,11 @@ impl Tool for Calculator {
          Use it for any calculation instead of computing in your head."
     }
 
+    // Arithmetic: the same expression, the same answer.
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn parameters(&self) -> serde_json::Value {
         serde_json::json!({
             "type": "object",

@@ -81,6 +81,11 @@ impl Tool for CurrentTime {
          today, now, or how long until a date."
     }
 
+    // Reads the clock.
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn parameters(&self) -> serde_json::Value {
         crate::fn_tool::schema_of::<CurrentTimeArguments>()
     }

@@ -263,6 +263,11 @@ impl Tool for GetWeather {
         "Returns the current weather in a city: temperature, conditions, humidity and wind."
     }
 
+    // A read-only lookup.
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn parameters(&self) -> serde_json::Value {
         crate::fn_tool::schema_of::<GetWeatherArguments>()
     }

@@ -122,6 +122,9 @@ pub struct RemoteTool {
     pub description: String,
     /// The JSON Schema of its arguments.
     pub input_schema: serde_json::Value,
+    /// Whether the server declares calls safe to repeat (`readOnlyHint` or `idempotentHint`
+    /// in its annotations; MCP's default for both is `false`).
+    pub idempotent: bool,
 }
 
 /// The live connections of a process's [`McpServers`], by server name.
@@ -603,6 +606,9 @@ impl Connection {
                 name: tool.name.to_string(),
                 description: tool.description.map(|d| d.to_string()).unwrap_or_default(),
                 input_schema: serde_json::Value::Object((*tool.input_schema).clone()),
+                idempotent: tool.annotations.as_ref().is_some_and(|a| {
+                    a.read_only_hint == Some(true) || a.idempotent_hint == Some(true)
+                }),
             })
             .collect();
         *self.tools.write().unwrap_or_else(|p| p.into_inner()) = Some(tools.clone());

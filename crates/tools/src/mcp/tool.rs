@@ -52,6 +52,10 @@ impl Tool for McpTool {
             )
     }
 
+    fn idempotent(&self) -> bool {
+        self.remote.idempotent
+    }
+
     async fn call(&self, arguments: serde_json::Value) -> Result<String, ToolError> {
         let serde_json::Value::Object(arguments) = arguments else {
             return Err(ToolError::InvalidArguments(

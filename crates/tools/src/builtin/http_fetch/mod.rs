@@ -191,6 +191,11 @@ impl Tool for HttpFetch {
          web_search. Only public http(s) addresses can be fetched."
     }
 
+    // A GET of a page.
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn parameters(&self) -> serde_json::Value {
         crate::fn_tool::schema_of::<HttpFetchArguments>()
     }

@@ -123,6 +123,11 @@ impl Tool for WebSearch {
          numbered. Use it for facts you do not know or that may have changed."
     }
 
+    // A read-only search.
+    fn idempotent(&self) -> bool {
+        true
+    }
+
     fn parameters(&self) -> serde_json::Value {
         crate::fn_tool::schema_of::<WebSearchArguments>()
     }
