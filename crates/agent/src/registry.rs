@@ -243,7 +243,9 @@ pub async fn load_agent(
     match name.map(str::to_owned).or(default) {
         Some(text) if ModelUri::is_uri(&text) => {
             let uri: ModelUri = text.parse()?;
-            let (version, agent) = AgentRegistry::from_context(context)?.resolve(&uri).await?;
+            let (version, mut agent) = AgentRegistry::from_context(context)?.resolve(&uri).await?;
+            // Resuming its turns rebuilds the version that ran them.
+            agent.source = Some(version.uri().to_string());
             Ok((agent, Some(version)))
         }
         Some(path) => Ok((AgentConfig::load(Path::new(&path))?, None)),

@@ -42,6 +42,10 @@ pub enum Command {
     /// Read the local trace store.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Durable turns: list them, decide the tool calls that wait for approval, resume a turn
+    /// after a crash or a decision ([state] in the configuration).
+    #[command(subcommand)]
+    Turns(TurnsCommand),
     /// The span export pipeline: what each remote sink's spool holds, and sending it now.
     #[command(subcommand)]
     Telemetry(TelemetryCommand),
@@ -339,6 +343,100 @@ pub enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sextant turns …`.
+#[derive(Debug, Subcommand)]
+pub enum TurnsCommand {
+    /// List turns, most recently written first.
+    List {
+        /// Only turns waiting for approval.
+        #[arg(long, conflicts_with = "status")]
+        pending: bool,
+        /// Only turns in this status: running, awaiting_approval, completed, failed.
+        #[arg(long, value_parser = parse_turn_status)]
+        status: Option<sextant_agent::turn_state::TurnStatus>,
+        /// How many.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One turn: where it is, its tool calls, and the calls waiting for a decision.
+    Show {
+        /// The turn id.
+        id: String,
+        /// Print the whole stored state as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a call that waits (as written, or with `--edit` arguments); when nothing else
+    /// waits, the turn goes on here.
+    Approve {
+        /// The turn id.
+        id: String,
+        /// The call id (`sextant turns show ID` lists them).
+        call: String,
+        /// Run it with these arguments instead (a JSON object, checked against the tool's schema).
+        #[arg(long)]
+        edit: Option<String>,
+        #[command(flatten)]
+        decide: DecideArgs,
+    },
+    /// Deny a call that waits; the model is told why.
+    Deny {
+        /// The turn id.
+        id: String,
+        /// The call id.
+        call: String,
+        /// What the model is told.
+        #[arg(long, short = 'm')]
+        message: Option<String>,
+        #[command(flatten)]
+        decide: DecideArgs,
+    },
+    /// Go on with a turn from its last checkpoint: after a crash (finished calls are not
+    /// repeated), a failed step, or decisions made with `--no-resume`.
+    Resume {
+        /// The turn id.
+        id: String,
+        #[command(flatten)]
+        run: ResumeArgs,
+    },
+}
+
+/// How `sextant turns approve|deny` decides.
+#[derive(Debug, Args)]
+pub struct DecideArgs {
+    /// Who decides (recorded on the decision's span and assessment; default: $USER).
+    #[arg(long)]
+    pub by: Option<String>,
+    /// Only record the decision; another process (or `sextant turns resume`) goes on.
+    #[arg(long)]
+    pub no_resume: bool,
+    #[command(flatten)]
+    pub run: ResumeArgs,
+}
+
+/// How a turn is resumed.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    /// The agent to resume with (a file or `models:/` URI); default: the one the turn recorded.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not print the span tree.
+    #[arg(long)]
+    pub no_tree: bool,
+}
+
+fn parse_turn_status(text: &str) -> Result<sextant_agent::turn_state::TurnStatus, String> {
+    sextant_agent::turn_state::TurnStatus::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a turn status: running, awaiting_approval, completed or failed")
+    })
 }
 
 /// `sextant run`.

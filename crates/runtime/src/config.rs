@@ -25,6 +25,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use sextant_agent::providers::ProvidersConfig;
 use sextant_agent::retry::RetryConfig;
 use sextant_agent::session::SessionsConfig;
+use sextant_agent::turn_store::StateConfig;
 use sextant_agent::{AgentDefaults, BuildContext, ConfigError};
 use sextant_memory::MemoryConfig;
 use sextant_tools::ToolsConfig;
@@ -98,6 +99,9 @@ pub struct SextantConfig {
     /// Multi-turn sessions (`[sessions]`, sextant-agent).
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// Where turn state lives and how turns are checkpointed (`[state]`, sextant-agent).
+    #[serde(default)]
+    pub state: StateConfig,
     /// The HTTP service (`[serve]`), typed by sextant-server through [`SextantConfig::section`].
     #[serde(default)]
     #[allow(
@@ -180,6 +184,13 @@ impl SextantConfig {
             source_name: "the configuration".into(),
             message: error.message,
         })?;
+        if let Some(message) = self.state.problem() {
+            return Err(ConfigError::Value {
+                key: "state".into(),
+                source_name: "the configuration".into(),
+                message,
+            });
+        }
         self.telemetry
             .propagation_policy()
             .map_err(|error| ConfigError::Value {
@@ -218,6 +229,7 @@ impl SextantConfig {
             data_dir: self.data_dir(),
             models_dir: self.home.as_ref().map(|home| home.join("models")),
             agents_dir: self.agent.agents_dir(),
+            checkpoints: None,
         }
     }
 

@@ -2,6 +2,7 @@
 
 use sextant_agent::BuildError;
 use sextant_agent::registry::AgentRegistryError;
+use sextant_agent::turn_store::TurnStoreError;
 use sextant_tracker::TelemetryError;
 use sextant_tracker::tracking::TrackingError;
 
@@ -21,4 +22,7 @@ pub enum RuntimeError {
     /// The agent's model, tools, memory or prompts.
     #[error(transparent)]
     Build(#[from] BuildError),
+    /// The turn store `[state]` names.
+    #[error("opening the turn store: {0}")]
+    State(TurnStoreError),
 }

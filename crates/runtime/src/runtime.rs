@@ -9,6 +9,7 @@ use sextant_agent::memory::{MemoryBuildError, build_embedder, build_store};
 use sextant_agent::model_files::{ModelCache, ModelFilesError};
 use sextant_agent::registry::{AgentRegistry, AgentRegistryError, ServedAgent, load_agent};
 use sextant_agent::session::SessionStore;
+use sextant_agent::turn_store::Checkpoints;
 use sextant_agent::{Agent, AgentConfig, BuildContext};
 use sextant_memory::{Embedder, VectorStore};
 use sextant_tracker::model_registry::{ModelRegistry, ModelUri, ModelVersion};
@@ -125,8 +126,13 @@ impl RuntimeBuilder {
         } else {
             None
         };
+        let mut context = config.build_context();
+        context.checkpoints = config
+            .state
+            .checkpoints(&config.data_dir())
+            .map_err(RuntimeError::State)?;
         Ok(Runtime {
-            context: config.build_context(),
+            context,
             config,
             telemetry,
             run: Mutex::new(run),
@@ -315,6 +321,11 @@ impl Runtime {
     /// Where the default model files live.
     pub fn model_cache(&self) -> Result<ModelCache, ModelFilesError> {
         self.context.model_cache()
+    }
+
+    /// Where this process checkpoints turns (`[state]`), unless checkpoints are off.
+    pub fn checkpoints(&self) -> Option<&Checkpoints> {
+        self.context.checkpoints.as_ref()
     }
 
     /// The stored conversations.

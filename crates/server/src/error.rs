@@ -70,6 +70,17 @@ impl ApiError {
         }
     }
 
+    /// 409: another process is running the turn right now.
+    pub fn conflict(message: String) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            kind: "invalid_request_error",
+            code: "turn_in_progress",
+            param: None,
+            message,
+        }
+    }
+
     /// 429: every request slot is taken.
     pub fn too_many_requests(limit: usize) -> Self {
         Self {

@@ -5,6 +5,8 @@
 //! - `POST /v1/agents/{name}/invoke`: Sextant's JSON API (answer, trace id, usage, citations);
 //! - `POST /mcp`: the agents as MCP tools, `search_memory` and the registry's prompts, over
 //!   Streamable HTTP ([`Server::serve_mcp_stdio`] serves the same over stdio: `sextant mcp`);
+//! - `GET /v1/turns`, `GET /v1/turns/{id}`, `POST /v1/turns/{id}/decisions`: durable turns that
+//!   paused for a person's approval, and the decisions that let them go on;
 //! - `GET /v1/models`, `GET /v1/traces/{id}`, `GET /healthz`, `GET /readyz`, `GET /metrics`.
 //!
 //! A [`Server`] is made from a started [`Runtime`](sextant_runtime::Runtime): its
@@ -39,6 +41,7 @@ mod routes;
 mod server;
 mod transport;
 mod turn;
+mod turns;
 mod workflows;
 
 pub use agents::BUILTIN;

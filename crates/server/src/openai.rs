@@ -147,6 +147,8 @@ fn finish_reason(outcome: &AgentOutcome) -> &'static str {
     match outcome.stop_reason {
         StopReason::Answered => "stop",
         StopReason::MaxSteps => "length",
+        // The content says what waits and how to decide; `sextant.pending_approvals` lists it.
+        StopReason::AwaitingApproval => "stop",
     }
 }
 

@@ -67,6 +67,8 @@ fn extras(turn: &Turn, outcome: &AgentOutcome) -> Value {
         "citations": outcome.citations,
         "tool_calls": outcome.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>(),
         "steps": outcome.steps,
+        "turn_id": outcome.turn_id,
+        "pending_approvals": outcome.pending_approvals,
     })
 }
 
@@ -154,6 +156,20 @@ pub async fn chat_completions(
                 {
                     on_content(&outcome.answer[at..]);
                 }
+                if !outcome.pending_approvals.is_empty() {
+                    // Nothing was streamed: the model asked for calls that wait for a person.
+                    on_content(&outcome.answer);
+                    let _ = sender.send(
+                        Event::default().event("sextant.pending_approval").data(
+                            json!({
+                                "turn_id": outcome.turn_id,
+                                "trace_id": outcome.trace_id,
+                                "pending_approvals": outcome.pending_approvals,
+                            })
+                            .to_string(),
+                        ),
+                    );
+                }
                 send(&sender, &openai::final_chunk(&id, &model, &outcome));
                 if include_usage {
                     let extras = extras(&turn, &outcome);
@@ -232,6 +248,8 @@ pub async fn invoke(
         "steps": outcome.steps,
         "stop_reason": outcome.stop_reason,
         "prompt_versions": outcome.prompt_versions,
+        "turn_id": outcome.turn_id,
+        "pending_approvals": outcome.pending_approvals,
     });
     let mut response = Json(body).into_response();
     trace_headers(&mut response, &turn);

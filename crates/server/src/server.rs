@@ -112,6 +112,28 @@ pub struct Counters {
     pub(crate) latency_ms: AtomicU64,
 }
 impl Counters {
+    /// Counts a turn that took `latency`, with its tokens when it did not fail.
+    pub(crate) fn record_turn(
+        &self,
+        latency: Duration,
+        outcome: Option<&sextant_agent::AgentOutcome>,
+    ) {
+        self.turns.fetch_add(1, Ordering::Relaxed);
+        self.latency_ms
+            .fetch_add(latency.as_millis() as u64, Ordering::Relaxed);
+        match outcome {
+            Some(outcome) => {
+                self.input_tokens
+                    .fetch_add(outcome.usage.input_tokens, Ordering::Relaxed);
+                self.output_tokens
+                    .fetch_add(outcome.usage.output_tokens, Ordering::Relaxed);
+            }
+            None => {
+                self.failed_turns.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn snapshot(&self) -> Vec<(&'static str, f64)> {
         let turns = self.turns.load(Ordering::Relaxed);
         let mut values = vec![
@@ -298,6 +320,9 @@ impl Server {
             };
             *warm.readiness.lock().unwrap_or_else(|e| e.into_inner()) = readiness;
         });
+        if self.state.config().state.resume_on_start {
+            tokio::spawn(crate::turns::resume_orphans(self.state.clone()));
+        }
     }
 
     /// The agent names a request's `model` may give, the built-in assistant included.
@@ -458,7 +483,10 @@ fn router(state: Arc<ServiceState>) -> Router {
             post(crate::workflows::invoke),
         )
         .route("/v1/models", get(routes::models))
-        .route("/v1/traces/{id}", get(routes::trace));
+        .route("/v1/traces/{id}", get(routes::trace))
+        .route("/v1/turns", get(crate::turns::list))
+        .route("/v1/turns/{id}", get(crate::turns::get))
+        .route("/v1/turns/{id}/decisions", post(crate::turns::decide));
     if state.settings.mcp.enabled {
         api = api.route_service("/mcp", mcp::http_service(state.clone()));
     }

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use axum::http::HeaderMap;
-use sextant_agent::session::{Session, SessionTurn};
+use sextant_agent::session::{Session, record_turn};
 use sextant_agent::{Agent, AgentOutcome, Message, TurnContext};
 use sextant_tracker::conventions as sc;
 use tokio::sync::OwnedSemaphorePermit;
@@ -367,7 +367,8 @@ impl ServiceState {
             context: TurnContext {
                 conversation_id: session.as_ref().map(|s| s.id.clone()),
                 user_id,
-                depth: 0,
+                owner: Some(identity.owner),
+                ..TurnContext::default()
             },
             session,
             session_id: input.session_id,
@@ -434,38 +435,25 @@ impl Turn {
             Ok(Err(error)) => Err(ApiError::turn_failed(&error)),
             Ok(Ok(outcome)) => Ok(outcome),
         };
-        let counters = &state.counters;
-        counters.turns.fetch_add(1, Ordering::Relaxed);
-        counters
-            .latency_ms
-            .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        state
+            .counters
+            .record_turn(started.elapsed(), result.as_ref().ok());
         match &result {
             Ok(outcome) => {
-                counters
-                    .input_tokens
-                    .fetch_add(outcome.usage.input_tokens, Ordering::Relaxed);
-                counters
-                    .output_tokens
-                    .fetch_add(outcome.usage.output_tokens, Ordering::Relaxed);
                 self.finish(200, None);
                 if let Some(session) = &mut self.session {
-                    let turn = SessionTurn {
-                        question: self.question.clone(),
-                        answer: outcome.answer.clone(),
-                        trace_id: outcome.trace_id.clone(),
-                        created_at_ms: sextant_tracker::now_ms(),
-                    };
                     // The answer is given either way; a store failure is the service's problem.
-                    if let Err(error) = state.sessions.append(&session.id, &turn) {
-                        tracing::error!("storing a turn of session {} failed: {error}", session.id);
+                    match record_turn(&state.sessions, &session.id, &self.question, outcome) {
+                        Ok(Some(turn)) => session.turns.push(turn),
+                        Ok(None) => {}
+                        Err(error) => tracing::error!(
+                            "storing a turn of session {} failed: {error}",
+                            session.id
+                        ),
                     }
-                    session.turns.push(turn);
                 }
             }
-            Err(error) => {
-                counters.failed_turns.fetch_add(1, Ordering::Relaxed);
-                self.finish(error.status.as_u16(), Some(error));
-            }
+            Err(error) => self.finish(error.status.as_u16(), Some(error)),
         }
         result
     }

@@ -160,7 +160,7 @@ pub async fn invoke(
     let context = TurnContext {
         conversation_id: session,
         user_id,
-        depth: 0,
+        ..TurnContext::default()
     };
     let started = Instant::now();
     let timeout = state.request_timeout;

@@ -9,6 +9,7 @@
 #![deny(missing_docs)]
 
 pub mod otlp_collector;
+pub mod scripted_model;
 
 use std::process::Command;
 
@@ -233,4 +234,28 @@ impl Drop for A2aSdkServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An agent file `NAME.toml` in `dir` whose model is the OpenAI-compatible server at `base_url`
+/// (a [`scripted_model::ScriptedModelServer`]), with `tools` and `extra` TOML after them
+/// (`[tool_policies.…]` tables).
+pub fn scripted_agent_file(
+    dir: &std::path::Path,
+    name: &str,
+    base_url: &str,
+    tools: &[&str],
+    extra: &str,
+) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    let tools: Vec<String> = tools.iter().map(|t| format!("\"{t}\"")).collect();
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\nsystem_prompt = \"You are a helpful assistant.\"\ntools = [{}]\nmax_steps = 4\n\n\
+             [model]\nprovider = \"openai\"\nname = \"scripted\"\nbase_url = \"{base_url}\"\n\n{extra}\n",
+            tools.join(", ")
+        ),
+    )
+    .unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
+    path
 }

@@ -5,6 +5,7 @@
 //! another process may take a turn over only when its lease has run out, so a crashed process's
 //! turns are resumed once, by one replica.
 
+mod config;
 mod sqlite;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use config::StateConfig;
 pub use sqlite::SqliteTurnStore;
 
 use crate::turn_state::{TurnState, TurnStatus};

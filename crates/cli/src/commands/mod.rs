@@ -15,6 +15,7 @@ mod serve;
 mod sessions;
 mod telemetry;
 mod traces;
+mod turns;
 
 use sextant_runtime::{Runtime, SextantConfig};
 
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Mcp => mcp::mcp(config).await,
         Command::Keys(command) => keys::keys(command),
         Command::Telemetry(command) => telemetry::telemetry(config, command).await,
+        Command::Turns(command) => turns::turns(config, command).await,
         command => {
             let runtime = Runtime::builder(config).without_telemetry().start().await?;
             match command {
@@ -48,6 +50,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
                 | Command::Serve(_)
                 | Command::Mcp
                 | Command::Keys(_)
+                | Command::Turns(_)
                 | Command::Telemetry(_) => {
                     unreachable!("matched above")
                 }

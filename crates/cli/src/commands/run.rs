@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::time::Instant;
 
-use sextant_agent::TurnContext;
 use sextant_agent::run_logging::log_turn;
 use sextant_agent::workflow::{Workflow, WorkflowConfig, log_workflow};
+use sextant_agent::{Agent, AgentOutcome, TurnContext};
 use sextant_runtime::{RunSpec, Runtime, SextantConfig};
 use sextant_tracker::SpanTree;
+use sextant_tracker::tracking::RunReport;
 
 use crate::cli::RunArgs;
 
@@ -63,6 +64,40 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
         None => None,
     };
     let outcome = result?;
+    print_turn(
+        &runtime,
+        &agent,
+        &outcome,
+        report.as_ref(),
+        Printing {
+            json: args.json,
+            streamed: streaming,
+            tree: !args.no_tree,
+        },
+    )
+    .await?;
+    finish(runtime).await
+}
+
+/// How a turn's result is printed.
+pub(crate) struct Printing {
+    /// One JSON object instead of text.
+    pub json: bool,
+    /// The answer was streamed already (only the sources list is left to print).
+    pub streamed: bool,
+    /// Print the span tree under the answer.
+    pub tree: bool,
+}
+
+/// Prints a turn's result (answer, span tree, trace and run ids; or JSON), after linking its
+/// trace to the prompt versions it used: what `sextant run` and `sextant turns` show.
+pub(crate) async fn print_turn(
+    runtime: &Runtime,
+    agent: &Agent,
+    outcome: &AgentOutcome,
+    report: Option<&RunReport>,
+    printing: Printing,
+) -> anyhow::Result<()> {
     // The registry records which prompt versions made this trace (on MLflow: the trace's linked
     // prompts). A failure costs the link, not the answer.
     if let (Some(prompts), Some(trace_id)) = (agent.prompts(), &outcome.trace_id)
@@ -74,7 +109,7 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
     {
         tracing::warn!("linking trace {trace_id} to its prompt versions failed: {error}");
     }
-    let run_id = report.as_ref().and_then(|r| r.run_id.clone());
+    let run_id = report.and_then(|r| r.run_id.clone());
 
     let spans = match (
         &outcome.trace_id,
@@ -83,7 +118,7 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
         (Some(id), Some(store)) => store.spans(id).unwrap_or_default(),
         _ => Vec::new(),
     };
-    if args.json {
+    if printing.json {
         let value = serde_json::json!({
             "answer": outcome.answer,
             "trace_id": outcome.trace_id,
@@ -98,47 +133,55 @@ pub async fn run(mut config: SextantConfig, args: RunArgs) -> anyhow::Result<()>
             "tool_calls": outcome.tool_calls,
             "citations": outcome.citations,
             "prompt_versions": outcome.prompt_versions,
+            "turn_id": outcome.turn_id,
+            "pending_approvals": outcome.pending_approvals,
         });
         println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(());
+    }
+    if printing.streamed {
+        // The streamed text is the model's; the list of cited sources is added after it.
+        if let Some(at) = outcome.answer.rfind("\n\nSources:\n")
+            && !outcome.citations.is_empty()
+        {
+            print!("{}", &outcome.answer[at..]);
+        }
+        println!();
     } else {
-        if streaming {
-            // The streamed text is the model's; the list of cited sources is added after it.
-            if let Some(at) = outcome.answer.rfind("\n\nSources:\n")
-                && !outcome.citations.is_empty()
-            {
-                print!("{}", &outcome.answer[at..]);
-            }
-            println!();
-        } else {
-            println!("{}", outcome.answer.trim());
+        println!("{}", outcome.answer.trim());
+    }
+    for waiting in &outcome.pending_approvals {
+        println!(
+            "  waiting: call {}  {} {}  ({})",
+            waiting.call_id, waiting.tool, waiting.arguments, waiting.reason
+        );
+    }
+    if printing.tree && !spans.is_empty() {
+        println!();
+        println!("{}", SpanTree::build(&spans).render().trim_end());
+    }
+    if let Some(id) = &outcome.trace_id {
+        eprintln!(
+            "trace {id}  (sextant traces show {})",
+            &id[..12.min(id.len())]
+        );
+    }
+    if let Some(report) = report {
+        match (&report.run_id, report.delivered) {
+            (Some(id), true) => eprintln!("run {id}  (sextant runs show {id})"),
+            _ => eprintln!(
+                "run spooled: the tracking store is unavailable; the next command delivers it"
+            ),
         }
-        if !args.no_tree && !spans.is_empty() {
-            println!();
-            println!("{}", SpanTree::build(&spans).render().trim_end());
-        }
-        if let Some(id) = &outcome.trace_id {
-            eprintln!(
-                "trace {id}  (sextant traces show {})",
-                &id[..12.min(id.len())]
-            );
-        }
-        if let Some(report) = &report {
-            match (&report.run_id, report.delivered) {
-                (Some(id), true) => eprintln!("run {id}  (sextant runs show {id})"),
-                _ => eprintln!(
-                    "run spooled: the tracking store is unavailable; the next command delivers it"
-                ),
-            }
-            for error in &report.spool_errors {
-                eprintln!("error: {error}");
-            }
+        for error in &report.spool_errors {
+            eprintln!("error: {error}");
         }
     }
-    finish(runtime).await
+    Ok(())
 }
 
 /// Shuts the runtime down, saying what telemetry could not deliver.
-async fn finish(runtime: Runtime) -> anyhow::Result<()> {
+pub(crate) async fn finish(runtime: Runtime) -> anyhow::Result<()> {
     let report = runtime.shutdown().await?;
     if let Some(telemetry) = report.telemetry {
         if telemetry.dropped > 0 {
