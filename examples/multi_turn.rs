@@ -38,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
         .build();
 
     let sessions = runtime.session_store()?;
-    let mut session = sessions.create(agent.name(), Some("ada"))?;
+    let mut session = sessions.create(agent.name(), Some("ada")).await?;
     println!("session {}  user ada\n", session.id);
     for question in CONVERSATION {
         let outcome = run_session_turn(

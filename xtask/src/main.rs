@@ -15,6 +15,7 @@ mod bench;
 mod http;
 mod npm;
 mod paths;
+mod postgres;
 mod process;
 mod servers;
 mod signals;

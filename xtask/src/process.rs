@@ -16,6 +16,16 @@ pub fn run_interruptible(cmd: &mut Command) -> Result<ExitStatus> {
     wait_interruptible(&mut child)
 }
 
+/// Runs `cmd` to completion; an error says which command failed and how.
+pub fn run_checked(cmd: &mut Command) -> Result<()> {
+    let shown = display_command(cmd);
+    let status = run_interruptible(cmd)?;
+    if !status.success() {
+        anyhow::bail!("`{shown}` failed ({status})");
+    }
+    Ok(())
+}
+
 pub fn wait_interruptible(child: &mut Child) -> Result<ExitStatus> {
     let mut forwarded_at: Option<Instant> = None;
     loop {

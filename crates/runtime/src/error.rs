@@ -22,7 +22,7 @@ pub enum RuntimeError {
     /// The agent's model, tools, memory or prompts.
     #[error(transparent)]
     Build(#[from] BuildError),
-    /// The turn store `[state]` names.
-    #[error("opening the turn store: {0}")]
+    /// The session and turn stores `[state]` names.
+    #[error("opening the state store ([state]): {0}")]
     State(TurnStoreError),
 }

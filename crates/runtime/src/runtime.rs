@@ -127,12 +127,15 @@ impl RuntimeBuilder {
             None
         };
         let mut context = config.build_context();
-        context.checkpoints = config
+        let stores = config
             .state
-            .checkpoints(&config.data_dir())
+            .open(&config.data_dir())
+            .await
             .map_err(RuntimeError::State)?;
+        context.checkpoints = config.state.checkpoints(&stores.turns);
         Ok(Runtime {
             context,
+            sessions: stores.sessions,
             config,
             telemetry,
             run: Mutex::new(run),
@@ -168,6 +171,7 @@ pub struct RuntimeReport {
 pub struct Runtime {
     config: SextantConfig,
     context: BuildContext,
+    sessions: SessionStore,
     telemetry: Option<Arc<TelemetryGuard>>,
     run: Mutex<Option<ActiveRun>>,
     mlflow_run_id: Option<String>,
@@ -330,7 +334,7 @@ impl Runtime {
 
     /// The stored conversations.
     pub fn session_store(&self) -> Result<SessionStore, sextant_agent::session::SessionError> {
-        SessionStore::open(self.config.session_store_path())
+        Ok(self.sessions.clone())
     }
 
     /// The configuration of the agent `name` names — a `models:/…` URI (with the registry version

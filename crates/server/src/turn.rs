@@ -306,15 +306,12 @@ impl ServiceState {
 
         let session = match &input.session_id {
             Some(id) => {
-                let store = self.sessions.clone();
                 let key = identity.session_key(id);
-                let (name, user) = (agent.name().to_owned(), identity.user_id.clone());
-                let session = tokio::task::spawn_blocking(move || {
-                    store.get_or_create(&key, &name, user.as_deref())
-                })
-                .await
-                .map_err(|e| ApiError::internal(e.to_string()))?
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                let session = self
+                    .sessions
+                    .get_or_create(&key, agent.name(), identity.user_id.as_deref())
+                    .await
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
                 Some(session)
             }
             None => None,
@@ -443,7 +440,7 @@ impl Turn {
                 self.finish(200, None);
                 if let Some(session) = &mut self.session {
                     // The answer is given either way; a store failure is the service's problem.
-                    match record_turn(&state.sessions, &session.id, &self.question, outcome) {
+                    match record_turn(&state.sessions, &session.id, &self.question, outcome).await {
                         Ok(Some(turn)) => session.turns.push(turn),
                         Ok(None) => {}
                         Err(error) => tracing::error!(

@@ -403,6 +403,7 @@ async fn resume(
             &turn.question,
             &outcome,
         )
+        .await
     {
         tracing::error!("storing a turn of session {session_id} failed: {error}");
     }

@@ -297,7 +297,7 @@ async fn a_sextant_agent_calls_an_agent_the_python_sdk_serves_and_sends_its_trac
     let context = TurnContext {
         conversation_id: Some("s-1".into()),
         user_id: Some("u-1".into()),
-        depth: 0,
+        ..TurnContext::default()
     };
     let outcome = agent
         .run_turn(&[], "Weather in Paris?", &context, None)

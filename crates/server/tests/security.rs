@@ -269,10 +269,15 @@ async fn keys_are_principals_and_nobody_reads_or_continues_anothers_sessions_or_
     drop(service);
 
     let store = shared().runtime.session_store().unwrap();
-    assert_eq!(store.get("ada/s1").unwrap().turns.len(), 1);
-    assert_eq!(store.get("bob/s1").unwrap().turns.len(), 1);
+    assert_eq!(store.get("ada/s1").await.unwrap().turns.len(), 1);
+    assert_eq!(store.get("bob/s1").await.unwrap().turns.len(), 1);
     assert_eq!(
-        store.get("frontend/carol/s1").unwrap().user_id.as_deref(),
+        store
+            .get("frontend/carol/s1")
+            .await
+            .unwrap()
+            .user_id
+            .as_deref(),
         Some("carol")
     );
 }

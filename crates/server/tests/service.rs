@@ -420,11 +420,11 @@ async fn the_invoke_api_keeps_sessions_per_user_and_groups_their_traces() {
 
     // The sessions are in the data dir like `sextant chat` ones, one per owner.
     let store = shared().runtime.session_store().unwrap();
-    let session = store.get("ada/s-ada").unwrap();
+    let session = store.get("ada/s-ada").await.unwrap();
     assert_eq!(session.user_id.as_deref(), Some("ada"));
     assert_eq!(session.turns.len(), 2);
-    assert_eq!(store.get("bob/s-ada").unwrap().turns.len(), 1);
-    assert_eq!(store.get("s-ada").unwrap().user_id, None);
+    assert_eq!(store.get("bob/s-ada").await.unwrap().turns.len(), 1);
+    assert_eq!(store.get("s-ada").await.unwrap().user_id, None);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

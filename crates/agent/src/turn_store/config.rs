@@ -7,13 +7,15 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Checkpoints, SqliteTurnStore, TurnStore, TurnStoreError};
+use crate::session::SessionStore;
 
 /// `[state]` of the configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StateConfig {
-    /// Where turn state lives: unset = `sessions.db` in the data directory; a path (or
-    /// `sqlite://PATH`) = that SQLite file.
+    /// Where sessions and turn state live: unset = `sessions.db` in the data directory; a path
+    /// (or `sqlite://PATH`) = that SQLite file; `postgres://USER:PASSWORD@HOST:PORT/DATABASE` = a
+    /// PostgreSQL database shared by replicas.
     pub url: Option<String>,
     /// Checkpoint every turn after each step, so it can pause for approval and survive a crash.
     pub checkpoints: bool,
@@ -45,35 +47,69 @@ impl StateConfig {
         None
     }
 
-    /// The turn store this names, with data under `data_dir`.
-    pub fn open(&self, data_dir: &Path) -> Result<Arc<dyn TurnStore>, TurnStoreError> {
-        let path = match self.url.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+    /// The stores this names, with data under `data_dir`: SQLite files, or one PostgreSQL
+    /// database for both sessions and turns.
+    pub async fn open(&self, data_dir: &Path) -> Result<StateStores, TurnStoreError> {
+        let url = self.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+        if let Some(url) = url
+            && (url.starts_with("postgres://") || url.starts_with("postgresql://"))
+        {
+            #[cfg(feature = "postgres")]
+            {
+                let state = Arc::new(crate::postgres_state::PostgresState::connect(url).await?);
+                return Ok(StateStores {
+                    sessions: SessionStore::with_backend(state.clone()),
+                    turns: state,
+                });
+            }
+            #[cfg(not(feature = "postgres"))]
+            return Err(TurnStoreError::Store {
+                location: shown(url),
+                message: "this build leaves PostgreSQL out (cargo feature `postgres`)".into(),
+            });
+        }
+        let path = match url {
             None => data_dir.join("sessions.db"),
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) => path.into(),
                 None if url.contains("://") => {
                     return Err(TurnStoreError::Store {
-                        location: sextant_tracker::conventions::shown_url(
-                            url,
-                            sextant_tracker::conventions::UrlParts::Location,
-                        ),
-                        message: "`[state] url` must be a SQLite file path or `sqlite://PATH`"
+                        location: shown(url),
+                        message: "`[state] url` must be a SQLite file path, `sqlite://PATH` or \
+                                  `postgres://USER@HOST:PORT/DATABASE`"
                             .into(),
                     });
                 }
                 None => url.into(),
             },
         };
-        Ok(Arc::new(SqliteTurnStore::open(path)?))
+        let sessions = SessionStore::open(&path).map_err(|error| TurnStoreError::Store {
+            location: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        Ok(StateStores {
+            sessions,
+            turns: Arc::new(SqliteTurnStore::open(path)?),
+        })
     }
 
-    /// The checkpoints of a process, when `checkpoints` is on.
-    pub fn checkpoints(&self, data_dir: &Path) -> Result<Option<Checkpoints>, TurnStoreError> {
-        if !self.checkpoints {
-            return Ok(None);
-        }
-        Ok(Some(
-            Checkpoints::new(self.open(data_dir)?).with_lease(Duration::from_secs(self.lease_secs)),
-        ))
+    /// The checkpoints of a process over `turns`, when `checkpoints` is on.
+    pub fn checkpoints(&self, turns: &Arc<dyn TurnStore>) -> Option<Checkpoints> {
+        self.checkpoints.then(|| {
+            Checkpoints::new(turns.clone()).with_lease(Duration::from_secs(self.lease_secs))
+        })
     }
+}
+
+/// The stores `[state]` names.
+#[derive(Clone)]
+pub struct StateStores {
+    /// The sessions.
+    pub sessions: SessionStore,
+    /// The turn state.
+    pub turns: Arc<dyn TurnStore>,
+}
+
+fn shown(url: &str) -> String {
+    sextant_tracker::conventions::shown_url(url, sextant_tracker::conventions::UrlParts::Location)
 }

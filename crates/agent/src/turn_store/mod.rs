@@ -14,7 +14,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-pub use config::StateConfig;
+pub use config::{StateConfig, StateStores};
 pub use sqlite::SqliteTurnStore;
 
 use crate::turn_state::{TurnState, TurnStatus};

@@ -20,7 +20,7 @@ pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
     let (agent_config, model_version) = runtime.agent_config(args.agent.as_deref()).await?;
     let mut session = match &args.session {
         Some(id) => {
-            let session = store.get(id)?;
+            let session = store.get(id).await?;
             if args.user.is_some() && args.user != session.user_id {
                 anyhow::bail!(
                     "session {id} belongs to user {:?}; resume it without --user or with the same one",
@@ -29,7 +29,11 @@ pub async fn chat(config: SextantConfig, args: ChatArgs) -> anyhow::Result<()> {
             }
             session
         }
-        None => store.create(&agent_config.name, args.user.as_deref())?,
+        None => {
+            store
+                .create(&agent_config.name, args.user.as_deref())
+                .await?
+        }
     };
     let mut agent = std::sync::Arc::new(
         runtime

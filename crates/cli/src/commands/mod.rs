@@ -36,7 +36,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         command => {
             let runtime = Runtime::builder(config).without_telemetry().start().await?;
             match command {
-                Command::Sessions(command) => sessions::sessions(&runtime, command),
+                Command::Sessions(command) => sessions::sessions(&runtime, command).await,
                 Command::Traces(command) => traces::traces(&runtime, command).await,
                 Command::Models(command) => models::models(&runtime, command).await,
                 Command::Ingest(args) => ingest::ingest_command(&runtime, args).await,

@@ -4,11 +4,11 @@ use sextant_runtime::Runtime;
 
 use crate::cli::SessionsCommand;
 
-pub fn sessions(runtime: &Runtime, command: SessionsCommand) -> anyhow::Result<()> {
+pub async fn sessions(runtime: &Runtime, command: SessionsCommand) -> anyhow::Result<()> {
     let store = runtime.session_store()?;
     match command {
         SessionsCommand::List { limit, json } => {
-            let sessions = store.list(limit)?;
+            let sessions = store.list(limit).await?;
             if json {
                 let value: Vec<serde_json::Value> = sessions
                     .iter()
@@ -33,7 +33,7 @@ pub fn sessions(runtime: &Runtime, command: SessionsCommand) -> anyhow::Result<(
             }
         }
         SessionsCommand::Show { id, json } => {
-            let session = store.get(&id)?;
+            let session = store.get(&id).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&session)?);
                 return Ok(());

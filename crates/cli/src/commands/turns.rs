@@ -244,7 +244,8 @@ async fn resume(
             session_id,
             &state.question,
             &outcome,
-        )?;
+        )
+        .await?;
     }
     print_turn(
         &runtime,

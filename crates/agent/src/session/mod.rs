@@ -9,16 +9,18 @@
 //! model folds them into a running summary (stored with the session), which the model sees before
 //! the window's turns.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+mod sqlite;
 
-use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sextant_tracker::now_ms;
 
 use crate::agent::{Agent, AgentError, AgentOutcome, TurnContext};
 use crate::chat::{ChatOptions, ChatRequest, Message};
+
+pub use sqlite::SqliteSessions;
 
 /// Why a session operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +29,11 @@ pub enum SessionError {
     #[error("session `{0}` does not exist (see `sextant sessions list`)")]
     NotFound(String),
     /// The session store could not be read or written.
-    #[error("the session store {path} failed: {message}")]
+    #[error("the session store {location} failed: {message}")]
     Store {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite said.
+        /// The database (a file path, or a URL without credentials).
+        location: String,
+        /// What the database said.
         message: String,
     },
     /// The turn itself failed (the session is unchanged).
@@ -160,138 +162,58 @@ fn messages(turns: &[SessionTurn]) -> Vec<Message> {
         .collect()
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS sessions (
-    id TEXT PRIMARY KEY,
-    user_id TEXT,
-    agent TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS session_turns (
-    session_id TEXT NOT NULL REFERENCES sessions (id),
-    question TEXT NOT NULL,
-    answer TEXT NOT NULL,
-    trace_id TEXT,
-    created_at_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS session_turns_by_session ON session_turns (session_id, created_at_ms);
-";
-
-/// A session (without its turns) from the columns `id, user_id, agent, created_at_ms,
-/// updated_at_ms, summary, summarized_turns`.
-fn read_session(row: &rusqlite::Row<'_>) -> rusqlite::Result<Session> {
-    Ok(Session {
-        id: row.get(0)?,
-        user_id: row.get(1)?,
-        agent: row.get(2)?,
-        created_at_ms: row.get(3)?,
-        updated_at_ms: row.get(4)?,
-        turns: Vec::new(),
-        summary: row.get(5)?,
-        summarized_turns: row.get::<_, i64>(6)? as usize,
-    })
+/// Where sessions are kept: the embedded SQLite file ([`SqliteSessions`]) or PostgreSQL, shared
+/// by replicas. Callers use a [`SessionStore`].
+#[async_trait::async_trait]
+pub trait SessionBackend: Send + Sync {
+    /// Starts session `id` for `agent` and `user` unless it exists; `created` is its start time.
+    async fn insert(
+        &self,
+        id: &str,
+        agent: &str,
+        user: Option<&str>,
+        created: i64,
+    ) -> Result<(), SessionError>;
+    /// Session `id` with its turns, if it exists.
+    async fn get(&self, id: &str) -> Result<Option<Session>, SessionError>;
+    /// The most recently active sessions (without turns), newest first, with turn counts.
+    async fn list(&self, limit: usize) -> Result<Vec<(Session, usize)>, SessionError>;
+    /// Adds `turn` to session `id`; `false` when it does not exist.
+    async fn append(&self, id: &str, turn: &SessionTurn) -> Result<bool, SessionError>;
+    /// Stores `summary` as covering the oldest `turns` turns; `false` when it does not exist.
+    async fn set_summary(
+        &self,
+        id: &str,
+        summary: &str,
+        turns: usize,
+    ) -> Result<bool, SessionError>;
 }
 
-/// The columns [`read_session`] reads.
-const SESSION_COLUMNS: &str =
-    "id, user_id, agent, created_at_ms, updated_at_ms, summary, summarized_turns";
-
-/// Sessions in a SQLite file (WAL, busy timeout: several processes may share it).
+/// The stored conversations, in whichever backend `[state]` names (a cheap handle: clones share
+/// it).
 #[derive(Clone)]
 pub struct SessionStore {
-    path: PathBuf,
-    connection: Arc<Mutex<Connection>>,
+    backend: Arc<dyn SessionBackend>,
 }
 
 impl SessionStore {
-    /// Opens (creating if needed) the store at `path`, e.g. `data_dir/sessions.db`.
+    /// Opens (creating if needed) the SQLite store at `path`, e.g. `data_dir/sessions.db`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, SessionError> {
-        let path = path.as_ref().to_path_buf();
-        let error = |e: rusqlite::Error| SessionError::Store {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| SessionError::Store {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
-        }
-        let mut connection = Connection::open(&path).map_err(error)?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(error)?;
-        // Switching to WAL needs the file to itself and does not wait on the busy handler: try
-        // again while another connection (process) is opening the store too.
-        let mut attempts = 0;
-        while let Err(e) = connection.pragma_update(None, "journal_mode", "WAL") {
-            attempts += 1;
-            let busy = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
-            if !busy || attempts >= 200 {
-                return Err(error(e));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // One writer at a time creates and migrates the schema: two processes (or two services in
-        // one) opening a store at once would otherwise both add the same column.
-        let migration = connection
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(error)?;
-        migration.execute_batch(SCHEMA).map_err(error)?;
-        // Stores written before summaries existed get the columns.
-        for (column, definition) in [
-            ("summary", "summary TEXT"),
-            (
-                "summarized_turns",
-                "summarized_turns INTEGER NOT NULL DEFAULT 0",
-            ),
-        ] {
-            let present: bool = migration
-                .query_row(
-                    "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
-                    params![column],
-                    |row| row.get(0),
-                )
-                .map_err(error)?;
-            if !present {
-                migration
-                    .execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {definition}"))
-                    .map_err(error)?;
-            }
-        }
-        migration.commit().map_err(error)?;
-        Ok(Self {
-            path,
-            connection: Arc::new(Mutex::new(connection)),
-        })
+        Ok(Self::with_backend(Arc::new(SqliteSessions::open(path)?)))
     }
 
-    fn with<T>(
-        &self,
-        work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, SessionError> {
-        // Short statements: holding the lock on the caller's thread is cheaper than a hop to the
-        // blocking pool.
-        let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        work(&connection).map_err(|e| SessionError::Store {
-            path: self.path.clone(),
-            message: e.to_string(),
-        })
+    /// The sessions in `backend`.
+    pub fn with_backend(backend: Arc<dyn SessionBackend>) -> Self {
+        Self { backend }
     }
 
     /// Starts a session for `agent` (and `user`), with a new random id.
-    pub fn create(&self, agent: &str, user: Option<&str>) -> Result<Session, SessionError> {
+    pub async fn create(&self, agent: &str, user: Option<&str>) -> Result<Session, SessionError> {
         let id: String = (0..16)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
             .collect();
         let now = now_ms();
-        self.with(|c| {
-            c.execute(
-                "INSERT INTO sessions (id, user_id, agent, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![id, user, agent, now],
-            )
-        })?;
+        self.backend.insert(&id, agent, user, now).await?;
         Ok(Session {
             id,
             user_id: user.map(str::to_owned),
@@ -305,14 +227,13 @@ impl SessionStore {
     }
 
     /// Stores `summary` as covering the oldest `turns` turns of session `id`.
-    pub fn set_summary(&self, id: &str, summary: &str, turns: usize) -> Result<(), SessionError> {
-        let changed = self.with(|c| {
-            c.execute(
-                "UPDATE sessions SET summary = ?2, summarized_turns = ?3 WHERE id = ?1",
-                params![id, summary, turns as i64],
-            )
-        })?;
-        if changed == 0 {
+    pub async fn set_summary(
+        &self,
+        id: &str,
+        summary: &str,
+        turns: usize,
+    ) -> Result<(), SessionError> {
+        if !self.backend.set_summary(id, summary, turns).await? {
             return Err(SessionError::NotFound(id.to_owned()));
         }
         Ok(())
@@ -320,88 +241,32 @@ impl SessionStore {
 
     /// Session `id` with its turns, started for `agent` and `user` if no session has that id
     /// yet: for a service whose clients choose their session ids.
-    pub fn get_or_create(
+    pub async fn get_or_create(
         &self,
         id: &str,
         agent: &str,
         user: Option<&str>,
     ) -> Result<Session, SessionError> {
-        let now = now_ms();
-        self.with(|c| {
-            c.execute(
-                "INSERT OR IGNORE INTO sessions (id, user_id, agent, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![id, user, agent, now],
-            )
-        })?;
-        self.get(id)
+        self.backend.insert(id, agent, user, now_ms()).await?;
+        self.get(id).await
     }
 
     /// A session with its turns.
-    pub fn get(&self, id: &str) -> Result<Session, SessionError> {
-        let found = self.with(|c| {
-            let head = c
-                .query_row(
-                    &format!("SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?1"),
-                    params![id],
-                    read_session,
-                )
-                .optional()?;
-            let Some(mut session) = head else {
-                return Ok(None);
-            };
-            session.turns = c
-                .prepare_cached(
-                    "SELECT question, answer, trace_id, created_at_ms FROM session_turns
-                     WHERE session_id = ?1 ORDER BY created_at_ms, rowid",
-                )?
-                .query_map(params![id], |row| {
-                    Ok(SessionTurn {
-                        question: row.get(0)?,
-                        answer: row.get(1)?,
-                        trace_id: row.get(2)?,
-                        created_at_ms: row.get(3)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(Some(session))
-        })?;
-        found.ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    pub async fn get(&self, id: &str) -> Result<Session, SessionError> {
+        self.backend
+            .get(id)
+            .await?
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
     }
 
     /// The most recently active sessions (without their turns), newest first, with turn counts.
-    pub fn list(&self, limit: usize) -> Result<Vec<(Session, usize)>, SessionError> {
-        self.with(|c| {
-            c.prepare(
-                "SELECT s.id, s.user_id, s.agent, s.created_at_ms, s.updated_at_ms, s.summary,
-                        s.summarized_turns,
-                        (SELECT COUNT(*) FROM session_turns t WHERE t.session_id = s.id)
-                 FROM sessions s ORDER BY s.updated_at_ms DESC, s.id LIMIT ?1",
-            )?
-            .query_map(params![limit as i64], |row| {
-                Ok((read_session(row)?, row.get::<_, i64>(7)? as usize))
-            })?
-            .collect()
-        })
+    pub async fn list(&self, limit: usize) -> Result<Vec<(Session, usize)>, SessionError> {
+        self.backend.list(limit).await
     }
 
     /// Adds a turn to session `id`.
-    pub fn append(&self, id: &str, turn: &SessionTurn) -> Result<(), SessionError> {
-        let changed =
-            self.with(|c| {
-                c.execute(
-                    "UPDATE sessions SET updated_at_ms = ?2 WHERE id = ?1",
-                    params![id, turn.created_at_ms],
-                )?;
-                if c.changes() == 0 {
-                    return Ok(0);
-                }
-                c.execute(
-                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, turn.question, turn.answer, turn.trace_id, turn.created_at_ms],
-            )
-            })?;
-        if changed == 0 {
+    pub async fn append(&self, id: &str, turn: &SessionTurn) -> Result<(), SessionError> {
+        if !self.backend.append(id, turn).await? {
             return Err(SessionError::NotFound(id.to_owned()));
         }
         Ok(())
@@ -432,7 +297,7 @@ pub async fn run_session_turn(
     let outcome = agent
         .run_turn(&history, question, &context, on_content)
         .await?;
-    if let Some(turn) = record_turn(store, &session.id, question, &outcome)? {
+    if let Some(turn) = record_turn(store, &session.id, question, &outcome).await? {
         session.updated_at_ms = turn.created_at_ms;
         session.turns.push(turn);
     }
@@ -441,7 +306,7 @@ pub async fn run_session_turn(
 
 /// Adds the finished turn `outcome` (the answer to `question`) to session `session_id` and returns
 /// it; a paused turn is not added (`None`) until it completes.
-pub fn record_turn(
+pub async fn record_turn(
     store: &SessionStore,
     session_id: &str,
     question: &str,
@@ -456,7 +321,7 @@ pub fn record_turn(
         trace_id: outcome.trace_id.clone(),
         created_at_ms: now_ms(),
     };
-    store.append(session_id, &turn)?;
+    store.append(session_id, &turn).await?;
     Ok(Some(turn))
 }
 
@@ -477,7 +342,7 @@ pub async fn session_history(
             let left = &session.turns[session.summarized_turns.min(first)..first];
             match summarize(agent, session, left, settings.summary_max_tokens).await {
                 Ok(summary) => {
-                    store.set_summary(&session.id, &summary, first)?;
+                    store.set_summary(&session.id, &summary, first).await?;
                     session.summary = Some(summary);
                     session.summarized_turns = first;
                 }
@@ -600,16 +465,22 @@ mod tests {
         );
     }
 
-    #[test]
-    fn sessions_persist_and_resume_from_another_handle() {
+    #[tokio::test]
+    async fn sessions_persist_and_resume_from_another_handle() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sessions.db");
         let store = SessionStore::open(&path).unwrap();
-        let session = store.create("assistant", Some("ada")).unwrap();
-        store.append(&session.id, &turn("hi", "hello")).unwrap();
-        store.append(&session.id, &turn("and?", "more")).unwrap();
+        let session = store.create("assistant", Some("ada")).await.unwrap();
+        store
+            .append(&session.id, &turn("hi", "hello"))
+            .await
+            .unwrap();
+        store
+            .append(&session.id, &turn("and?", "more"))
+            .await
+            .unwrap();
         let reopened = SessionStore::open(&path).unwrap();
-        let resumed = reopened.get(&session.id).unwrap();
+        let resumed = reopened.get(&session.id).await.unwrap();
         assert_eq!(resumed.user_id.as_deref(), Some("ada"));
         assert_eq!(
             resumed
@@ -619,17 +490,17 @@ mod tests {
                 .collect::<Vec<_>>(),
             ["hi", "and?"]
         );
-        let listed = reopened.list(10).unwrap();
+        let listed = reopened.list(10).await.unwrap();
         assert_eq!(
             (listed[0].0.id.as_str(), listed[0].1),
             (session.id.as_str(), 2)
         );
         assert!(matches!(
-            reopened.get("nope"),
+            reopened.get("nope").await,
             Err(SessionError::NotFound(_))
         ));
         assert!(matches!(
-            reopened.append("nope", &turn("q", "a")),
+            reopened.append("nope", &turn("q", "a")).await,
             Err(SessionError::NotFound(_))
         ));
     }
