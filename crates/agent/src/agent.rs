@@ -825,6 +825,11 @@ impl Agent {
         state.user_id = context.user_id.clone();
         state.owner = context.owner.clone();
         state.sources = sources.unwrap_or_default();
+        state.tools = self
+            .tool_definitions()
+            .into_iter()
+            .map(|tool| tool.name)
+            .collect();
         state.prompt_versions = constructed.versions;
         state.trace_id = sextant_tracker::current_trace_id(&span);
         state.traceparent = sextant_trace_context::traceparent_of(&span);
@@ -1184,6 +1189,22 @@ impl Agent {
             self.checkpoint(checkpoints, state).await?;
         }
         Ok(())
+    }
+
+    /// What the model is offered (see [`Agent::tool_definitions`]).
+    pub(crate) fn offered_tools(&self) -> Vec<ToolDefinition> {
+        self.tool_definitions()
+    }
+
+    /// This agent answering with `model` and `tools` in place of its own (agents it calls as
+    /// tools included), persisting nothing and asking nobody: a replay of a recorded turn.
+    pub(crate) fn replaying(mut self, model: Arc<dyn ChatModel>, tools: ToolSet) -> Agent {
+        self.model = model;
+        self.tools = tools;
+        self.sub_agents.clear();
+        self.policies.clear();
+        self.checkpoints = None;
+        self
     }
 
     /// What the model is offered: the tool set's tools, the agents it may call, and a

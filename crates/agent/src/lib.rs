@@ -25,6 +25,7 @@ pub mod prompt;
 pub mod providers;
 pub mod rag_context;
 pub mod registry;
+pub mod replay;
 pub mod retry;
 pub mod run_logging;
 pub mod session;

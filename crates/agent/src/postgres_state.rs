@@ -47,9 +47,11 @@ CREATE TABLE IF NOT EXISTS turns (
     state TEXT NOT NULL,
     lease_holder TEXT,
     lease_until_ms BIGINT NOT NULL DEFAULT 0,
-    updated_at_ms BIGINT NOT NULL
+    updated_at_ms BIGINT NOT NULL,
+    trace_id TEXT
 );
 CREATE INDEX IF NOT EXISTS turns_by_status ON turns (status, updated_at_ms);
+CREATE INDEX IF NOT EXISTS turns_by_trace ON turns (trace_id);
 ";
 
 /// Sessions and turns in PostgreSQL; see the [module docs](self).
@@ -165,10 +167,10 @@ impl PostgresState {
         let text = serde_json::to_string(state).map_err(|e| self.error(e))?;
         transaction
             .execute(
-                "INSERT INTO turns (id, agent, status, owner, state, lease_holder, lease_until_ms, updated_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                "INSERT INTO turns (id, agent, status, owner, state, lease_holder, lease_until_ms, updated_at_ms, trace_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (id) DO UPDATE SET status = $3, owner = $4, state = $5,
-                     lease_holder = $6, lease_until_ms = $7, updated_at_ms = $8",
+                     lease_holder = $6, lease_until_ms = $7, updated_at_ms = $8, trace_id = $9",
                 &[
                     &state.id,
                     &state.agent,
@@ -178,6 +180,7 @@ impl PostgresState {
                     &holder,
                     &lease_until_ms,
                     &state.updated_at_ms,
+                    &state.trace_id,
                 ],
             )
             .await
@@ -289,6 +292,21 @@ impl TurnStore for PostgresState {
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
+    }
+
+    async fn find_by_trace(&self, trace_id: &str) -> Result<TurnState, TurnStoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT id FROM turns WHERE trace_id = $1 ORDER BY updated_at_ms DESC LIMIT 1",
+                &[&trace_id],
+            )
+            .await
+            .map_err(|e| self.error(e))?
+            .ok_or_else(|| TurnStoreError::NotFound(format!("traced as {trace_id}")))?;
+        let id: String = row.get(0);
+        drop(client);
+        self.load(&id).await
     }
 
     async fn list(&self, filter: &TurnFilter) -> Result<Vec<TurnSummary>, TurnStoreError> {

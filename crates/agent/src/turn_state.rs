@@ -138,6 +138,9 @@ pub struct TurnState {
     pub usage: Usage,
     /// The sources retrieved for the question (for citations).
     pub sources: Vec<RetrievedChunk>,
+    /// The tools offered to the model, by name (what a replay compares).
+    #[serde(default)]
+    pub tools: Vec<String>,
     /// The registry prompt versions the turn was built from.
     pub prompt_versions: Vec<PromptVersionRef>,
     /// The trace (32 hex digits) and the W3C `traceparent` of the turn's first `invoke_agent`
@@ -177,6 +180,7 @@ impl TurnState {
             step: 0,
             usage: Usage::default(),
             sources: Vec::new(),
+            tools: Vec::new(),
             prompt_versions: Vec::new(),
             trace_id: None,
             traceparent: None,

@@ -63,7 +63,8 @@ async fn a_turn_paused_in_one_replica_is_approved_and_finished_through_the_other
     }
     let started = {
         let (a, b) = (data_a.path().to_owned(), data_b.path().to_owned());
-        let (state_url, mlflow, experiment) = (state_url.clone(), mlflow.clone(), experiment.clone());
+        let (state_url, mlflow, experiment) =
+            (state_url.clone(), mlflow.clone(), experiment.clone());
         tokio::task::spawn_blocking(move || {
             let envs = |name: &'static str| {
                 vec![
@@ -98,7 +99,10 @@ async fn a_turn_paused_in_one_replica_is_approved_and_finished_through_the_other
                 .await
                 .unwrap();
             let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
         }
     };
 

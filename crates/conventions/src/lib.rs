@@ -195,6 +195,10 @@ pub const SEXTANT_APPROVAL_DECISION: &str = "sextant.approval.decision";
 pub const SEXTANT_APPROVAL_REASON: &str = "sextant.approval.reason";
 /// `sextant.approval.by`: who decided (a principal), when known.
 pub const SEXTANT_APPROVAL_BY: &str = "sextant.approval.by";
+/// `sextant.replay.of`: on a `replay {agent}` span, the recorded trace the turn replays.
+pub const SEXTANT_REPLAY_OF: &str = "sextant.replay.of";
+/// `sextant.replay.diverged`: whether the replay left its recording.
+pub const SEXTANT_REPLAY_DIVERGED: &str = "sextant.replay.diverged";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

@@ -22,8 +22,8 @@ use crate::turn_state::{TurnState, TurnStatus};
 /// Why a turn-store operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum TurnStoreError {
-    /// No turn has this id (or the caller may not see it).
-    #[error("turn `{0}` does not exist (see `sextant turns list`)")]
+    /// No turn has this id or trace (or the caller may not see it).
+    #[error("no turn `{0}` in the turn store (see `sextant turns list`)")]
     NotFound(String),
     /// Another process holds the turn.
     #[error(
@@ -135,6 +135,9 @@ pub trait TurnStore: Send + Sync {
 
     /// Extends `holder`'s lease on turn `id` by `lease` from now (while a long step runs).
     async fn renew(&self, id: &str, holder: &str, lease: Duration) -> Result<(), TurnStoreError>;
+
+    /// The turn whose first part was traced as `trace_id` (32 hex digits).
+    async fn find_by_trace(&self, trace_id: &str) -> Result<TurnState, TurnStoreError>;
 
     /// Turns matching `filter`, newest first.
     async fn list(&self, filter: &TurnFilter) -> Result<Vec<TurnSummary>, TurnStoreError>;

@@ -21,9 +21,11 @@ CREATE TABLE IF NOT EXISTS turns (
     state TEXT NOT NULL,
     lease_holder TEXT,
     lease_until_ms INTEGER NOT NULL DEFAULT 0,
-    updated_at_ms INTEGER NOT NULL
+    updated_at_ms INTEGER NOT NULL,
+    trace_id TEXT
 );
 CREATE INDEX IF NOT EXISTS turns_by_status ON turns (status, updated_at_ms);
+CREATE INDEX IF NOT EXISTS turns_by_trace ON turns (trace_id);
 ";
 
 /// Turn state in SQLite; see the [module docs](self).
@@ -126,10 +128,10 @@ impl SqliteTurnStore {
     ) -> Result<(), TurnStoreError> {
         let text = serde_json::to_string(state).map_err(|e| self.error(e))?;
         c.execute(
-            "INSERT INTO turns (id, agent, status, owner, state, lease_holder, lease_until_ms, updated_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO turns (id, agent, status, owner, state, lease_holder, lease_until_ms, updated_at_ms, trace_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (id) DO UPDATE SET status = ?3, owner = ?4, state = ?5, lease_holder = ?6,
-                 lease_until_ms = ?7, updated_at_ms = ?8",
+                 lease_until_ms = ?7, updated_at_ms = ?8, trace_id = ?9",
             params![
                 state.id,
                 state.agent,
@@ -138,7 +140,8 @@ impl SqliteTurnStore {
                 text,
                 holder,
                 lease_until_ms,
-                state.updated_at_ms
+                state.updated_at_ms,
+                state.trace_id
             ],
         )
         .map_err(|e| self.error(e))?;
@@ -235,6 +238,24 @@ impl TurnStore for SqliteTurnStore {
             )
             .map_err(|e| self.error(e))?;
         Ok(())
+    }
+
+    async fn find_by_trace(&self, trace_id: &str) -> Result<TurnState, TurnStoreError> {
+        let id: Option<String> = {
+            let connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+            connection
+                .query_row(
+                    "SELECT id FROM turns WHERE trace_id = ?1 ORDER BY updated_at_ms DESC LIMIT 1",
+                    params![trace_id],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| self.error(e))?
+        };
+        match id {
+            Some(id) => self.load(&id).await,
+            None => Err(TurnStoreError::NotFound(format!("traced as {trace_id}"))),
+        }
     }
 
     async fn list(&self, filter: &TurnFilter) -> Result<Vec<TurnSummary>, TurnStoreError> {
