@@ -42,6 +42,9 @@ pub enum Command {
     /// Read the local trace store.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Replay recorded turns against the agent as it is now, without model calls: reports the
+    /// first divergence of each (a regression suite that runs offline); exits 1 if any diverged.
+    Replay(ReplayArgs),
     /// Durable turns: list them, decide the tool calls that wait for approval, resume a turn
     /// after a crash or a decision ([state] in the configuration).
     #[command(subcommand)]
@@ -343,6 +346,29 @@ pub enum SessionsCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `sextant replay`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Trace ids (or turn ids) of recorded turns (`sextant turns list` shows them).
+    #[arg(required_unless_present = "agent_name", conflicts_with = "agent_name")]
+    pub ids: Vec<String>,
+    /// Replay the completed turns of the agent with this name instead (newest first).
+    #[arg(long)]
+    pub agent_name: Option<String>,
+    /// With --agent-name: only turns written at or after this time (2026-12-01 or RFC 3339).
+    #[arg(long, requires = "agent_name")]
+    pub since: Option<String>,
+    /// With --agent-name: at most this many turns.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// The agent to replay with (a file or `models:/` URI); default: the one each turn recorded.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Print JSON reports.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `sextant turns …`.

@@ -207,3 +207,56 @@ async fn a_call_that_needs_approval_pauses_run_and_turns_approve_finishes_it() {
     assert_eq!(approved["trace_id"], paused["trace_id"]);
     assert_eq!(model.received().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_matches_an_unchanged_agent_without_the_model_and_diffs_a_changed_prompt() {
+    let data = tempfile::tempdir().unwrap();
+    let model = ScriptedModelServer::start(vec![
+        Reply::call("calculator", json!({"expression": "12 * 7 + 3"})),
+        Reply::text("It is 87."),
+    ])
+    .await;
+    let file = sextant_testkit::scripted_agent_file(
+        data.path(),
+        "recorded",
+        &model.url,
+        &["calculator"],
+        "",
+    );
+    let agent = file.display().to_string();
+    let data_dir = data.path().to_owned();
+    let (run, same, changed) = tokio::task::spawn_blocking(move || {
+        let run = json_of(sextant(
+            &data_dir,
+            &[],
+            &["run", "--agent", &agent, "--json", "What is 12 * 7 + 3?"],
+        ));
+        let trace = run["trace_id"].as_str().unwrap().to_owned();
+        let same = json_of(sextant(&data_dir, &[], &["replay", &trace, "--json"]));
+        let text = std::fs::read_to_string(&file).unwrap();
+        std::fs::write(
+            &file,
+            text.replace("You are a helpful assistant.", "You are a terse assistant."),
+        )
+        .unwrap();
+        let changed = sextant(&data_dir, &[], &["replay", &trace, "--json"]);
+        (run, same, changed)
+    })
+    .await
+    .unwrap();
+    assert_eq!(run["answer"], "It is 87.", "{run}");
+    assert_eq!(same[0]["divergence"], Value::Null, "{same}");
+    assert_eq!(same[0]["model_calls"], 2);
+    assert_eq!(same[0]["tool_calls"], 1);
+    assert_eq!(same[0]["recorded_trace_id"], run["trace_id"]);
+    assert_ne!(same[0]["trace_id"], run["trace_id"], "a replay has a trace of its own");
+    assert_eq!(model.received().len(), 2, "replays call no model");
+
+    assert_eq!(changed.status.code(), Some(1), "a divergence fails the replay");
+    let report: Value = serde_json::from_slice(&changed.stdout).unwrap();
+    let divergence = &report[0]["divergence"];
+    assert_eq!(divergence["kind"], "request", "{report}");
+    assert_eq!(divergence["step"], 1);
+    let diff = divergence["diff"].as_str().unwrap();
+    assert!(diff.contains("+You are a terse assistant."), "{diff}");
+}

@@ -9,6 +9,7 @@ mod mcp;
 mod memory;
 mod models;
 mod prompts;
+mod replay;
 mod run;
 mod runs;
 mod serve;
@@ -33,6 +34,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
         Command::Keys(command) => keys::keys(command),
         Command::Telemetry(command) => telemetry::telemetry(config, command).await,
         Command::Turns(command) => turns::turns(config, command).await,
+        Command::Replay(args) => replay::replay(config, args).await,
         command => {
             let runtime = Runtime::builder(config).without_telemetry().start().await?;
             match command {
@@ -51,6 +53,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
                 | Command::Mcp
                 | Command::Keys(_)
                 | Command::Turns(_)
+                | Command::Replay(_)
                 | Command::Telemetry(_) => {
                     unreachable!("matched above")
                 }
