@@ -18,7 +18,7 @@ use crate::turn_state::{TurnState, TurnStatus};
 use crate::turn_store::{TurnChange, TurnFilter, TurnStore, TurnStoreError, TurnSummary};
 
 /// Serialises schema creation across replicas (`pg_advisory_xact_lock`).
-const SCHEMA_LOCK: i64 = 0x5e47_a17_0001;
+const SCHEMA_LOCK: i64 = 0x05e4_7a17_0001;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sessions (

@@ -307,10 +307,13 @@ impl Tool for ReplayTool {
     }
 }
 
+/// A recorded tool call and what the model was told of it.
+type RecordedResult = (ToolCall, String);
+
 /// The model calls and tool results `state` recorded.
 fn recorded_calls(
     state: &TurnState,
-) -> Result<(Vec<RecordedCall>, Vec<(ToolCall, String)>), ReplayError> {
+) -> Result<(Vec<RecordedCall>, Vec<RecordedResult>), ReplayError> {
     let not = |reason: String| ReplayError::NotReplayable {
         turn: state.id.clone(),
         reason,

@@ -73,7 +73,7 @@ async fn turns_see_their_window_of_history_and_are_stored() {
     .await
     .unwrap();
 
-    let requests = requests.lock().unwrap();
+    let requests = requests.lock().unwrap().clone();
     let roles_and_text = |i: usize| -> Vec<(Role, String)> {
         requests[i]
             .messages
@@ -148,7 +148,7 @@ async fn turns_that_leave_the_window_are_folded_into_a_stored_summary() {
         .await
         .unwrap();
     }
-    let requests = requests.lock().unwrap();
+    let requests = requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 6);
     // The summary request holds the turn that left the window, and asks for few tokens.
     let first_summary = &requests[2];

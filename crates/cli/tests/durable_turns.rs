@@ -249,10 +249,17 @@ async fn replay_matches_an_unchanged_agent_without_the_model_and_diffs_a_changed
     assert_eq!(same[0]["model_calls"], 2);
     assert_eq!(same[0]["tool_calls"], 1);
     assert_eq!(same[0]["recorded_trace_id"], run["trace_id"]);
-    assert_ne!(same[0]["trace_id"], run["trace_id"], "a replay has a trace of its own");
+    assert_ne!(
+        same[0]["trace_id"], run["trace_id"],
+        "a replay has a trace of its own"
+    );
     assert_eq!(model.received().len(), 2, "replays call no model");
 
-    assert_eq!(changed.status.code(), Some(1), "a divergence fails the replay");
+    assert_eq!(
+        changed.status.code(),
+        Some(1),
+        "a divergence fails the replay"
+    );
     let report: Value = serde_json::from_slice(&changed.stdout).unwrap();
     let divergence = &report[0]["divergence"];
     assert_eq!(divergence["kind"], "request", "{report}");

@@ -337,7 +337,10 @@ mod tests {
         // A released (or expired) lease lets anyone take it; a running turn without a lease is
         // what a crash leaves.
         store.save(&state, "one", Duration::ZERO).await.unwrap();
-        assert_eq!(store.orphaned().await.unwrap(), [state.id.clone()]);
+        assert_eq!(
+            store.orphaned().await.unwrap(),
+            std::slice::from_ref(&state.id)
+        );
         store
             .claim(&state.id, "two", Duration::from_millis(1))
             .await

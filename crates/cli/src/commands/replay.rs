@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anyhow::Context;
+use sextant_agent::AgentConfig;
 use sextant_agent::replay::{ReplayReport, replay as replay_turn};
 use sextant_agent::turn_state::{TurnState, TurnStatus};
 use sextant_agent::turn_store::{TurnFilter, TurnStore, TurnStoreError};
-use sextant_agent::AgentConfig;
 use sextant_runtime::{Runtime, SextantConfig};
 use sextant_tracker::model_registry::ModelVersion;
 
@@ -31,12 +31,15 @@ pub async fn replay(config: SextantConfig, args: ReplayArgs) -> anyhow::Result<(
         let source = args.agent.clone().or_else(|| state.agent_source.clone());
         let key = source.clone().unwrap_or_default();
         if !agents.contains_key(&key) {
-            let resolved = runtime.agent_config(source.as_deref()).await.with_context(|| {
-                format!(
-                    "rebuilding agent `{}` to replay turn {} (give it with --agent)",
-                    state.agent, state.id
-                )
-            })?;
+            let resolved = runtime
+                .agent_config(source.as_deref())
+                .await
+                .with_context(|| {
+                    format!(
+                        "rebuilding agent `{}` to replay turn {} (give it with --agent)",
+                        state.agent, state.id
+                    )
+                })?;
             agents.insert(key.clone(), resolved);
         }
         let (agent_config, version) = &agents[&key];
@@ -141,7 +144,10 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
 }
 
 fn print_report(report: &ReplayReport) {
-    let recorded = report.recorded_trace_id.as_deref().unwrap_or(&report.turn_id);
+    let recorded = report
+        .recorded_trace_id
+        .as_deref()
+        .unwrap_or(&report.turn_id);
     match &report.divergence {
         None => println!(
             "OK    {recorded}  {}: {} model calls and {} tool calls from the recording, same answer",
