@@ -30,6 +30,7 @@ pub mod retry;
 pub mod run_logging;
 pub mod session;
 mod span_content;
+mod sqlite_file;
 pub mod sub_agent;
 pub mod testing;
 mod traced_chat;

@@ -15,7 +15,9 @@ use tokio_postgres::NoTls;
 
 use crate::session::{Session, SessionBackend, SessionError, SessionTurn};
 use crate::turn_state::{TurnState, TurnStatus};
-use crate::turn_store::{TurnChange, TurnFilter, TurnStore, TurnStoreError, TurnSummary};
+use crate::turn_store::{
+    TurnChange, TurnFilter, TurnStore, TurnStoreError, TurnSummary, check_lease, lease_end,
+};
 
 /// Serialises schema creation across replicas (`pg_advisory_xact_lock`).
 const SCHEMA_LOCK: i64 = 0x05e4_7a17_0001;
@@ -186,33 +188,6 @@ impl PostgresState {
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
-    }
-}
-
-/// Fails when `holder` may not write a turn that `lease_holder` holds until `until`.
-fn check_lease(
-    id: &str,
-    holder: Option<&str>,
-    lease_holder: Option<String>,
-    until: i64,
-) -> Result<(), TurnStoreError> {
-    match lease_holder {
-        Some(other) if until > now_ms() && Some(other.as_str()) != holder => {
-            Err(TurnStoreError::Leased {
-                id: id.to_owned(),
-                holder: other,
-                until: crate::turn_store::shown_time(until),
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-fn lease_end(lease: Duration) -> i64 {
-    if lease.is_zero() {
-        0
-    } else {
-        now_ms() + lease.as_millis() as i64
     }
 }
 

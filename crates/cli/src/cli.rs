@@ -214,8 +214,13 @@ pub struct EvalArgs {
     #[arg(long)]
     pub agent: Option<String>,
     /// Rows of {inputs, expectations}: .jsonl, .json, .csv, .yaml.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "replay")]
     pub dataset: Option<PathBuf>,
+    /// Instead of a dataset, replay stored turns as a regression suite (no model calls; exits 1
+    /// on a divergence): `agent=NAME[,since=2026-12-01][,limit=N]`, the same as `sextant replay
+    /// --agent-name NAME …`.
+    #[arg(long, conflicts_with = "dataset")]
+    pub replay: Option<String>,
     /// Replace the agent's system prompt: text, or a registry URI (`prompts:/name/2`) — to
     /// evaluate one prompt version against another.
     #[arg(long)]
@@ -366,9 +371,50 @@ pub struct ReplayArgs {
     /// The agent to replay with (a file or `models:/` URI); default: the one each turn recorded.
     #[arg(long)]
     pub agent: Option<String>,
+    /// Refresh the recordings instead: run each selected turn's question again on the live
+    /// model, recording a new turn (the newest recording of a question is the one replayed).
+    #[arg(long)]
+    pub record: bool,
     /// Print JSON reports.
     #[arg(long)]
     pub json: bool,
+}
+
+impl ReplayArgs {
+    /// The arguments `sextant eval --replay FILTER` stands for (`agent=NAME[,since=…][,limit=N]`);
+    /// the error names the part it does not understand.
+    pub fn from_filter(filter: &str, agent: Option<String>, json: bool) -> Result<Self, String> {
+        let mut args = ReplayArgs {
+            ids: Vec::new(),
+            agent_name: None,
+            since: None,
+            limit: 50,
+            agent,
+            record: false,
+            json,
+        };
+        for part in filter.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part.split_once('=') {
+                Some(("agent", name)) => args.agent_name = Some(name.trim().to_owned()),
+                Some(("since", since)) => args.since = Some(since.trim().to_owned()),
+                Some(("limit", limit)) => {
+                    args.limit = limit
+                        .trim()
+                        .parse()
+                        .map_err(|_| format!("--replay: `{part}`: the limit is not a number"))?;
+                }
+                _ => {
+                    return Err(format!(
+                        "--replay: `{part}` is not agent=NAME, since=DATE or limit=N"
+                    ));
+                }
+            }
+        }
+        if args.agent_name.is_none() {
+            return Err("--replay needs agent=NAME".into());
+        }
+        Ok(args)
+    }
 }
 
 /// `sextant turns …`.
@@ -654,4 +700,26 @@ pub enum ExperimentsCommand {
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     sextant_tracker::parse_duration(text)
         .ok_or_else(|| format!("'{text}' is not a duration: write e.g. 30s, 500ms or 2m"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_eval_replay_filter_is_the_replay_selection_it_names() {
+        let args = ReplayArgs::from_filter("agent=assistant, since=2026-12-01,limit=7", None, true)
+            .unwrap();
+        assert_eq!(args.agent_name.as_deref(), Some("assistant"));
+        assert_eq!(args.since.as_deref(), Some("2026-12-01"));
+        assert_eq!((args.limit, args.json), (7, true));
+        for (filter, needle) in [
+            ("since=2026-12-01", "needs agent=NAME"),
+            ("agent=a,limit=many", "not a number"),
+            ("agent=a,tag=prod", "`tag=prod` is not"),
+        ] {
+            let error = ReplayArgs::from_filter(filter, None, false).unwrap_err();
+            assert!(error.contains(needle), "{filter}: {error}");
+        }
+    }
 }

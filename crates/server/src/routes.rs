@@ -231,13 +231,21 @@ pub async fn invoke(
         Ok(outcome) => outcome,
         Err(error) => return Ok(failed(error, &turn)),
     };
-    let body = json!({
+    let mut body = outcome_body(&outcome);
+    body["session_id"] = json!(turn.session_id);
+    body["user_id"] = json!(turn.session.as_ref().and_then(|s| s.user_id.as_ref()));
+    body["agent_version"] = json!(turn.agent_version);
+    let mut response = Json(body).into_response();
+    trace_headers(&mut response, &turn);
+    Ok(response)
+}
+
+/// A turn's result as Sextant's own API gives it (`invoke`, a resumed turn's decisions).
+pub(crate) fn outcome_body(outcome: &AgentOutcome) -> Value {
+    json!({
         "answer": outcome.answer,
         "trace_id": outcome.trace_id,
-        "session_id": turn.session_id,
-        "user_id": turn.session.as_ref().and_then(|s| s.user_id.as_ref()),
         "agent": outcome.agent,
-        "agent_version": turn.agent_version,
         "usage": {
             "input_tokens": outcome.usage.input_tokens,
             "output_tokens": outcome.usage.output_tokens,
@@ -250,10 +258,7 @@ pub async fn invoke(
         "prompt_versions": outcome.prompt_versions,
         "turn_id": outcome.turn_id,
         "pending_approvals": outcome.pending_approvals,
-    });
-    let mut response = Json(body).into_response();
-    trace_headers(&mut response, &turn);
-    Ok(response)
+    })
 }
 
 /// `GET /v1/models`: the agents, as OpenAI lists models.

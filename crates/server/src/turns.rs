@@ -317,33 +317,13 @@ pub async fn decide(
     let outcome = tokio::time::timeout(timeout, resume(&state, &agent, &updated))
         .await
         .map_err(|_| ApiError::timeout(timeout.as_secs_f64()))??;
-    let mut body = outcome_json(&outcome);
+    let mut body = crate::routes::outcome_body(&outcome);
     body["status"] = json!(if outcome.pending_approvals.is_empty() {
         "completed"
     } else {
         "awaiting_approval"
     });
     Ok(Json(body).into_response())
-}
-
-/// The answer of a resumed turn, as `invoke` gives one.
-fn outcome_json(outcome: &AgentOutcome) -> Value {
-    json!({
-        "answer": outcome.answer,
-        "turn_id": outcome.turn_id,
-        "trace_id": outcome.trace_id,
-        "agent": outcome.agent,
-        "usage": {
-            "input_tokens": outcome.usage.input_tokens,
-            "output_tokens": outcome.usage.output_tokens,
-            "total_tokens": outcome.usage.total(),
-        },
-        "citations": outcome.citations,
-        "tool_calls": outcome.tool_calls,
-        "steps": outcome.steps,
-        "stop_reason": outcome.stop_reason,
-        "pending_approvals": outcome.pending_approvals,
-    })
 }
 
 /// The agent that ran `turn`: by its registry URI, else the `agents_dir` file (or the built-in

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -60,24 +59,7 @@ impl SqliteSessions {
             location: path.display().to_string(),
             message: e.to_string(),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| error(&e))?;
-        }
-        let mut connection = Connection::open(&path).map_err(|e| error(&e))?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(|e| error(&e))?;
-        // Switching to WAL needs the file to itself and does not wait on the busy handler: try
-        // again while another connection (process) is opening the store too.
-        let mut attempts = 0;
-        while let Err(e) = connection.pragma_update(None, "journal_mode", "WAL") {
-            attempts += 1;
-            let busy = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
-            if !busy || attempts >= 200 {
-                return Err(error(&e));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let mut connection = crate::sqlite_file::open_shared(&path).map_err(|e| error(&e))?;
         // One writer at a time creates and migrates the schema: two processes (or two services in
         // one) opening a store at once would otherwise both add the same column.
         let migration = connection

@@ -229,6 +229,35 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Fails when `holder` may not write a turn that `lease_holder` holds until `until` (ms): the
+/// one lease rule both backends apply.
+pub(crate) fn check_lease(
+    id: &str,
+    holder: Option<&str>,
+    lease_holder: Option<String>,
+    until: i64,
+) -> Result<(), TurnStoreError> {
+    match lease_holder {
+        Some(other) if until > sextant_tracker::now_ms() && Some(other.as_str()) != holder => {
+            Err(TurnStoreError::Leased {
+                id: id.to_owned(),
+                holder: other,
+                until: shown_time(until),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// When a lease of `lease` taken now runs out (ms); 0 for none.
+pub(crate) fn lease_end(lease: Duration) -> i64 {
+    if lease.is_zero() {
+        0
+    } else {
+        sextant_tracker::now_ms() + lease.as_millis() as i64
+    }
+}
+
 /// A lease expiry as RFC 3339, for errors.
 pub(crate) fn shown_time(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)

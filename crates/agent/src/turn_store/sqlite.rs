@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use sextant_tracker::now_ms;
 
-use super::{TurnChange, TurnFilter, TurnStore, TurnStoreError, TurnSummary, shown_time};
+use super::{
+    TurnChange, TurnFilter, TurnStore, TurnStoreError, TurnSummary, check_lease, lease_end,
+};
 use crate::turn_state::{TurnState, TurnStatus};
 
 const SCHEMA: &str = "
@@ -44,24 +46,7 @@ impl SqliteTurnStore {
             location: path.display().to_string(),
             message: e.to_string(),
         };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| error(&e))?;
-        }
-        let connection = Connection::open(&path).map_err(|e| error(&e))?;
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(|e| error(&e))?;
-        // WAL lets the sessions' connection and other processes read while a turn is written;
-        // switching needs the file to itself, so a concurrent opener retries.
-        let mut attempts = 0;
-        while let Err(e) = connection.pragma_update(None, "journal_mode", "WAL") {
-            attempts += 1;
-            let busy = e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy);
-            if !busy || attempts >= 200 {
-                return Err(error(&e));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let connection = crate::sqlite_file::open_shared(&path).map_err(|e| error(&e))?;
         connection.execute_batch(SCHEMA).map_err(|e| error(&e))?;
         Ok(Self {
             path,
@@ -146,33 +131,6 @@ impl SqliteTurnStore {
         )
         .map_err(|e| self.error(e))?;
         Ok(())
-    }
-}
-
-/// Fails when `holder` may not write a turn that `lease_holder` holds until `until`.
-fn check_lease(
-    id: &str,
-    holder: Option<&str>,
-    lease_holder: Option<String>,
-    until: i64,
-) -> Result<(), TurnStoreError> {
-    match lease_holder {
-        Some(other) if until > now_ms() && Some(other.as_str()) != holder => {
-            Err(TurnStoreError::Leased {
-                id: id.to_owned(),
-                holder: other,
-                until: shown_time(until),
-            })
-        }
-        _ => Ok(()),
-    }
-}
-
-fn lease_end(lease: Duration) -> i64 {
-    if lease.is_zero() {
-        0
-    } else {
-        now_ms() + lease.as_millis() as i64
     }
 }
 

@@ -30,6 +30,11 @@ pub async fn eval(mut config: SextantConfig, args: EvalArgs) -> anyhow::Result<(
         let runtime = Runtime::builder(config).without_telemetry().start().await?;
         return compare_runs(&runtime, &run_a, &run_b, html, no_html, json).await;
     }
+    if let Some(filter) = &args.replay {
+        let replay = crate::cli::ReplayArgs::from_filter(filter, args.agent.clone(), args.json)
+            .map_err(anyhow::Error::msg)?;
+        return super::replay::replay(config, replay).await;
+    }
     let dataset_path = args
         .dataset
         .clone()

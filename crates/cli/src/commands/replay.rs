@@ -14,6 +14,7 @@ use sextant_tracker::model_registry::ModelVersion;
 
 use crate::cli::ReplayArgs;
 
+/// Replays (or, with `--record`, re-records) the turns `args` selects.
 pub async fn replay(config: SextantConfig, args: ReplayArgs) -> anyhow::Result<()> {
     let runtime = Runtime::start(config).await?;
     let store = runtime
@@ -24,6 +25,7 @@ pub async fn replay(config: SextantConfig, args: ReplayArgs) -> anyhow::Result<(
     if recordings.is_empty() {
         anyhow::bail!("no completed turns to replay");
     }
+    let recording = args.record;
     let mut agents: HashMap<String, (AgentConfig, Option<ModelVersion>)> = HashMap::new();
     let mut reports = Vec::new();
     let mut failures = 0;
@@ -44,6 +46,19 @@ pub async fn replay(config: SextantConfig, args: ReplayArgs) -> anyhow::Result<(
         }
         let (agent_config, version) = &agents[&key];
         let agent = runtime.build_agent(agent_config, version.as_ref()).await?;
+        if args.record {
+            // A new recording of the same question after the same history, on the live model.
+            let outcome = agent
+                .run_turn(state.history(), &state.question, &Default::default(), None)
+                .await?;
+            println!(
+                "recorded {}  {} (from {})",
+                outcome.trace_id.as_deref().unwrap_or("-"),
+                state.agent,
+                state.trace_id.as_deref().unwrap_or(&state.id)
+            );
+            continue;
+        }
         match replay_turn(agent, state).await {
             Ok(report) => {
                 if report.divergence.is_some() {
@@ -59,6 +74,10 @@ pub async fn replay(config: SextantConfig, args: ReplayArgs) -> anyhow::Result<(
     }
     if let Err(error) = runtime.flush() {
         tracing::warn!("exporting the replays' telemetry failed: {error}");
+    }
+    if recording {
+        runtime.shutdown().await?;
+        return Ok(());
     }
     if args.json {
         let value: Vec<serde_json::Value> = reports
