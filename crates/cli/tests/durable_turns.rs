@@ -267,3 +267,64 @@ async fn replay_matches_an_unchanged_agent_without_the_model_and_diffs_a_changed
     let diff = divergence["diff"].as_str().unwrap();
     assert!(diff.contains("+You are a terse assistant."), "{diff}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_asks_inline_and_runs_the_call_once_approved() {
+    let data = tempfile::tempdir().unwrap();
+    let model = ScriptedModelServer::start(vec![
+        Reply::call("calculator", json!({"expression": "6 * 7"})),
+        Reply::text("It is 42."),
+    ])
+    .await;
+    let agent = sextant_testkit::scripted_agent_file(
+        data.path(),
+        "asking",
+        &model.url,
+        &["calculator"],
+        "[tool_policies.calculator]\napproval = \"always\"\n",
+    )
+    .display()
+    .to_string();
+    let data_dir = data.path().to_owned();
+    let (output, pending) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sextant"))
+            .args(["chat", "--agent", &agent, "--user", "ada"])
+            .current_dir(repo())
+            .env("SEXTANT_DATA_DIR", &data_dir)
+            .env_remove("SEXTANT_TRACKING_URI")
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"What is 6 * 7?\ny\n/exit\n")
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let pending = json_of(sextant(
+            &data_dir,
+            &[],
+            &["turns", "list", "--pending", "--json"],
+        ));
+        (output, pending)
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("asking wants to call calculator"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("It is 42."), "{stdout}\n{stderr}");
+    assert_eq!(model.received().len(), 2);
+    assert_eq!(pending, json!([]), "decided inline, nothing waits");
+}

@@ -145,18 +145,28 @@ async fn a_paused_turn_is_decided_by_its_owner_only_and_finishes_in_one_trace() 
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    let (status, trace) = oneshot(
-        &server,
-        request("GET", &format!("/v1/traces/{trace_id}"), &alice, None),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{trace}");
-    let names: Vec<&str> = trace["spans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    // The resumed agent span ends last, just before the answer: the local store may take a
+    // moment to write it (spans are exported off the request's path).
+    let mut names: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        let (status, trace) = oneshot(
+            &server,
+            request("GET", &format!("/v1/traces/{trace_id}"), &alice, None),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{trace}");
+        names = trace["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_owned())
+            .collect();
+        if names.iter().filter(|n| *n == "invoke_agent payer").count() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     for name in [
         "invoke_agent payer",
         "approval calculator",

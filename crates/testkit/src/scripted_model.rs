@@ -3,7 +3,8 @@
 //! records every request and whether it was answered. It is for tests that must make a model do
 //! one exact thing across processes (a turn stopped mid-way and resumed in another process, a
 //! call that needs approval served by two replicas), which no real model does on demand; real
-//! models are tested against the llama.cpp server and Ollama elsewhere. Non-streaming only.
+//! models are tested against the llama.cpp server and Ollama elsewhere. A request with
+//! `stream: true` gets the same reply as server-sent chunks, as OpenAI streams them.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -101,13 +102,7 @@ impl Drop for ScriptedModelServer {
 }
 
 async fn complete(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Value>) -> Response {
-    if body["stream"] == json!(true) {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": {"message": "the scripted model does not stream"}})),
-        )
-            .into_response();
-    }
+    let stream = body["stream"] == json!(true);
     let (index, reply) = {
         let mut script = script.lock().unwrap();
         let index = script.served;
@@ -144,6 +139,9 @@ async fn complete(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Val
     } else {
         "stop"
     };
+    if stream {
+        return streamed(index, &body, message, finish);
+    }
     Json(json!({
         "id": format!("chatcmpl-scripted-{index}"),
         "object": "chat.completion",
@@ -153,4 +151,49 @@ async fn complete(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Val
         "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
     }))
     .into_response()
+}
+
+/// The reply as OpenAI streams one: a chunk with the whole delta (text, or tool calls with their
+/// index), a chunk with the finish reason and the usage, then `[DONE]`.
+fn streamed(index: usize, body: &Value, message: Value, finish: &str) -> Response {
+    let mut delta = json!({"role": "assistant"});
+    if let Some(text) = message["content"].as_str() {
+        delta["content"] = json!(text);
+    }
+    if let Some(calls) = message["tool_calls"].as_array() {
+        delta["tool_calls"] = json!(
+            calls
+                .iter()
+                .enumerate()
+                .map(|(i, call)| {
+                    let mut call = call.clone();
+                    call["index"] = json!(i);
+                    call
+                })
+                .collect::<Vec<_>>()
+        );
+    }
+    let chunk = |choice: Value, usage: Value| {
+        json!({
+            "id": format!("chatcmpl-scripted-{index}"),
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": usage,
+        })
+    };
+    let events = [
+        chunk(
+            json!({"index": 0, "delta": delta, "finish_reason": null}),
+            Value::Null,
+        ),
+        chunk(
+            json!({"index": 0, "delta": {}, "finish_reason": finish}),
+            json!({"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}),
+        ),
+    ];
+    let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
+    text.push_str("data: [DONE]\n\n");
+    ([("content-type", "text/event-stream")], text).into_response()
 }
