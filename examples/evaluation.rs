@@ -74,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
                 expected_response: Some((*expected).into()),
                 ..Expectations::default()
             },
+            source_trace: None,
         })
         .collect();
     let dataset = Dataset::from_rows(Path::new("demo-4-qa"), rows)?;

@@ -23,12 +23,14 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use crate::approval::{Approver, Decision, ToolPolicies, record_decision};
+use crate::budget::Budget;
 use crate::chat::{
     ChatModel, ChatOptions, ChatRequest, ChatResponse, Message, ToolCall, ToolChoice,
     ToolDefinition, Usage,
 };
 use crate::error::ChatError;
 use crate::memory::{Citation, cite};
+use crate::prices::PriceTable;
 use crate::prompt::{
     AgentPrompts, ConstructedPrompt, MessageTemplate, construct_from_template, linked_prompts,
     user_message,
@@ -118,15 +120,19 @@ pub enum StopReason {
     /// ([`AgentOutcome::turn_id`], [`AgentOutcome::pending_approvals`]) and goes on with
     /// [`Agent::resume`] once every waiting call is decided.
     AwaitingApproval,
+    /// The turn spent its `[budget]` of tokens or cost before it could answer: it stopped
+    /// instead of calling the model again, and the answer says why.
+    Budget,
 }
 
 impl StopReason {
-    /// `answered`, `max_steps`, `awaiting_approval`.
+    /// `answered`, `max_steps`, `awaiting_approval`, `budget`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Answered => "answered",
             Self::MaxSteps => "max_steps",
             Self::AwaitingApproval => "awaiting_approval",
+            Self::Budget => "budget",
         }
     }
 }
@@ -253,6 +259,8 @@ pub struct TurnContext {
     pub owner: Option<String>,
     /// Decides calls that need approval while the turn runs, instead of pausing it.
     pub approver: Option<Arc<dyn Approver>>,
+    /// What the session's earlier turns spent (for `[budget]`'s per-session limits).
+    pub session_usage: Usage,
 }
 
 impl TurnContext {
@@ -295,6 +303,8 @@ pub struct Agent {
     options: ChatOptions,
     capture_content: bool,
     metrics: GenAiMetrics,
+    prices: Arc<PriceTable>,
+    budget: Budget,
     context_retriever: Option<Arc<Retriever>>,
     context_sources: Vec<Arc<dyn ContextSource>>,
     context_fit: crate::rag_context::ContextFit,
@@ -367,6 +377,19 @@ impl AgentBuilder {
     /// `sextant_tracker::init` installs; a pipeline built without installing it passes its own).
     pub fn metrics(mut self, metrics: GenAiMetrics) -> Self {
         self.agent.metrics = metrics;
+        self
+    }
+
+    /// What one turn may spend (default: no limit); see [`crate::budget`].
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.agent.budget = budget;
+        self
+    }
+
+    /// The price table model calls are costed with (default: the built-in
+    /// `configs/prices.toml`).
+    pub fn prices(mut self, prices: Arc<PriceTable>) -> Self {
+        self.agent.prices = prices;
         self
     }
 
@@ -476,6 +499,8 @@ impl Agent {
                 options: ChatOptions::default(),
                 capture_content: false,
                 metrics: GenAiMetrics::global(),
+                prices: PriceTable::built_in(),
+                budget: Budget::default(),
                 context_retriever: None,
                 context_sources: Vec::new(),
                 context_fit: crate::rag_context::ContextFit::default(),
@@ -624,6 +649,8 @@ impl Agent {
             depth: 0,
             owner: state.owner.clone(),
             approver,
+            // A resumed turn is held to its own limits; its session's are checked by new turns.
+            session_usage: Usage::default(),
         };
         let span = self.agent_span(&context);
         span.record(sc::SEXTANT_TURN_RESUMED, true);
@@ -693,6 +720,10 @@ impl Agent {
             { sc::USER_ID } = Empty,
             { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
             { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+            { sc::SEXTANT_USAGE_COST } = Empty,
+            { sc::SEXTANT_USAGE_COST_CURRENCY } = Empty,
+            { sc::SEXTANT_STOP_REASON } = Empty,
+            { sc::SEXTANT_BUDGET_EXCEEDED } = Empty,
             { sc::GEN_AI_INPUT_MESSAGES } = Empty,
             { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
             { sc::ERROR_TYPE } = Empty,
@@ -738,6 +769,14 @@ impl Agent {
                         .output_tokens
                         .saturating_sub(before.output_tokens),
                 );
+                if let Some(cost) = outcome.usage.since(&before).cost() {
+                    span.record(sc::SEXTANT_USAGE_COST, cost);
+                    span.record(
+                        sc::SEXTANT_USAGE_COST_CURRENCY,
+                        self.prices.currency.as_str(),
+                    );
+                }
+                span.record(sc::SEXTANT_STOP_REASON, outcome.stop_reason.as_str());
                 if self.capture_content && outcome.stop_reason != StopReason::AwaitingApproval {
                     span.record(
                         sc::GEN_AI_OUTPUT_MESSAGES,
@@ -935,6 +974,18 @@ impl Agent {
                     state.records.push(record);
                 }
             }
+            let priced = self
+                .prices
+                .price(self.model.provider(), "", self.model.model())
+                .is_some();
+            if let Some(reason) = self
+                .budget
+                .exceeded(&state.usage, &context.session_usage, priced)
+            {
+                tracing::Span::current().record(sc::SEXTANT_BUDGET_EXCEEDED, reason.as_str());
+                let answer = crate::budget::over_budget_answer(&reason);
+                return Ok(self.stop_saying(state, answer, StopReason::Budget, on_content));
+            }
             let step = state.step + 1;
             let last_step = step >= self.max_steps;
             let mut options = self.options.clone();
@@ -970,15 +1021,7 @@ impl Agent {
                 // why. The conversation records that answer, so a next turn starts from a
                 // well-formed history (no tool calls without their results).
                 let answer = out_of_steps_answer(self.max_steps);
-                if let Some(on_content) = on_content {
-                    on_content(&answer);
-                }
-                state
-                    .messages
-                    .push(Message::assistant(answer.clone(), Vec::new()));
-                let (answer, citations) = cite(&answer, &state.sources);
-                state.status = TurnStatus::Completed;
-                return Ok(self.outcome(state, answer, citations, StopReason::MaxSteps));
+                return Ok(self.stop_saying(state, answer, StopReason::MaxSteps, on_content));
             }
             // The first handoff the model asks for ends this agent's part of the turn.
             if let Some((call, target)) = response.tool_calls.iter().find_map(|call| {
@@ -1020,6 +1063,27 @@ impl Agent {
                 .collect();
             self.checkpoint(checkpoints, state).await?;
         }
+    }
+
+    /// Ends the turn before the model answered (out of steps, over budget) with `answer`, which
+    /// says why: it is streamed and recorded as the assistant's message, so the next turn starts
+    /// from a well-formed history.
+    fn stop_saying(
+        &self,
+        state: &mut TurnState,
+        answer: String,
+        reason: StopReason,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> AgentOutcome {
+        if let Some(on_content) = on_content {
+            on_content(&answer);
+        }
+        state
+            .messages
+            .push(Message::assistant(answer.clone(), Vec::new()));
+        let (answer, citations) = cite(&answer, &state.sources);
+        state.status = TurnStatus::Completed;
+        self.outcome(state, answer, citations, reason)
     }
 
     /// The result of a turn that ended (or paused) with `answer`; the state records it.
@@ -1353,6 +1417,7 @@ impl Agent {
         crate::traced_chat::traced_chat(
             self.model.as_ref(),
             &self.metrics,
+            &self.prices,
             self.capture_content,
             request,
             on_content,

@@ -50,6 +50,8 @@ pub struct BuildContext {
     pub agents_dir: Option<PathBuf>,
     /// Where the agents' turns are checkpointed (`[state]`); `None`: turns are not persisted.
     pub checkpoints: Option<crate::turn_store::Checkpoints>,
+    /// What model calls cost (`[prices]`).
+    pub prices: std::sync::Arc<crate::prices::PriceTable>,
 }
 
 impl BuildContext {
@@ -67,6 +69,7 @@ impl BuildContext {
             models_dir: None,
             agents_dir: None,
             checkpoints: None,
+            prices: crate::prices::PriceTable::built_in(),
         }
     }
 

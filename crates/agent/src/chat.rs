@@ -183,13 +183,33 @@ pub struct ChatRequest {
     pub options: ChatOptions,
 }
 
-/// Token counts of one call, as the provider reported them (`gen_ai.usage.*`).
+/// Token counts of one call, as the provider reported them (`gen_ai.usage.*`), and what they
+/// cost by the price table.
+///
+/// Sums keep "unknown" honest: adding a call that used tokens but has no price makes the total's
+/// cost unknown (`None`), not lower; an empty usage (the start of a sum) adds nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Usage {
-    /// Tokens in the prompt.
+    /// Tokens in the prompt (cached ones included).
     pub input_tokens: u64,
-    /// Tokens generated.
+    /// Tokens generated (reasoning ones included).
     pub output_tokens: u64,
+    /// Prompt tokens the provider read from its cache
+    /// (`gen_ai.usage.cache_read.input_tokens`), where it says.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_input_tokens: u64,
+    /// Generated tokens spent reasoning (`gen_ai.usage.reasoning.output_tokens`), where the
+    /// provider says.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+    /// What the tokens cost, in billionths of the price table's currency (integers, so sums are
+    /// exact); `None` when a call had no price.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_nanos: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -197,12 +217,59 @@ impl Usage {
     pub fn total(&self) -> u64 {
         self.input_tokens + self.output_tokens
     }
+
+    /// The cost in the price table's currency, if every call that used tokens had a price.
+    pub fn cost(&self) -> Option<f64> {
+        self.cost_nanos.map(|nanos| nanos as f64 / 1e9)
+    }
+
+    /// What was added to `before` to make this sum.
+    pub fn since(&self, before: &Usage) -> Usage {
+        let added = Usage {
+            input_tokens: self.input_tokens.saturating_sub(before.input_tokens),
+            output_tokens: self.output_tokens.saturating_sub(before.output_tokens),
+            cached_input_tokens: self
+                .cached_input_tokens
+                .saturating_sub(before.cached_input_tokens),
+            reasoning_tokens: self
+                .reasoning_tokens
+                .saturating_sub(before.reasoning_tokens),
+            cost_nanos: None,
+        };
+        let cost_nanos = match (before.is_empty(), added.total() == 0) {
+            (true, _) => self.cost_nanos,
+            (_, true) => None,
+            _ => self
+                .cost_nanos
+                .zip(before.cost_nanos)
+                .map(|(now, then)| now.saturating_sub(then)),
+        };
+        Usage {
+            cost_nanos,
+            ..added
+        }
+    }
+
+    /// Whether no tokens were counted.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0 && self.cost_nanos.is_none()
+    }
 }
 
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Self) {
+        self.cost_nanos = match (self.is_empty(), rhs.is_empty()) {
+            (true, _) => rhs.cost_nanos,
+            (_, true) => self.cost_nanos,
+            _ => self
+                .cost_nanos
+                .zip(rhs.cost_nanos)
+                .map(|(a, b)| a.saturating_add(b)),
+        };
         self.input_tokens += rhs.input_tokens;
         self.output_tokens += rhs.output_tokens;
+        self.cached_input_tokens += rhs.cached_input_tokens;
+        self.reasoning_tokens += rhs.reasoning_tokens;
     }
 }
 

@@ -271,6 +271,9 @@ pub struct AgentConfig {
     /// [`crate::approval`]).
     #[serde(default)]
     pub tool_policies: ToolPolicies,
+    /// What one turn may spend in tokens and cost (`[budget]`, see [`crate::budget`]).
+    #[serde(default)]
+    pub budget: crate::budget::Budget,
     /// The directory of the file it was read from, where the agents it names are looked for.
     #[serde(skip)]
     pub source_dir: Option<PathBuf>,
@@ -381,7 +384,9 @@ impl AgentConfig {
             .capture_content(capture_content)
             .max_depth(self.max_depth)
             .handoff_history(self.handoff_history)
-            .tool_policies(self.tool_policies.clone());
+            .tool_policies(self.tool_policies.clone())
+            .prices(context.prices.clone())
+            .budget(self.budget);
         if let Some(checkpoints) = &context.checkpoints {
             builder = builder.checkpoints(checkpoints.clone());
         }
@@ -599,6 +604,13 @@ impl AgentConfig {
                     message,
                 });
             }
+        }
+        if let Some(message) = self.budget.problem() {
+            return Err(ConfigError::Value {
+                key: "budget".into(),
+                source_name: source_name.into(),
+                message,
+            });
         }
         for (tool, policy) in &self.tool_policies {
             if let Some(message) = policy.problem() {

@@ -10,6 +10,7 @@
 pub mod a2a;
 pub mod agent;
 pub mod approval;
+pub mod budget;
 mod build_context;
 pub mod chat;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod memory;
 pub mod model_files;
 #[cfg(feature = "postgres")]
 pub mod postgres_state;
+pub mod prices;
 pub mod prompt;
 pub mod providers;
 pub mod rag_context;

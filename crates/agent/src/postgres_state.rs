@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS session_turns (
     trace_id TEXT,
     created_at_ms BIGINT NOT NULL
 );
+ALTER TABLE session_turns ADD COLUMN IF NOT EXISTS usage TEXT;
 CREATE INDEX IF NOT EXISTS session_turns_by_session ON session_turns (session_id, created_at_ms, seq);
 CREATE TABLE IF NOT EXISTS turns (
     id TEXT PRIMARY KEY,
@@ -372,7 +373,7 @@ impl SessionBackend for PostgresState {
         let mut session = read_session(&head);
         session.turns = client
             .query(
-                "SELECT question, answer, trace_id, created_at_ms FROM session_turns
+                "SELECT question, answer, trace_id, created_at_ms, usage FROM session_turns
                  WHERE session_id = $1 ORDER BY created_at_ms, seq",
                 &[&id],
             )
@@ -384,6 +385,7 @@ impl SessionBackend for PostgresState {
                 answer: row.get(1),
                 trace_id: row.get(2),
                 created_at_ms: row.get(3),
+                usage: crate::session::read_usage(row.get::<_, Option<&str>>(4)),
             })
             .collect();
         Ok(Some(session))
@@ -425,14 +427,15 @@ impl SessionBackend for PostgresState {
         }
         transaction
             .execute(
-                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms)
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms,
+                 usage) VALUES ($1, $2, $3, $4, $5, $6)",
                 &[
                     &id,
                     &turn.question,
                     &turn.answer,
                     &turn.trace_id,
                     &turn.created_at_ms,
+                    &crate::session::write_usage(&turn.usage),
                 ],
             )
             .await

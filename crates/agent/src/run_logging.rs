@@ -58,9 +58,21 @@ pub fn log_turn(
                     (outcome.usage.input_tokens + outcome.usage.output_tokens) as f64,
                 ),
                 ("tool_calls".to_owned(), outcome.tool_calls.len() as f64),
+                (
+                    "cached_input_tokens".to_owned(),
+                    outcome.usage.cached_input_tokens as f64,
+                ),
+                (
+                    "reasoning_tokens".to_owned(),
+                    outcome.usage.reasoning_tokens as f64,
+                ),
                 ("steps".to_owned(), f64::from(outcome.steps)),
                 ("citations".to_owned(), outcome.citations.len() as f64),
             ]);
+            // No price is not a cost of 0: the metric is absent.
+            if let Some(cost) = outcome.usage.cost() {
+                metrics.push(("cost".to_owned(), cost));
+            }
             if let Some(trace_id) = &outcome.trace_id {
                 run.set_tags([(TRACE_ID_TAG, trace_id.as_str())]);
             }

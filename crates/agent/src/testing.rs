@@ -58,6 +58,7 @@ impl ScriptedChatModel {
             usage: Usage {
                 input_tokens: 20,
                 output_tokens: text.split_whitespace().count() as u64,
+                ..Usage::default()
             },
             finish_reason: FinishReason::Stop,
             model: "scripted".into(),
@@ -83,6 +84,7 @@ impl ScriptedChatModel {
             usage: Usage {
                 input_tokens: 20,
                 output_tokens: 10,
+                ..Usage::default()
             },
             finish_reason: FinishReason::ToolCalls,
             model: "scripted".into(),

@@ -1,6 +1,6 @@
 //! One model call traced the GenAI way: a `chat {model}` client span with the request's
 //! settings, token usage, finish reasons, content (when captured) and error status, and the
-//! `gen_ai.client.*` duration and token metrics. The agent loop, the session summariser and the
+//! `gen_ai.client.*` duration and token metrics, and the call's cost by the price table. The agent loop, the session summariser and the
 //! LLM judges all call the model through [`traced_chat`], so their spans read the same.
 
 use std::time::Instant;
@@ -14,13 +14,16 @@ use tracing::field::Empty;
 use crate::agent::mark_failed;
 use crate::chat::{ChatChunk, ChatModel, ChatRequest, ChatResponse, Message};
 use crate::error::ChatError;
+use crate::prices::PriceTable;
 use crate::span_content;
 
 /// Calls `model` with `request` inside a `chat {model}` span (a child of the current span),
-/// streaming content pieces to `on_content` when given; records `metrics`.
+/// streaming content pieces to `on_content` when given; records `metrics`. The response's usage
+/// carries its cost when `prices` has the model.
 pub(crate) async fn traced_chat(
     model: &dyn ChatModel,
     metrics: &GenAiMetrics,
+    prices: &PriceTable,
     capture_content: bool,
     request: &ChatRequest,
     on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
@@ -46,6 +49,11 @@ pub(crate) async fn traced_chat(
         { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,
         { sc::GEN_AI_USAGE_INPUT_TOKENS } = Empty,
         { sc::GEN_AI_USAGE_OUTPUT_TOKENS } = Empty,
+        { sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS } = Empty,
+        { sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS } = Empty,
+        { sc::SEXTANT_USAGE_COST } = Empty,
+        { sc::SEXTANT_USAGE_COST_CURRENCY } = Empty,
+        { sc::MLFLOW_LLM_COST } = Empty,
         { sc::GEN_AI_INPUT_MESSAGES } = Empty,
         { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
         { sc::GEN_AI_SYSTEM_INSTRUCTIONS } = Empty,
@@ -104,7 +112,7 @@ pub(crate) async fn traced_chat(
     }
 
     let started = Instant::now();
-    let result = async {
+    let mut result = async {
         match on_content {
             None => model.chat(request).await,
             Some(sink) => {
@@ -144,8 +152,16 @@ pub(crate) async fn traced_chat(
         response_model: None,
     };
     let mut error_type = None;
-    match &result {
+    match &mut result {
         Ok(response) => {
+            let cost = prices.cost(
+                model.provider(),
+                &response.model,
+                model_name,
+                &response.usage,
+            );
+            response.usage.cost_nanos = cost.map(|cost| cost.total_nanos());
+            record_usage(&span, &response.usage, cost, &prices.currency);
             span.record(sc::GEN_AI_RESPONSE_MODEL, response.model.as_str());
             if let Some(id) = &response.id {
                 span.record(sc::GEN_AI_RESPONSE_ID, id.as_str());
@@ -154,8 +170,6 @@ pub(crate) async fn traced_chat(
                 sc::GEN_AI_RESPONSE_FINISH_REASONS,
                 span_content::finish_reasons(&response.finish_reason),
             );
-            span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, response.usage.input_tokens);
-            span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.output_tokens);
             if capture_content {
                 span.record(
                     sc::GEN_AI_OUTPUT_MESSAGES,
@@ -163,6 +177,9 @@ pub(crate) async fn traced_chat(
                 );
             }
             attributes.response_model = Some(response.model.as_str());
+            if let Some(cost) = response.usage.cost() {
+                metrics.record_cost(&attributes, cost, &prices.currency);
+            }
             metrics.record_token_usage(
                 &attributes,
                 Some(response.usage.input_tokens),
@@ -176,4 +193,47 @@ pub(crate) async fn traced_chat(
     }
     metrics.record_operation_duration(&attributes, elapsed, error_type.as_deref());
     result
+}
+
+/// Usage and cost on a chat span: the GenAI token counts (cached and reasoning ones where the
+/// provider gave them), `sextant.usage.cost` with its currency, and MLflow's `mlflow.llm.cost`
+/// (`{"input_cost", "output_cost", "total_cost"}`, which MLflow reads as US dollars, so only for a
+/// USD table) so MLflow shows the cost Sextant computed instead of guessing its own.
+fn record_usage(
+    span: &tracing::Span,
+    usage: &crate::chat::Usage,
+    cost: Option<crate::prices::Cost>,
+    currency: &str,
+) {
+    span.record(sc::GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens);
+    span.record(sc::GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens);
+    if usage.cached_input_tokens > 0 {
+        span.record(
+            sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+            usage.cached_input_tokens,
+        );
+    }
+    if usage.reasoning_tokens > 0 {
+        span.record(
+            sc::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+            usage.reasoning_tokens,
+        );
+    }
+    let Some(cost) = cost else {
+        return;
+    };
+    let units = |nanos: u64| nanos as f64 / 1e9;
+    span.record(sc::SEXTANT_USAGE_COST, units(cost.total_nanos()));
+    span.record(sc::SEXTANT_USAGE_COST_CURRENCY, currency);
+    if currency == "USD" {
+        span.record(
+            sc::MLFLOW_LLM_COST,
+            serde_json::json!({
+                "input_cost": units(cost.input_nanos),
+                "output_cost": units(cost.output_nanos),
+                "total_cost": units(cost.total_nanos()),
+            })
+            .to_string(),
+        );
+    }
 }

@@ -282,3 +282,49 @@ async fn a_model_failure_fails_the_turn_with_the_agent_named() {
         "{text}"
     );
 }
+
+/// A turn past its `[budget]` stops before the next model call, with the budget stop reason and
+/// an answer that says which limit; a priced turn's cost is summed over its calls.
+#[tokio::test]
+async fn a_turn_over_its_budget_stops_before_the_next_model_call() {
+    use sextant_agent::budget::Budget;
+    use sextant_agent::prices::{PriceTable, PricesConfig};
+    let model = ScriptedChatModel::new()
+        .then_tool_calls(&[("calculator", r#"{"expression": "1+1"}"#)])
+        .then_tool_calls(&[("calculator", r#"{"expression": "2+2"}"#)])
+        .then_text("done");
+    let calls = model.call_counter();
+    let prices = PriceTable::load(&PricesConfig {
+        file: None,
+        models: vec![sextant_agent::prices::ModelPrice {
+            provider: "*".into(),
+            model: "scripted".into(),
+            input: 1.0,
+            cached_input: None,
+            output: 2.0,
+        }],
+    })
+    .unwrap();
+    let agent = Agent::builder("thrifty", Arc::new(model))
+        .tools(ToolSet::new().with(Calculator))
+        .prices(Arc::new(prices))
+        .budget(Budget {
+            max_tokens_per_turn: Some(50),
+            ..Budget::default()
+        })
+        .build();
+    let outcome = agent.run("What is 1 + 1?").await.unwrap();
+    assert_eq!(outcome.stop_reason, StopReason::Budget);
+    // Two calls of 30 tokens: the second crossed 50, so no third call was made.
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(outcome.usage.total(), 60);
+    assert!(
+        outcome
+            .answer
+            .contains("60 tokens of its budget of 50 per turn"),
+        "{}",
+        outcome.answer
+    );
+    // 20 input at 1.0 and 10 output at 2.0 per million, twice.
+    assert_eq!(outcome.usage.cost_nanos, Some(2 * (20_000 + 20_000)));
+}

@@ -23,6 +23,7 @@ fn row(question: &str, expected: &str) -> EvalRow {
             expected_response: Some(expected.into()),
             ..Expectations::default()
         },
+        source_trace: None,
     }
 }
 

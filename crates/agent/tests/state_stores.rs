@@ -19,6 +19,12 @@ fn turn(question: &str, at: i64) -> SessionTurn {
         answer: format!("answer to {question}"),
         trace_id: None,
         created_at_ms: at,
+        usage: sextant_agent::Usage {
+            input_tokens: 3,
+            output_tokens: 2,
+            cost_nanos: Some(5),
+            ..Default::default()
+        },
     }
 }
 

@@ -39,9 +39,12 @@ pub enum Command {
     /// Stored conversations.
     #[command(subcommand)]
     Sessions(SessionsCommand),
-    /// Read the local trace store.
+    /// Read the local trace store: list, show, search, and give feedback on traces.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Evaluation datasets built from traces, in versions (`datasets:/NAME` for `sextant eval`).
+    #[command(subcommand)]
+    Datasets(DatasetsCommand),
     /// Replay recorded turns against the agent as it is now, without model calls: reports the
     /// first divergence of each (a regression suite that runs offline); exits 1 if any diverged.
     Replay(ReplayArgs),
@@ -213,7 +216,8 @@ pub struct EvalArgs {
     /// The agent: a file or a `models:/` URI (default: the built-in assistant).
     #[arg(long)]
     pub agent: Option<String>,
-    /// Rows of {inputs, expectations}: .jsonl, .json, .csv, .yaml.
+    /// Rows of {inputs, expectations}: .jsonl, .json, .csv, .yaml, or a stored dataset
+    /// `datasets:/NAME` (its newest version) or `datasets:/NAME/VERSION` (`sextant datasets`).
     #[arg(long, required_unless_present = "replay")]
     pub dataset: Option<PathBuf>,
     /// Instead of a dataset, replay stored turns as a regression suite (no model calls; exits 1
@@ -559,6 +563,82 @@ pub enum TracesCommand {
         /// The trace id or a unique prefix of it; default: the latest trace.
         id: Option<String>,
         /// Print the spans as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find traces by a filter: `status = 'ERROR' and duration_ms > 2000 and
+    /// attributes.gen_ai.request.model = 'llama3.2' and feedback.thumbs = false` (fields:
+    /// status, duration_ms, timestamp, tokens, input_tokens, output_tokens, cost, name,
+    /// trace_id, session, user, agent, span.name, prompt.NAME, attributes.KEY,
+    /// root.attributes.KEY, tags.KEY, feedback.NAME; joined by AND).
+    Search {
+        /// The filter; empty matches every trace.
+        #[arg(default_value = "")]
+        filter: String,
+        /// `FIELD [ASC|DESC]`: timestamp (default, newest first), duration_ms, tokens, cost, name.
+        #[arg(long)]
+        order_by: Option<String>,
+        /// How many per page.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// The token a previous page printed, for the next page.
+        #[arg(long)]
+        page_token: Option<String>,
+        /// Print JSON (`{"traces": [...], "next_page_token": ...}`).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Attach feedback to a trace as a HUMAN assessment: `sextant traces feedback ID thumbs
+    /// false --rationale "wrong unit"`. It goes to the tracking store (MLflow when that is the
+    /// backend) and is searchable as `feedback.NAME`.
+    Feedback {
+        /// The trace id or a unique prefix of it.
+        id: String,
+        /// What is judged: `thumbs`, `correct`, `rating` …
+        name: String,
+        /// The verdict: true/false, a number, or a label.
+        value: String,
+        /// Why.
+        #[arg(long)]
+        rationale: Option<String>,
+        /// Who gives it (default: the operating system user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// `sextant datasets …`.
+#[derive(Debug, Subcommand)]
+pub enum DatasetsCommand {
+    /// Build a dataset from the traces a filter finds (`sextant traces search`'s language): one
+    /// row per turn, its question as the input, linked to its trace; stored as the next version
+    /// of NAME.
+    Create {
+        /// The dataset's name (letters, digits, `-`, `_`, `.`).
+        name: String,
+        /// Which traces, e.g. `agent = 'assistant' and feedback.thumbs = true`.
+        #[arg(long)]
+        from_traces: String,
+        /// Where each row's expected response comes from: `none`, `answer` (the turn's own
+        /// answer: pick good turns with the filter) or `assessment:NAME` (the newest label of a
+        /// feedback, e.g. a reviewer's correction).
+        #[arg(long, default_value = "none")]
+        expected: String,
+        /// At most this many rows (newest traces first).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+    },
+    /// The datasets and their newest versions.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dataset's versions, or one version's rows (`NAME/VERSION`).
+    Show {
+        /// `NAME` or `NAME/VERSION`.
+        name: String,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
     },

@@ -199,6 +199,45 @@ pub const SEXTANT_APPROVAL_BY: &str = "sextant.approval.by";
 pub const SEXTANT_REPLAY_OF: &str = "sextant.replay.of";
 /// `sextant.replay.diverged`: whether the replay left its recording.
 pub const SEXTANT_REPLAY_DIVERGED: &str = "sextant.replay.diverged";
+/// `sextant.usage.cost`: what a model call cost, in [`SEXTANT_USAGE_COST_CURRENCY`], from the
+/// price table (input, cached input and output tokens at their prices). On an agent span, the sum
+/// of its calls. Absent when the model has no price: unknown is not free.
+pub const SEXTANT_USAGE_COST: &str = "sextant.usage.cost";
+/// `gen_ai.usage.cache_read.input_tokens`: prompt tokens the provider served from its cache
+/// (counted in the input tokens too).
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str =
+    semconv::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS;
+/// `gen_ai.usage.reasoning.output_tokens`: generated tokens spent reasoning (counted in the
+/// output tokens too).
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str =
+    semconv::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS;
+/// `mlflow.llm.cost`: MLflow's cost of a model call, JSON `{"input_cost", "output_cost",
+/// "total_cost"}` in US dollars; MLflow 3.17's OTLP ingest keeps it as sent (and computes its
+/// own only when it is absent) and sums it into the trace's `mlflow.trace.cost`.
+pub const MLFLOW_LLM_COST: &str = "mlflow.llm.cost";
+/// `sextant.usage.cost.currency`: the currency of [`SEXTANT_USAGE_COST`] (`USD`).
+pub const SEXTANT_USAGE_COST_CURRENCY: &str = "sextant.usage.cost.currency";
+/// `sextant.stop_reason`: on an agent span, why the turn ended (`answered`, `max_steps`,
+/// `awaiting_approval`, `budget`).
+pub const SEXTANT_STOP_REASON: &str = "sextant.stop_reason";
+/// `sextant.scorer`: the scorer (code or LLM judge) a score or an evaluation span is from.
+pub const SEXTANT_SCORER: &str = "sextant.scorer";
+/// `sextant.monitor.result`: a monitor's score as `pass`, `fail` or `error`.
+pub const SEXTANT_MONITOR_RESULT: &str = "sextant.monitor.result";
+/// `gen_ai.evaluation.name`: on a `gen_ai.evaluation.result` event, what was evaluated for.
+pub const GEN_AI_EVALUATION_NAME: &str = semconv::GEN_AI_EVALUATION_NAME;
+/// `gen_ai.evaluation.score.value`: the evaluation's numeric score (pass = 1, fail = 0).
+pub const GEN_AI_EVALUATION_SCORE_VALUE: &str = semconv::GEN_AI_EVALUATION_SCORE_VALUE;
+/// `gen_ai.evaluation.score.label`: the evaluation's verdict as a label (`pass`, `fail`).
+pub const GEN_AI_EVALUATION_SCORE_LABEL: &str = semconv::GEN_AI_EVALUATION_SCORE_LABEL;
+/// `gen_ai.evaluation.explanation`: why the evaluation scored what it did.
+pub const GEN_AI_EVALUATION_EXPLANATION: &str = semconv::GEN_AI_EVALUATION_EXPLANATION;
+/// `gen_ai.evaluation.result`: the event the GenAI conventions define for one evaluation,
+/// parented to the evaluated operation.
+pub const GEN_AI_EVALUATION_RESULT: &str = "gen_ai.evaluation.result";
+/// `sextant.budget.exceeded`: on an agent span whose `[budget]` stopped it, which limit and by
+/// how much.
+pub const SEXTANT_BUDGET_EXCEEDED: &str = "sextant.budget.exceeded";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

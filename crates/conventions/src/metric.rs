@@ -6,6 +6,16 @@ use opentelemetry_semantic_conventions::metric as semconv;
 pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = semconv::GEN_AI_CLIENT_TOKEN_USAGE;
 /// `gen_ai.client.operation.duration`: histogram of operation durations, unit `s`.
 pub const GEN_AI_CLIENT_OPERATION_DURATION: &str = semconv::GEN_AI_CLIENT_OPERATION_DURATION;
+/// `sextant.gen_ai.client.cost`: counter of what priced model calls cost, with the currency as
+/// an attribute (`/metrics` shows it as `sextant_gen_ai_client_cost_total`).
+pub const SEXTANT_GEN_AI_CLIENT_COST: &str = "sextant.gen_ai.client.cost";
+/// `sextant.monitor.results`: counter of the scores the service's monitors gave, per
+/// `sextant.scorer` and `sextant.monitor.result` (`pass`, `fail`, `error`).
+pub const SEXTANT_MONITOR_RESULTS: &str = "sextant.monitor.results";
+/// `sextant.monitor.pass_rate`: gauge of each scorer's pass rate over the monitors' window.
+pub const SEXTANT_MONITOR_PASS_RATE: &str = "sextant.monitor.pass_rate";
+/// `sextant.monitor.dropped`: counter of finished turns the monitor queue had no room for.
+pub const SEXTANT_MONITOR_DROPPED: &str = "sextant.monitor.dropped";
 
 /// Bucket boundaries the conventions recommend for `gen_ai.client.token.usage`.
 pub const TOKEN_USAGE_BOUNDARIES: [f64; 14] = [

@@ -15,6 +15,7 @@
 //! the key and the file or variable it came from.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map};
@@ -22,6 +23,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
+use sextant_agent::prices::{PriceTable, PricesConfig};
 use sextant_agent::providers::ProvidersConfig;
 use sextant_agent::retry::RetryConfig;
 use sextant_agent::session::SessionsConfig;
@@ -102,6 +104,9 @@ pub struct SextantConfig {
     /// Where turn state lives and how turns are checkpointed (`[state]`, sextant-agent).
     #[serde(default)]
     pub state: StateConfig,
+    /// The price table model calls are costed with (`[prices]`, sextant-agent).
+    #[serde(default)]
+    pub prices: PricesConfig,
     /// The HTTP service (`[serve]`), typed by sextant-server through [`SextantConfig::section`].
     #[serde(default)]
     #[allow(
@@ -184,6 +189,7 @@ impl SextantConfig {
             source_name: "the configuration".into(),
             message: error.message,
         })?;
+        PriceTable::load(&self.prices)?;
         if let Some(message) = self.state.problem() {
             return Err(ConfigError::Value {
                 key: "state".into(),
@@ -230,6 +236,15 @@ impl SextantConfig {
             models_dir: self.home.as_ref().map(|home| home.join("models")),
             agents_dir: self.agent.agents_dir(),
             checkpoints: None,
+            // Checked when the configuration was loaded; a file changed since falls back.
+            prices: PriceTable::load(&self.prices)
+                .map(Arc::new)
+                .unwrap_or_else(|error| {
+                    tracing::warn!(
+                        "the price table is not usable, using the built-in one: {error}"
+                    );
+                    PriceTable::built_in()
+                }),
         }
     }
 

@@ -15,7 +15,7 @@ use sextant_memory::{Embedder, VectorStore};
 use sextant_tracker::model_registry::{ModelRegistry, ModelUri, ModelVersion};
 use sextant_tracker::prompts::{CachedPromptRegistry, RegistryError};
 use sextant_tracker::tracking::{
-    ActiveRun, RunReport, RunSpec, RunStatus, Tracker, TrackingError, TrackingStore,
+    ActiveRun, Assessment, RunReport, RunSpec, RunStatus, Tracker, TrackingError, TrackingStore,
 };
 use sextant_tracker::{
     LocalTraceStore, ShutdownReport, StoredSpan, Telemetry, TelemetryError, TelemetryGuard,
@@ -288,6 +288,45 @@ impl Runtime {
     /// data dir like the process's run.
     pub fn tracker(&self) -> Result<Tracker, TrackingError> {
         self.context.tracking.tracker(&self.context.data_dir)
+    }
+
+    /// Attaches `assessment` (feedback, a monitor's score, a decision) to its trace: a copy is
+    /// kept beside the trace in the local store, so `sextant traces search` finds it
+    /// (`feedback.thumbs = false`), and the record goes to the tracking store — through the
+    /// process's run when it has one (spooled, so an outage loses nothing), else directly.
+    pub async fn log_assessment(&self, assessment: Assessment) -> Result<(), TrackingError> {
+        assessment.validate()?;
+        match self.trace_store() {
+            Ok(store) => {
+                let copy = assessment.clone();
+                let mirrored =
+                    tokio::task::spawn_blocking(move || store.record_assessment(&copy)).await;
+                match mirrored {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => tracing::warn!(
+                        "the assessment {} of trace {} is not searchable locally: {error}",
+                        assessment.name,
+                        assessment.trace_id
+                    ),
+                    Err(error) => tracing::warn!("storing an assessment locally panicked: {error}"),
+                }
+            }
+            Err(error) => tracing::warn!("no local trace store for assessments: {error}"),
+        }
+        let mut unsent = Some(assessment);
+        self.with_run(|run| {
+            if let Some(assessment) = unsent.take() {
+                run.log_assessment(assessment);
+            }
+        });
+        match unsent {
+            Some(assessment) => self
+                .tracking_store()?
+                .log_assessment(&assessment)
+                .await
+                .map(drop),
+            None => Ok(()),
+        }
     }
 
     /// The tracking store `[tracking]` names.

@@ -57,6 +57,11 @@ pub struct ServeConfig {
     /// `Host` names accepted while no key is configured (a DNS-rebinding page sends its own);
     /// `*` = any.
     pub allowed_hosts: Vec<String>,
+    /// `[[serve.monitors]]`: scorers that judge finished turns in the background (online
+    /// evaluation, see [`crate::monitors`]).
+    pub monitors: Vec<crate::monitors::MonitorConfig>,
+    /// `[serve.monitoring]`: the monitors' queue and pass-rate window.
+    pub monitoring: crate::monitors::MonitoringConfig,
 }
 
 /// `[serve.mcp]`: the service as an MCP server (`/mcp`, `sextant mcp`).
@@ -138,6 +143,8 @@ impl Default for ServeConfig {
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             mcp: McpServeConfig::default(),
             a2a: A2aServeConfig::default(),
+            monitors: Vec::new(),
+            monitoring: crate::monitors::MonitoringConfig::default(),
         }
     }
 }

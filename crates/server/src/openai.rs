@@ -146,7 +146,7 @@ pub fn split_conversation(messages: &[RequestMessage]) -> Result<(Vec<Message>, 
 fn finish_reason(outcome: &AgentOutcome) -> &'static str {
     match outcome.stop_reason {
         StopReason::Answered => "stop",
-        StopReason::MaxSteps => "length",
+        StopReason::MaxSteps | StopReason::Budget => "length",
         // The content says what waits and how to decide; `sextant.pending_approvals` lists it.
         StopReason::AwaitingApproval => "stop",
     }

@@ -272,70 +272,6 @@ pub async fn models(State(state): AppState) -> Json<Value> {
     Json(json!({"object": "list", "data": data}))
 }
 
-/// `GET /v1/traces/{id}`: a trace's spans from the local store, by its full id (32 hex digits),
-/// when the caller owns the turn (admins: any turn the service ran). Every other case, a trace
-/// that exists included, is the same 404.
-pub async fn trace(
-    State(state): AppState,
-    Extension(caller): Extension<Caller>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let not_found = || {
-        ApiError::not_found(
-            "trace_not_found",
-            None,
-            "no such trace among this caller's turns".into(),
-        )
-    };
-    let id = id.to_ascii_lowercase();
-    if id.len() != 32 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(ApiError::invalid(
-            None,
-            "a trace id is 32 hex digits (the `x-trace-id` of a turn's response)",
-        ));
-    }
-    let Some(store) = state.telemetry.trace_store().cloned() else {
-        return Err(ApiError::not_found(
-            "trace_store_disabled",
-            None,
-            "the local trace store is off ([telemetry] local_store = false)".into(),
-        ));
-    };
-    let asserted = turn::header(&headers, turn::USER_HEADER);
-    let readable = turn::readable_owner(&caller, asserted.as_deref());
-    let lookup = {
-        let (store, id) = (store.clone(), id.clone());
-        move || store.spans(&id)
-    };
-    let mut spans = tokio::task::spawn_blocking(lookup.clone())
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    if spans.is_empty() {
-        // A turn that just ended may still be queued for export: flush once and look again.
-        let telemetry = state.telemetry.clone();
-        let _ = tokio::task::spawn_blocking(move || telemetry.force_flush()).await;
-        spans = tokio::task::spawn_blocking(lookup)
-            .await
-            .map_err(|e| ApiError::internal(e.to_string()))?
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-    }
-    // Only the service's own turns carry an owner; a trace of `sextant eval` or `run` has none.
-    let owner = spans.iter().find_map(|span| {
-        span.attributes
-            .get(sextant_tracker::conventions::SEXTANT_OWNER)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
-    match owner {
-        Some(owner) if turn::may_read(readable.as_deref(), &owner) => {
-            Ok(Json(json!({"trace_id": id, "spans": spans})).into_response())
-        }
-        _ => Err(not_found()),
-    }
-}
-
 /// `GET /healthz`: the process is up.
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
@@ -411,7 +347,7 @@ pub async fn not_found() -> ApiError {
         "unknown_url",
         None,
         format!(
-            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /v1/workflows/{{name}}/invoke, POST /mcp (MCP), POST /a2a/{{agent}}/ (A2A, card at /a2a/{{agent}}/.well-known/agent-card.json), GET /v1/models, GET /v1/traces/{{id}}, GET /healthz, GET /readyz, GET /metrics (agents: {})",
+            "no such endpoint; the service has POST /v1/chat/completions, POST /v1/agents/{{name}}/invoke, POST /v1/workflows/{{name}}/invoke, POST /mcp (MCP), POST /a2a/{{agent}}/ (A2A, card at /a2a/{{agent}}/.well-known/agent-card.json), GET /v1/models, GET /v1/traces?filter=…, GET /v1/traces/{{id}}, POST /v1/traces/{{id}}/feedback, GET /v1/turns, GET /healthz, GET /readyz, GET /metrics (agents: {})",
             agents::BUILTIN
         ),
     )

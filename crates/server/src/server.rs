@@ -52,6 +52,9 @@ pub enum ServerError {
     /// The session store could not be opened.
     #[error("opening the session store: {0}")]
     Sessions(#[from] sextant_agent::session::SessionError),
+    /// A `[[serve.monitors]]` entry cannot be run.
+    #[error(transparent)]
+    Monitor(#[from] crate::monitors::MonitorError),
     /// The runtime was started without telemetry, which the service reports through.
     #[error("the service needs a runtime with telemetry (it was started without)")]
     NoTelemetry,
@@ -78,6 +81,7 @@ pub struct ServiceState {
     warming: AtomicBool,
     pub(crate) readiness: Mutex<Readiness>,
     pub(crate) counters: Counters,
+    pub(crate) monitors: crate::monitors::Monitors,
     pub(crate) request_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
     /// The accepted API keys; empty: no authentication (loopback, `Host` checked).
@@ -99,7 +103,22 @@ impl ServiceState {
     fn uptime_step(&self) -> i64 {
         self.started.elapsed().as_secs() as i64
     }
+
+    /// What the service's tracking run gets: the counters and the monitors' pass rates.
+    fn snapshot(&self) -> Vec<(String, f64)> {
+        let mut values: Vec<(String, f64)> = self
+            .counters
+            .snapshot()
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), value))
+            .collect();
+        values.extend(self.monitors.snapshot());
+        values
+    }
 }
+
+/// How long shutting down waits for the monitors to judge the turns already queued.
+const MONITORS_GRACE: Duration = Duration::from_secs(10);
 
 /// Totals since start, logged to the service's tracking run.
 #[derive(Default)]
@@ -110,8 +129,16 @@ pub struct Counters {
     pub(crate) input_tokens: AtomicU64,
     pub(crate) output_tokens: AtomicU64,
     pub(crate) latency_ms: AtomicU64,
+    pub(crate) feedback: AtomicU64,
+    pub(crate) cost_nanos: AtomicU64,
+    pub(crate) priced_turns: AtomicU64,
 }
 impl Counters {
+    /// Counts feedback a client gave on a trace.
+    pub(crate) fn record_feedback(&self) {
+        self.feedback.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Counts a turn that took `latency`, with its tokens when it did not fail.
     pub(crate) fn record_turn(
         &self,
@@ -127,6 +154,10 @@ impl Counters {
                     .fetch_add(outcome.usage.input_tokens, Ordering::Relaxed);
                 self.output_tokens
                     .fetch_add(outcome.usage.output_tokens, Ordering::Relaxed);
+                if let Some(nanos) = outcome.usage.cost_nanos {
+                    self.cost_nanos.fetch_add(nanos, Ordering::Relaxed);
+                    self.priced_turns.fetch_add(1, Ordering::Relaxed);
+                }
             }
             None => {
                 self.failed_turns.fetch_add(1, Ordering::Relaxed);
@@ -151,7 +182,14 @@ impl Counters {
                 "output_tokens",
                 self.output_tokens.load(Ordering::Relaxed) as f64,
             ),
+            ("feedback", self.feedback.load(Ordering::Relaxed) as f64),
         ];
+        // The cost of the turns that had a price; how many did is beside it.
+        let priced = self.priced_turns.load(Ordering::Relaxed);
+        if priced > 0 {
+            values.push(("cost", self.cost_nanos.load(Ordering::Relaxed) as f64 / 1e9));
+            values.push(("priced_turns", priced as f64));
+        }
         if turns > 0 {
             let total = self.latency_ms.load(Ordering::Relaxed) as f64;
             values.push(("mean_turn_latency_ms", total / turns as f64));
@@ -251,6 +289,11 @@ impl Server {
             .cloned()
             .ok_or(ServerError::NoTelemetry)?;
         let sessions = runtime.session_store()?;
+        let monitors = crate::monitors::Monitors::new(
+            &settings.monitors,
+            &settings.monitoring,
+            telemetry.monitor_metrics(),
+        )?;
         runtime.with_run(|run| {
             run.log_params([
                 (
@@ -280,6 +323,7 @@ impl Server {
             warming: AtomicBool::new(false),
             readiness: Mutex::new(Readiness::Loading),
             counters: Counters::default(),
+            monitors,
             request_timeout,
             body_read_timeout,
             keys,
@@ -323,6 +367,7 @@ impl Server {
         if self.state.config().state.resume_on_start {
             tokio::spawn(crate::turns::resume_orphans(self.state.clone()));
         }
+        self.state.monitors.start(Arc::downgrade(&self.state));
     }
 
     /// The agent names a request's `model` may give, the built-in assistant included.
@@ -400,7 +445,7 @@ impl Server {
             ticks.tick().await;
             loop {
                 ticks.tick().await;
-                let snapshot = state.counters.snapshot();
+                let snapshot = state.snapshot();
                 state
                     .runtime
                     .with_run(|run| run.log_metrics(snapshot, state.uptime_step()));
@@ -456,7 +501,8 @@ impl Server {
 /// (delivered or spooled), and telemetry is flushed and shut down.
 async fn wind_down(state: Arc<ServiceState>) -> Result<RuntimeReport, ServerError> {
     let runtime = state.runtime.clone();
-    runtime.with_run(|run| run.log_metrics(state.counters.snapshot(), state.uptime_step()));
+    state.monitors.shut_down(MONITORS_GRACE).await;
+    runtime.with_run(|run| run.log_metrics(state.snapshot(), state.uptime_step()));
     drop(state);
     let run = runtime.end_run(RunStatus::Finished).await;
     let mut report = match Arc::try_unwrap(runtime) {
@@ -483,7 +529,9 @@ fn router(state: Arc<ServiceState>) -> Router {
             post(crate::workflows::invoke),
         )
         .route("/v1/models", get(routes::models))
-        .route("/v1/traces/{id}", get(routes::trace))
+        .route("/v1/traces", get(crate::traces::search))
+        .route("/v1/traces/{id}", get(crate::traces::trace))
+        .route("/v1/traces/{id}/feedback", post(crate::traces::feedback))
         .route("/v1/turns", get(crate::turns::list))
         .route("/v1/turns/{id}", get(crate::turns::get))
         .route("/v1/turns/{id}/decisions", post(crate::turns::decide));

@@ -365,6 +365,7 @@ impl ServiceState {
                 conversation_id: session.as_ref().map(|s| s.id.clone()),
                 user_id,
                 owner: Some(identity.owner),
+                session_usage: session.as_ref().map(|s| s.usage()).unwrap_or_default(),
                 ..TurnContext::default()
             },
             session,
@@ -432,12 +433,19 @@ impl Turn {
             Ok(Err(error)) => Err(ApiError::turn_failed(&error)),
             Ok(Ok(outcome)) => Ok(outcome),
         };
-        state
-            .counters
-            .record_turn(started.elapsed(), result.as_ref().ok());
+        let latency = started.elapsed();
+        state.counters.record_turn(latency, result.as_ref().ok());
         match &result {
             Ok(outcome) => {
                 self.finish(200, None);
+                if let Some(finished) = crate::monitors::FinishedTurn::of(
+                    self.agent.name(),
+                    &self.question,
+                    outcome,
+                    latency,
+                ) {
+                    state.monitors.submit(finished);
+                }
                 if let Some(session) = &mut self.session {
                     // The answer is given either way; a store failure is the service's problem.
                     match record_turn(&state.sessions, &session.id, &self.question, outcome).await {

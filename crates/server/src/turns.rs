@@ -367,9 +367,14 @@ async fn resume(
         .map_err(|_| ApiError::too_many_requests(state.settings.max_concurrent_requests))?;
     let started = Instant::now();
     let result = agent.resume(&turn.id, None, None).await;
-    state
-        .counters
-        .record_turn(started.elapsed(), result.as_ref().ok());
+    let latency = started.elapsed();
+    state.counters.record_turn(latency, result.as_ref().ok());
+    if let Ok(outcome) = &result
+        && let Some(finished) =
+            crate::monitors::FinishedTurn::of(agent.name(), &turn.question, outcome, latency)
+    {
+        state.monitors.submit(finished);
+    }
     let outcome = result.map_err(|error| match &error {
         sextant_agent::AgentError::State { message, .. } if message.contains("is being run by") => {
             ApiError::conflict(message.clone())

@@ -4,25 +4,13 @@
 //! trace holds the pause, the decision and the rest of the turn. The model is the scripted
 //! OpenAI-compatible server, so the calls it asks for are exact.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde_json::json;
 use sextant_server::{Role, Server};
 use sextant_testkit::scripted_model::{Reply, ScriptedModelServer};
 
 mod support;
-use support::{add_key, oneshot, settings, shared};
-
-fn request(method: &str, path: &str, key: &str, body: Option<Value>) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .header("host", "127.0.0.1")
-        .header("authorization", format!("Bearer {key}"))
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap()
-}
+use support::{add_key, authorized as request, oneshot, settings, shared};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paused_turn_is_decided_by_its_owner_only_and_finishes_in_one_trace() {

@@ -25,12 +25,19 @@ pub enum Reply {
     ToolCalls(Vec<(String, String)>),
     /// Never answer (the request stays open until the client goes away).
     Hang,
+    /// Answer as the inner reply after waiting this long (a slow model).
+    Delayed(std::time::Duration, Box<Reply>),
 }
 
 impl Reply {
     /// A text reply.
     pub fn text(text: &str) -> Self {
         Self::Text(text.to_owned())
+    }
+
+    /// This reply, given after `ms` milliseconds.
+    pub fn after_ms(self, ms: u64) -> Self {
+        Self::Delayed(std::time::Duration::from_millis(ms), Box::new(self))
     }
 
     /// A reply asking for one call of `tool` with `arguments`.
@@ -51,6 +58,8 @@ pub struct Received {
 #[derive(Default)]
 struct Script {
     replies: VecDeque<Reply>,
+    /// Given once the script ran out, for ever (a benchmark's model).
+    forever: Option<Reply>,
     served: usize,
     received: Vec<Received>,
 }
@@ -84,6 +93,14 @@ impl ScriptedModelServer {
         Self { url, script, task }
     }
 
+    /// Answers every request with `reply`, for ever, without keeping what it received (a
+    /// benchmark's instant model).
+    pub async fn always(reply: Reply) -> Self {
+        let server = Self::start(Vec::new()).await;
+        server.script.lock().unwrap().forever = Some(reply);
+        server
+    }
+
     /// Adds `reply` to the end of the script.
     pub fn push(&self, reply: Reply) {
         self.script.lock().unwrap().replies.push_back(reply);
@@ -108,13 +125,26 @@ async fn complete(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Val
         let index = script.served;
         script.served += 1;
         let reply = script.replies.pop_front();
-        script.received.push(Received {
-            body: body.clone(),
-            answered: !matches!(reply, Some(Reply::Hang)),
-        });
+        let reply = if reply.is_none() && script.forever.is_some() {
+            script.forever.clone()
+        } else {
+            script.received.push(Received {
+                body: body.clone(),
+                answered: !matches!(reply, Some(Reply::Hang)),
+            });
+            reply
+        };
         (index, reply)
     };
+    let reply = match reply {
+        Some(Reply::Delayed(wait, inner)) => {
+            tokio::time::sleep(wait).await;
+            Some(*inner)
+        }
+        other => other,
+    };
     let message = match reply {
+        Some(Reply::Delayed(..)) => unreachable!("unwrapped above"),
         None => {
             return (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -148,7 +178,7 @@ async fn complete(State(script): State<Arc<Mutex<Script>>>, Json(body): Json<Val
         "created": 0,
         "model": body["model"],
         "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30},
+        "usage": usage(),
     }))
     .into_response()
 }
@@ -190,10 +220,22 @@ fn streamed(index: usize, body: &Value, message: Value, finish: &str) -> Respons
         ),
         chunk(
             json!({"index": 0, "delta": {}, "finish_reason": finish}),
-            json!({"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}),
+            usage(),
         ),
     ];
     let mut text: String = events.iter().map(|e| format!("data: {e}\n\n")).collect();
     text.push_str("data: [DONE]\n\n");
     ([("content-type", "text/event-stream")], text).into_response()
+}
+
+/// Every reply's usage: 20 prompt tokens (8 of them from the cache), 10 completion tokens (4 of
+/// them reasoning), in OpenAI's shape.
+fn usage() -> Value {
+    json!({
+        "prompt_tokens": 20,
+        "completion_tokens": 10,
+        "total_tokens": 30,
+        "prompt_tokens_details": {"cached_tokens": 8},
+        "completion_tokens_details": {"reasoning_tokens": 4},
+    })
 }

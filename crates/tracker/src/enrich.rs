@@ -14,9 +14,11 @@ use crate::conventions::{self, GenAiSpanKind};
 
 /// Attributes that are integers in the conventions. `tracing` records `u64` fields as strings
 /// (tracing-opentelemetry has no unsigned mapping), so these are turned back into integers.
-const INTEGER_KEYS: [&str; 5] = [
+const INTEGER_KEYS: [&str; 7] = [
     conventions::GEN_AI_USAGE_INPUT_TOKENS,
     conventions::GEN_AI_USAGE_OUTPUT_TOKENS,
+    conventions::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+    conventions::GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
     conventions::GEN_AI_REQUEST_MAX_TOKENS,
     conventions::GEN_AI_REQUEST_TOP_K,
     conventions::GEN_AI_REQUEST_SEED,
@@ -53,9 +55,18 @@ pub fn enrich_span(span: &mut SpanData) {
     let output_tokens = int_attribute(&span.attributes, conventions::GEN_AI_USAGE_OUTPUT_TOKENS);
     if input_tokens.is_some() || output_tokens.is_some() {
         let (input, output) = (input_tokens.unwrap_or(0), output_tokens.unwrap_or(0));
+        let mut usage =
+            json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output});
+        // MLflow's key for prompt tokens read from the provider's cache.
+        if let Some(cached) = int_attribute(
+            &span.attributes,
+            conventions::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+        ) {
+            usage["cache_read_input_tokens"] = json!(cached);
+        }
         added.push(mlflow_attribute(
             conventions::MLFLOW_CHAT_TOKEN_USAGE,
-            json!({"input_tokens": input, "output_tokens": output, "total_tokens": input + output}),
+            usage,
         ));
     }
 

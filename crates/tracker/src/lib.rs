@@ -27,12 +27,13 @@ pub mod retry;
 pub mod span_tree;
 pub mod telemetry;
 pub mod telemetry_settings;
+pub mod trace_search;
 pub mod trace_store;
 pub mod tracking;
 pub mod tracking_config;
 
 pub use conventions::GenAiSpanKind;
-pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics};
+pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics, MonitorMetrics};
 pub use span_tree::SpanTree;
 pub use telemetry::{
     FsyncPolicy, OtlpConfig, OtlpProtocol, ShutdownReport, SpoolConfig, Telemetry,
@@ -41,7 +42,8 @@ pub use telemetry::{
     traceparent_of,
 };
 pub use telemetry_settings::TelemetrySettings;
-pub use trace_store::{LocalTraceStore, StoredSpan, TraceStoreError, TraceSummary};
+pub use trace_search::{TraceFilter, TraceFilterError, TraceOrder, TraceQuery};
+pub use trace_store::{LocalTraceStore, StoredSpan, TracePage, TraceStoreError, TraceSummary};
 pub use tracking_config::{TrackingBackend, TrackingConfig};
 
 /// Milliseconds since the Unix epoch, now: the timestamps of runs, registries and spools.

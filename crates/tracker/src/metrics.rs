@@ -1,11 +1,12 @@
-//! The GenAI client metrics: `gen_ai.client.token.usage` and `gen_ai.client.operation.duration`.
+//! The GenAI client metrics: `gen_ai.client.token.usage` and `gen_ai.client.operation.duration`,
+//! and Sextant's `sextant.gen_ai.client.cost` (the conventions have no cost metric yet).
 //!
 //! Callers pass plain strings in [`GenAiMetricAttributes`]; no OpenTelemetry type crosses this API.
 
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider, UpDownCounter};
 
 use crate::conventions::{self, metric};
 
@@ -72,6 +73,7 @@ impl GenAiMetricAttributes<'_> {
 pub struct GenAiMetrics {
     token_usage: Histogram<u64>,
     operation_duration: Histogram<f64>,
+    cost: Counter<f64>,
 }
 
 impl GenAiMetrics {
@@ -99,7 +101,23 @@ impl GenAiMetrics {
                 .with_description("GenAI operation duration")
                 .with_boundaries(metric::OPERATION_DURATION_BOUNDARIES.to_vec())
                 .build(),
+            cost: meter
+                .f64_counter(metric::SEXTANT_GEN_AI_CLIENT_COST)
+                .with_description(
+                    "What model calls cost by the price table, in the currency attribute's unit",
+                )
+                .build(),
         }
+    }
+
+    /// Adds what one priced operation cost, in `currency` (`sextant.usage.cost.currency`).
+    pub fn record_cost(&self, attributes: &GenAiMetricAttributes<'_>, cost: f64, currency: &str) {
+        let mut values = attributes.key_values();
+        values.push(KeyValue::new(
+            conventions::SEXTANT_USAGE_COST_CURRENCY,
+            currency.to_string(),
+        ));
+        self.cost.add(cost, &values);
     }
 
     /// Records the tokens of one operation, one measurement per token type present.
@@ -134,6 +152,75 @@ impl GenAiMetrics {
         }
         self.operation_duration
             .record(duration.as_secs_f64(), &values);
+    }
+}
+
+/// The online evaluation metrics of `sextant serve`'s monitors: `sextant.monitor.results`
+/// (per scorer and result: `pass`, `fail`, `error`), `sextant.monitor.pass_rate` (per scorer,
+/// over the monitors' window) and `sextant.monitor.dropped` (finished turns not judged because the
+/// queue was full).
+#[derive(Clone, Debug)]
+pub struct MonitorMetrics {
+    results: Counter<u64>,
+    pass_rate: Gauge<f64>,
+    dropped: Counter<u64>,
+}
+
+impl MonitorMetrics {
+    /// The metrics on the global meter provider that [`crate::init`] installs (no-ops before).
+    pub fn global() -> Self {
+        Self::from_meter(&opentelemetry::global::meter(INSTRUMENTATION_SCOPE))
+    }
+
+    pub(crate) fn from_provider(provider: &impl MeterProvider) -> Self {
+        Self::from_meter(&provider.meter(INSTRUMENTATION_SCOPE))
+    }
+
+    fn from_meter(meter: &Meter) -> Self {
+        Self {
+            results: meter
+                .u64_counter(metric::SEXTANT_MONITOR_RESULTS)
+                .with_unit("{result}")
+                .with_description("Scores the service's monitors gave finished turns.")
+                .build(),
+            pass_rate: meter
+                .f64_gauge(metric::SEXTANT_MONITOR_PASS_RATE)
+                .with_unit("1")
+                .with_description("Share of judged turns that passed, per scorer, over the window.")
+                .build(),
+            dropped: meter
+                .u64_counter(metric::SEXTANT_MONITOR_DROPPED)
+                .with_unit("{turn}")
+                .with_description("Finished turns not judged because the monitor queue was full.")
+                .build(),
+        }
+    }
+
+    /// One score of `scorer`: `pass`, `fail` or `error`.
+    pub fn record_result(&self, scorer: &str, result: &str) {
+        self.results.add(
+            1,
+            &[
+                KeyValue::new(conventions::SEXTANT_SCORER, scorer.to_string()),
+                KeyValue::new(conventions::SEXTANT_MONITOR_RESULT, result.to_string()),
+            ],
+        );
+    }
+
+    /// `scorer`'s pass rate over the window.
+    pub fn record_pass_rate(&self, scorer: &str, rate: f64) {
+        self.pass_rate.record(
+            rate,
+            &[KeyValue::new(
+                conventions::SEXTANT_SCORER,
+                scorer.to_string(),
+            )],
+        );
+    }
+
+    /// A finished turn the queue had no room for.
+    pub fn record_dropped(&self) {
+        self.dropped.add(1, &[]);
     }
 }
 

@@ -412,6 +412,7 @@ mod tests {
             latency_p95_ms: 100.0,
             input_tokens: 0,
             output_tokens: 0,
+            cost: None,
         }
     }
 

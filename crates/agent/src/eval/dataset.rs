@@ -76,6 +76,9 @@ pub struct EvalRow {
     /// What is expected.
     #[serde(default)]
     pub expectations: Expectations,
+    /// The trace the row was made from, for a dataset built from traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_trace: Option<String>,
 }
 
 impl EvalRow {
@@ -338,6 +341,7 @@ fn parse_csv(path: &Path, text: &str) -> Result<Vec<EvalRow>, DatasetError> {
         rows.push(EvalRow {
             inputs,
             expectations,
+            source_trace: None,
         });
     }
     Ok(rows)

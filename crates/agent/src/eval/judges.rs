@@ -264,6 +264,7 @@ impl Scorer for LlmJudge {
         let response = crate::traced_chat::traced_chat(
             self.model.as_ref(),
             &sextant_tracker::GenAiMetrics::global(),
+            &crate::prices::PriceTable::built_in(),
             self.capture_content,
             &request,
             None,

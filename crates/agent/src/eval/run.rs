@@ -147,6 +147,10 @@ pub struct EvalReport {
     pub input_tokens: u64,
     /// Output tokens over all turns.
     pub output_tokens: u64,
+    /// What the turns' model calls cost, in the price table's currency; `None` when a model had
+    /// no price.
+    #[serde(default)]
+    pub cost: Option<f64>,
 }
 
 impl EvalReport {
@@ -196,6 +200,12 @@ impl EvalReport {
                 self.output_tokens as f64 / turns,
             ),
         ]);
+        if let Some(cost) = self.cost {
+            metrics.extend([
+                ("cost".to_owned(), cost),
+                ("mean_cost".to_owned(), cost / turns),
+            ]);
+        }
         metrics
     }
 }
@@ -380,6 +390,13 @@ fn summarize(
         latency_p95_ms: quantile(&latencies, 0.95),
         input_tokens: rows.iter().map(|r| r.usage.input_tokens).sum(),
         output_tokens: rows.iter().map(|r| r.usage.output_tokens).sum(),
+        cost: rows
+            .iter()
+            .fold(crate::chat::Usage::default(), |mut sum, row| {
+                sum += row.usage;
+                sum
+            })
+            .cost(),
         rows,
         scorers: summaries,
     }

@@ -287,6 +287,7 @@ impl Assembler {
             self.usage = Usage {
                 input_tokens: final_data.prompt_eval_count,
                 output_tokens: final_data.eval_count,
+                ..Usage::default()
             };
         }
         self.done |= wire.done;

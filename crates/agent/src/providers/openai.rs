@@ -445,6 +445,17 @@ fn from_wire_usage(usage: &CompletionUsage) -> Usage {
     Usage {
         input_tokens: usage.prompt_tokens.into(),
         output_tokens: usage.completion_tokens.into(),
+        cached_input_tokens: usage
+            .prompt_tokens_details
+            .as_ref()
+            .and_then(|details| details.cached_tokens)
+            .map_or(0, u64::from),
+        reasoning_tokens: usage
+            .completion_tokens_details
+            .as_ref()
+            .and_then(|details| details.reasoning_tokens)
+            .map_or(0, u64::from),
+        cost_nanos: None,
     }
 }
 
@@ -620,7 +631,8 @@ mod tests {
             response.usage,
             Usage {
                 input_tokens: 5,
-                output_tokens: 3
+                output_tokens: 3,
+                ..Usage::default()
             }
         );
     }

@@ -52,6 +52,21 @@ pub struct SessionTurn {
     pub trace_id: Option<String>,
     /// When it was answered, milliseconds since the Unix epoch.
     pub created_at_ms: i64,
+    /// Its tokens and cost (what `[budget]`'s per-session limits count).
+    #[serde(default)]
+    pub usage: crate::chat::Usage,
+}
+
+impl Session {
+    /// What its turns spent, together.
+    pub fn usage(&self) -> crate::chat::Usage {
+        self.turns
+            .iter()
+            .fold(crate::chat::Usage::default(), |mut sum, turn| {
+                sum += turn.usage;
+                sum
+            })
+    }
 }
 
 /// A conversation.
@@ -273,6 +288,17 @@ impl SessionStore {
     }
 }
 
+/// A turn's usage as a store keeps it (JSON text).
+pub(crate) fn write_usage(usage: &crate::chat::Usage) -> String {
+    serde_json::to_string(usage).unwrap_or_default()
+}
+
+/// A stored turn's usage; a turn stored before usage was kept spent nothing known.
+pub(crate) fn read_usage(text: Option<&str>) -> crate::chat::Usage {
+    text.and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or_default()
+}
+
 /// Answers `question` as the next turn of `session` with `agent`: the window's history goes to the
 /// model, the trace carries the session and user ids, and the turn is stored (and added to
 /// `session`) once answered. A failed turn leaves the session unchanged; a turn paused for approval
@@ -292,6 +318,7 @@ pub async fn run_session_turn(
         conversation_id: Some(session.id.clone()),
         user_id: session.user_id.clone(),
         approver,
+        session_usage: session.usage(),
         ..TurnContext::default()
     };
     let outcome = agent
@@ -320,6 +347,7 @@ pub async fn record_turn(
         answer: outcome.answer.clone(),
         trace_id: outcome.trace_id.clone(),
         created_at_ms: now_ms(),
+        usage: outcome.usage,
     };
     store.append(session_id, &turn).await?;
     Ok(Some(turn))
@@ -437,6 +465,7 @@ mod tests {
             answer: a.into(),
             trace_id: None,
             created_at_ms: 0,
+            usage: Default::default(),
         }
     }
 

@@ -66,24 +66,26 @@ impl SqliteSessions {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| error(&e))?;
         migration.execute_batch(SCHEMA).map_err(|e| error(&e))?;
-        // Stores written before summaries existed get the columns.
-        for (column, definition) in [
-            ("summary", "summary TEXT"),
+        // Stores written before summaries (and turn usage) existed get the columns.
+        for (table, column, definition) in [
+            ("sessions", "summary", "summary TEXT"),
             (
+                "sessions",
                 "summarized_turns",
                 "summarized_turns INTEGER NOT NULL DEFAULT 0",
             ),
+            ("session_turns", "usage", "usage TEXT"),
         ] {
             let present: bool = migration
                 .query_row(
-                    "SELECT COUNT(*) > 0 FROM pragma_table_info('sessions') WHERE name = ?1",
-                    params![column],
+                    "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+                    params![table, column],
                     |row| row.get(0),
                 )
                 .map_err(|e| error(&e))?;
             if !present {
                 migration
-                    .execute_batch(&format!("ALTER TABLE sessions ADD COLUMN {definition}"))
+                    .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {definition}"))
                     .map_err(|e| error(&e))?;
             }
         }
@@ -140,7 +142,7 @@ impl SessionBackend for SqliteSessions {
             };
             session.turns = c
                 .prepare_cached(
-                    "SELECT question, answer, trace_id, created_at_ms FROM session_turns
+                    "SELECT question, answer, trace_id, created_at_ms, usage FROM session_turns
                      WHERE session_id = ?1 ORDER BY created_at_ms, rowid",
                 )?
                 .query_map(params![id], |row| {
@@ -149,6 +151,7 @@ impl SessionBackend for SqliteSessions {
                         answer: row.get(1)?,
                         trace_id: row.get(2)?,
                         created_at_ms: row.get(3)?,
+                        usage: super::read_usage(row.get::<_, Option<String>>(4)?.as_deref()),
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
@@ -181,14 +184,15 @@ impl SessionBackend for SqliteSessions {
                 return Ok(false);
             }
             c.execute(
-                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO session_turns (session_id, question, answer, trace_id, created_at_ms,
+                 usage) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     id,
                     turn.question,
                     turn.answer,
                     turn.trace_id,
-                    turn.created_at_ms
+                    turn.created_at_ms,
+                    super::write_usage(&turn.usage),
                 ],
             )?;
             Ok(true)

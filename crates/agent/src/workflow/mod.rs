@@ -334,10 +334,7 @@ impl Workflow {
                 .instrument(span.clone())
                 .await;
             let duration_ms = started.elapsed().as_secs_f64() * 1e3;
-            let usage = Usage {
-                input_tokens: state.usage.input_tokens - usage_before.input_tokens,
-                output_tokens: state.usage.output_tokens - usage_before.output_tokens,
-            };
+            let usage = state.usage.since(&usage_before);
             let (output, error) = match &result {
                 Ok(output) => (output.clone(), None),
                 Err((failed, message)) if failed == id => {

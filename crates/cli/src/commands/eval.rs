@@ -7,10 +7,10 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use sextant_agent::eval::compare::compare;
 use sextant_agent::eval::dataset::Dataset;
-use sextant_agent::eval::judges::{JudgeKind, LlmJudge};
+use sextant_agent::eval::dataset_store::SCHEME as DATASET_SCHEME;
+use sextant_agent::eval::resolve_scorer;
 use sextant_agent::eval::run::{EvalOptions, EvalReport, evaluate};
 use sextant_agent::eval::scorer::Scorer;
-use sextant_agent::eval::scorers::{BUILTIN_NAMES, builtin};
 use sextant_runtime::{RunSpec, RunStatus, Runtime, SextantConfig};
 use sextant_tracker::prompts::PromptRegistry;
 
@@ -47,7 +47,10 @@ pub async fn eval(mut config: SextantConfig, args: EvalArgs) -> anyhow::Result<(
     if args.no_log {
         config.tracking.log_runs = false;
     }
-    let dataset = Dataset::load(&dataset_path)?;
+    let dataset = match dataset_path.to_str() {
+        Some(uri) if uri.starts_with(DATASET_SCHEME) => super::datasets::load(&config, uri).await?,
+        _ => Dataset::load(&dataset_path)?,
+    };
     let builder = Runtime::builder(config);
     let (mut agent_config, model_version) = builder.resolve_agent(args.agent.as_deref()).await?;
     if let Some(system_prompt) = &args.system_prompt {
@@ -83,18 +86,7 @@ pub async fn eval(mut config: SextantConfig, args: EvalArgs) -> anyhow::Result<(
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
     {
-        let scorer = match (builtin(spec), JudgeKind::from_name(spec)) {
-            (Some(scorer), _) => scorer.map_err(anyhow::Error::msg)?,
-            (None, Some(kind)) => Arc::new(
-                LlmJudge::new(kind, judge_model.clone(), prompts.clone())
-                    .with_capture_content(true),
-            ),
-            (None, None) => anyhow::bail!(
-                "unknown scorer `{spec}`; the scorers are {}, correctness, guidelines, relevance_to_query, retrieval_groundedness",
-                BUILTIN_NAMES.join(", ")
-            ),
-        };
-        scorers.push(scorer);
+        scorers.push(resolve_scorer(spec, &judge_model, &prompts).map_err(anyhow::Error::msg)?);
     }
     anyhow::ensure!(!scorers.is_empty(), "--scorers names no scorer");
 
@@ -233,11 +225,14 @@ fn print_report(report: &EvalReport) {
         );
     }
     println!(
-        "latency p50 {:.0} ms, p95 {:.0} ms; tokens in {} out {}; failed turns {}",
+        "latency p50 {:.0} ms, p95 {:.0} ms; tokens in {} out {}; cost {}; failed turns {}",
         report.latency_p50_ms,
         report.latency_p95_ms,
         report.input_tokens,
         report.output_tokens,
+        report
+            .cost
+            .map_or_else(|| "no price".to_owned(), |cost| format!("{cost:.6}")),
         report.failed_turns
     );
     // The first error of each scorer, so a misconfigured judge is visible without --json.

@@ -1,6 +1,7 @@
 //! One module per command.
 
 mod chat;
+mod datasets;
 mod eval;
 mod experiments;
 mod ingest;
@@ -40,6 +41,7 @@ pub async fn dispatch(cli: Cli, config: SextantConfig) -> anyhow::Result<()> {
             match command {
                 Command::Sessions(command) => sessions::sessions(&runtime, command).await,
                 Command::Traces(command) => traces::traces(&runtime, command).await,
+                Command::Datasets(command) => datasets::datasets(&runtime, command).await,
                 Command::Models(command) => models::models(&runtime, command).await,
                 Command::Ingest(args) => ingest::ingest_command(&runtime, args).await,
                 Command::Memory(command) => memory::memory(&runtime, command).await,

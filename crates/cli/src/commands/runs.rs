@@ -32,8 +32,8 @@ pub async fn runs(runtime: &Runtime, command: RunsCommand) -> anyhow::Result<()>
                 println!("no runs in experiment `{name}` match");
             } else {
                 println!(
-                    "{:<32}  {:<9} {:<24} {:>11}  {:>8}",
-                    "run", "status", "name", "latency_ms", "tokens"
+                    "{:<32}  {:<9} {:<24} {:>11}  {:>8}  {:>10}",
+                    "run", "status", "name", "latency_ms", "tokens", "cost"
                 );
                 for run in runs {
                     let metric = |key: &str| {
@@ -42,13 +42,20 @@ pub async fn runs(runtime: &Runtime, command: RunsCommand) -> anyhow::Result<()>
                             .map(|m| format!("{:.0}", m.value))
                             .unwrap_or_else(|| "-".into())
                     };
+                    // A run without a cost metric had a model without a price.
+                    let cost = match (run.metrics.get("cost"), run.metrics.get("total_tokens")) {
+                        (Some(cost), _) => format!("{:.6}", cost.value),
+                        (None, Some(_)) => "no price".to_owned(),
+                        (None, None) => "-".to_owned(),
+                    };
                     println!(
-                        "{:<32}  {:<9} {:<24} {:>11}  {:>8}",
+                        "{:<32}  {:<9} {:<24} {:>11}  {:>8}  {:>10}",
                         run.info.run_id,
                         run.info.status.as_str(),
                         run.info.run_name,
                         metric("latency_ms"),
-                        metric("total_tokens")
+                        metric("total_tokens"),
+                        cost
                     );
                 }
             }

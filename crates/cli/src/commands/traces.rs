@@ -2,7 +2,8 @@
 
 use anyhow::Context;
 use sextant_runtime::Runtime;
-use sextant_tracker::SpanTree;
+use sextant_tracker::tracking::Feedback;
+use sextant_tracker::{SpanTree, TraceFilter, TraceOrder, TraceQuery, TraceSummary};
 
 use crate::cli::TracesCommand;
 
@@ -27,22 +28,78 @@ pub async fn traces(runtime: &Runtime, command: TracesCommand) -> anyhow::Result
             if traces.is_empty() {
                 println!("no traces in {}", path.display());
             }
-            for t in traces {
-                // OpenTelemetry leaves a successful span's status unset; say what it means.
-                let status = if t.status == "unset" {
-                    "ok"
-                } else {
-                    t.status.as_str()
-                };
-                let tokens = t
-                    .total_tokens
-                    .map(|n| format!("{n} tokens"))
-                    .unwrap_or_default();
-                println!(
-                    "{}  {:<32} {:>9.1} ms  {:>3} spans  {:<12} {}",
-                    t.trace_id, t.root_span_name, t.duration_ms, t.span_count, tokens, status
-                );
+            for t in &traces {
+                print_summary(t);
             }
+        }
+        TracesCommand::Search {
+            filter,
+            order_by,
+            limit,
+            page_token,
+            json,
+        } => {
+            let query = TraceQuery {
+                filter: TraceFilter::parse(&filter)?,
+                order: order_by
+                    .as_deref()
+                    .map(TraceOrder::parse)
+                    .transpose()?
+                    .unwrap_or_default(),
+                limit,
+                page_token,
+                owner: None,
+            };
+            let started = std::time::Instant::now();
+            let page = store.search(&query)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&page)?);
+                return Ok(());
+            }
+            for t in &page.traces {
+                print_summary(t);
+            }
+            eprintln!(
+                "{} trace{} in {:.1} ms",
+                page.traces.len(),
+                if page.traces.len() == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            if let Some(token) = page.next_page_token {
+                eprintln!("more: --page-token {token}");
+            }
+        }
+        TracesCommand::Feedback {
+            id,
+            name,
+            value,
+            rationale,
+            by,
+        } => {
+            let trace_id = store.resolve_trace_id(&id)?;
+            let by = by
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "operator".into());
+            let feedback = Feedback {
+                name,
+                value: Feedback::parse_value(&value),
+                rationale,
+                user_id: None,
+            };
+            let assessment = feedback.into_assessment(
+                &trace_id,
+                &by,
+                jiff::Timestamp::now().as_millisecond(),
+            )?;
+            let (name, verdict) = (assessment.name.clone(), assessment.value.clone());
+            runtime
+                .log_assessment(assessment)
+                .await
+                .context("recording the feedback")?;
+            println!(
+                "feedback {name} = {} on trace {trace_id} by {by} (HUMAN)",
+                verdict.unwrap_or_default()
+            );
         }
         TracesCommand::Show { id, json } => {
             let trace_id = match id {
@@ -70,6 +127,29 @@ pub async fn traces(runtime: &Runtime, command: TracesCommand) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// One line per trace: id, root span, duration, spans, tokens, cost, status.
+fn print_summary(t: &TraceSummary) {
+    // OpenTelemetry leaves a successful span's status unset; say what it means.
+    let status = if t.status == "unset" {
+        "ok"
+    } else {
+        t.status.as_str()
+    };
+    let tokens = t
+        .total_tokens
+        .map(|n| format!("{n} tokens"))
+        .unwrap_or_default();
+    let cost = match (t.cost, t.currency.as_deref()) {
+        (Some(cost), Some(currency)) => format!("{cost:.6} {currency}"),
+        (Some(cost), None) => format!("{cost:.6}"),
+        (None, _) => String::new(),
+    };
+    println!(
+        "{}  {:<32} {:>9.1} ms  {:>3} spans  {:<12} {:<14} {}",
+        t.trace_id, t.root_span_name, t.duration_ms, t.span_count, tokens, cost, status
+    );
 }
 
 /// The trace's assessments (scores from `sextant eval`) from the tracking store, beneath its tree.

@@ -98,6 +98,38 @@ pub fn add_key(settings: &mut ServeConfig, user: &str, roles: &[Role]) -> String
     key
 }
 
+/// A JSON request to the in-process service with `key` as its bearer token.
+pub fn authorized(
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("host", "127.0.0.1")
+        .header("authorization", format!("Bearer {key}"))
+        .body(body.map_or_else(axum::body::Body::empty, |b| {
+            axum::body::Body::from(b.to_string())
+        }))
+        .unwrap()
+}
+
+/// A price table pricing the scripted model (`scripted`) at 1.0 input, 0.5 cached input and 2.0
+/// output per million tokens, as the file `SEXTANT_PRICES__FILE` names: its path.
+pub fn prices_file() -> String {
+    let path = std::env::temp_dir().join(format!("sextant-prices-{}.toml", std::process::id()));
+    std::fs::write(
+        &path,
+        "currency = \"USD\"\nas_of = \"2026-12-03\"\n[[models]]\nmodel = \"scripted\"\n\
+         input = 1.0\ncached_input = 0.5\noutput = 2.0\n",
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
 /// A server listening on a free loopback port until dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.

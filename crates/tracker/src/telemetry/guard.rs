@@ -148,6 +148,17 @@ impl TelemetryGuard {
         }
     }
 
+    /// The online evaluation metrics on this pipeline's meter provider (the global one after
+    /// [`init`](super::init)).
+    pub fn monitor_metrics(&self) -> crate::metrics::MonitorMetrics {
+        match &self.pipeline {
+            Some(pipeline) => {
+                crate::metrics::MonitorMetrics::from_provider(&pipeline.meter_provider)
+            }
+            None => crate::metrics::MonitorMetrics::global(),
+        }
+    }
+
     /// Every metric of this pipeline so far, in the Prometheus text format (empty when telemetry
     /// is disabled).
     pub fn prometheus_text(&self) -> Result<String, TelemetryError> {

@@ -65,7 +65,7 @@ fn invalid(filter: &str, message: impl Into<String>) -> TrackingError {
 
 /// Splits `text` into tokens: a quoted string keeps its quote character first; a word may hold
 /// backtick-quoted parts (``tags.`team a` ``).
-fn tokenize(text: &str) -> Result<Vec<String>, String> {
+pub(crate) fn tokenize(text: &str) -> Result<Vec<String>, String> {
     let chars: Vec<char> = text.chars().collect();
     let closing = |from: usize, quote: char| {
         chars[from..]

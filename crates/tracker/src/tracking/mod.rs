@@ -9,6 +9,7 @@
 
 mod assessment;
 mod dataset_input;
+mod feedback;
 mod filter;
 mod run;
 mod spool;
@@ -23,6 +24,8 @@ pub use assessment::{
     JUDGE_OUTPUT_TOKENS_KEY, SCORER_TRACE_ID_KEY, SOURCE_RUN_ID_KEY, parse_rfc3339_ms, rfc3339_ms,
 };
 pub use dataset_input::{DATASET_CONTEXT_TAG, DatasetInput};
+pub use feedback::{FEEDBACK_END_USER_KEY, Feedback};
+pub(crate) use filter::tokenize;
 pub use filter::{OrderBy, RunFilter};
 pub use run::{ActiveRun, ReplayReport, RunReport, RunSpec, Tracker, TrackerOptions};
 

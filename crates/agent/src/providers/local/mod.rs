@@ -510,6 +510,7 @@ impl Job {
         response.usage = Usage {
             input_tokens: (routing_tokens + prompt_tokens.len()) as u64,
             output_tokens: session.generated as u64,
+            ..Usage::default()
         };
         Ok(response)
     }
