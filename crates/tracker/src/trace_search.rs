@@ -485,10 +485,12 @@ impl Clause {
                 params.push(SqlValue::Text(name.clone()));
                 let condition = compare("a.value", params);
                 // Only the newest assessment of that name counts: a changed mind replaces the old.
+                // Driven from the assessments of that name (far fewer than traces), each checked
+                // against its trace's newest through the (trace, name, seq) index.
                 format!(
-                    "EXISTS (SELECT 1 FROM assessments a WHERE a.trace_id = t.trace_id \
-                     AND a.name = ? AND a.seq = (SELECT MAX(b.seq) FROM assessments b \
-                     WHERE b.trace_id = a.trace_id AND b.name = a.name) AND {condition})"
+                    "t.trace_id IN (SELECT a.trace_id FROM assessments a WHERE a.name = ? \
+                     AND {condition} AND a.seq = (SELECT MAX(b.seq) FROM assessments b \
+                     WHERE b.trace_id = a.trace_id AND b.name = a.name))"
                 )
             }
         }
@@ -547,11 +549,23 @@ impl TraceOrder {
         Ok(Self { column, descending })
     }
 
-    /// The `ORDER BY` clause; traces without the value sort last, then newest first.
+    /// The `ORDER BY` clause; traces without the value sort last, then newest first. Columns
+    /// every trace has are ordered by themselves alone, so SQLite walks their index instead of
+    /// sorting every trace.
     pub(crate) fn sql(&self) -> String {
         let column = self.column.sql();
         let direction = if self.descending { "DESC" } else { "ASC" };
-        format!("{column} IS NULL, {column} {direction}, t.start_time_unix_nano DESC, t.trace_id")
+        let always_set = matches!(
+            self.column,
+            Column::Timestamp | Column::DurationMs | Column::Name | Column::TraceId
+        );
+        if always_set {
+            format!("{column} {direction}, t.trace_id {direction}")
+        } else {
+            format!(
+                "{column} IS NULL, {column} {direction}, t.start_time_unix_nano DESC, t.trace_id"
+            )
+        }
     }
 }
 
@@ -606,10 +620,10 @@ mod tests {
         )
         .unwrap();
         let (sql, params) = filter.sql();
-        assert_eq!(
-            sql.matches("EXISTS").count(),
-            2,
-            "any span and feedback: {sql}"
+        assert_eq!(sql.matches("EXISTS").count(), 1, "any span: {sql}");
+        assert!(
+            sql.contains("t.trace_id IN (SELECT a.trace_id FROM assessments"),
+            "feedback: {sql}"
         );
         assert!(sql.starts_with("t.status = 'error'"), "{sql}");
         assert!(params.contains(&SqlValue::Text("$.\"gen_ai.request.model\"".into())));

@@ -277,7 +277,7 @@ CREATE TABLE IF NOT EXISTS assessments (
     create_time_ms INTEGER NOT NULL,
     body TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS assessments_by_trace ON assessments (trace_id, name);
+CREATE INDEX IF NOT EXISTS assessments_by_trace_name ON assessments (trace_id, name, seq);
 CREATE INDEX IF NOT EXISTS assessments_by_name ON assessments (name, value);
 ";
 
@@ -632,7 +632,13 @@ fn refresh_summary(connection: &Connection, trace_id: &str) -> Result<(), TraceS
     let root_attributes = root
         .map(|span| serde_json::Value::Object(span.attributes.clone()).to_string())
         .unwrap_or_else(|| "{}".into());
-    let owner = first_attribute(&spans, root, conventions::SEXTANT_OWNER);
+    // An empty owner is one: a turn nobody asserted (a service without keys) is readable by the
+    // callers who assert nobody, unlike a trace without an owner (a CLI run), which only admins read.
+    let owner = root
+        .into_iter()
+        .chain(&spans)
+        .find_map(|span| span.attribute_str(conventions::SEXTANT_OWNER))
+        .map(str::to_owned);
     let prompts = root
         .and_then(|span| span.attribute_str(conventions::MLFLOW_LINKED_PROMPTS))
         .map(str::to_owned);
@@ -1345,6 +1351,16 @@ mod tests {
         let listed = store.list_traces(10).unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].duration_ms, 700.0);
+        // An empty owner (a keyless service's anonymous caller) is an owner, not none.
+        assert_eq!(
+            store.owner(&listed[0].trace_id).unwrap(),
+            Some(Some(String::new()))
+        );
+        let anonymous = TraceQuery {
+            owner: Some(String::new()),
+            ..TraceQuery::default()
+        };
+        assert_eq!(store.search(&anonymous).unwrap().traces.len(), 1);
         assert_eq!(
             store
                 .search(&query("duration_ms = 700"))
