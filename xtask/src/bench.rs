@@ -17,7 +17,7 @@ pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
     if passthrough.first().map(String::as_str) == Some("accuracy") {
         return accuracy(&passthrough[1..]);
     }
-    let mut cmd = Command::new(paths::cargo());
+    let mut cmd = paths::cargo_command();
     cmd.arg("bench");
     if !process::selects_packages(passthrough) {
         cmd.arg("--workspace");
@@ -52,7 +52,7 @@ pub fn bench(passthrough: &[String]) -> Result<ExitCode> {
 /// Builds the release binary, then runs `scripts/accuracy/measure.sh` with it.
 fn accuracy(args: &[String]) -> Result<ExitCode> {
     let root = paths::workspace_root();
-    let mut build = Command::new(paths::cargo());
+    let mut build = paths::cargo_command();
     build
         .args(["build", "--release", "-p", "sextant"])
         .current_dir(&root);

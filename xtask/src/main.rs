@@ -21,7 +21,7 @@ mod servers;
 mod signals;
 mod venv;
 
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -100,7 +100,7 @@ fn test(passthrough: &[String]) -> Result<ExitCode> {
     }
     let env = servers.env();
 
-    let mut cmd = Command::new(paths::cargo());
+    let mut cmd = paths::cargo_command();
     // Every failing test binary is reported, not just the first.
     cmd.args(["test", "--no-fail-fast"]);
     if !process::selects_packages(passthrough) {

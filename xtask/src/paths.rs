@@ -1,6 +1,7 @@
 //! Where things live: the workspace, the target dir, xtask's logs, the CI cache.
 
 use std::path::PathBuf;
+use std::process::Command;
 
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
@@ -48,7 +49,55 @@ pub fn cache_dir() -> PathBuf {
     home.join(".cache").join("sextant-ci")
 }
 
-/// The cargo that runs xtask (`$CARGO`), so `cargo +toolchain xtask` keeps its toolchain.
-pub fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+/// A command running the cargo that runs xtask (`$CARGO`, so `cargo +toolchain xtask` keeps its
+/// toolchain), without the variables `cargo run` set for xtask itself (`CARGO_PKG_NAME=xtask`,
+/// `CARGO_MANIFEST_DIR`, …). Build scripts such as ring's watch those with `rerun-if-env-changed`,
+/// so passing them on made `cargo xtask test` and a plain `cargo test` rebuild the TLS stack and
+/// every crate above it each time one followed the other.
+pub fn cargo_command() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(is_cargo_run_variable) {
+            command.env_remove(&key);
+        }
+    }
+    command
+}
+
+/// A variable `cargo run` sets for the binary it runs (not one a user sets to steer cargo).
+fn is_cargo_run_variable(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_MANIFEST_")
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME" | "CARGO_BIN_NAME" | "CARGO_PRIMARY_PACKAGE"
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_cargo_run_variable;
+
+    #[test]
+    fn only_the_variables_cargo_run_sets_are_dropped() {
+        for key in [
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_LINKS",
+            "CARGO_CRATE_NAME",
+        ] {
+            assert!(is_cargo_run_variable(key), "{key}");
+        }
+        for key in [
+            "CARGO",
+            "CARGO_TARGET_DIR",
+            "CARGO_HOME",
+            "CARGO_INCREMENTAL",
+            "CARGO_BUILD_JOBS",
+            "RUSTFLAGS",
+        ] {
+            assert!(!is_cargo_run_variable(key), "{key}");
+        }
+    }
 }

@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -383,6 +384,9 @@ impl OwnMlflow {
             .env("DO_NOT_TRACK", "true")
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group: `mlflow server` runs uvicorn, a job runner and huey consumers
+            // as children, and killing only `mlflow` left them running after the test.
+            .process_group(0)
             .spawn()
             .expect("mlflow starts");
         let server = Self {
@@ -409,10 +413,7 @@ impl OwnMlflow {
 
     /// Stops the server, keeping its database for the restart.
     fn stop(mut self) -> (u16, tempfile::TempDir) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
+        kill_group(self.process.take());
         (
             self.port,
             std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
@@ -422,10 +423,17 @@ impl OwnMlflow {
 
 impl Drop for OwnMlflow {
     fn drop(&mut self) {
-        if let Some(mut process) = self.process.take() {
-            let _ = process.kill();
-            let _ = process.wait();
-        }
+        kill_group(self.process.take());
+    }
+}
+
+/// SIGKILL to the server's whole process group, then waits for its leader.
+fn kill_group(process: Option<std::process::Child>) {
+    if let Some(mut process) = process {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", process.id())])
+            .status();
+        let _ = process.wait();
     }
 }
 

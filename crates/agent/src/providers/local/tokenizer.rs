@@ -132,7 +132,9 @@ impl LocalTokenizer {
             .filter(|(_, special)| **special)
             .map(|(token, _)| AddedToken::from(token.clone(), true))
             .collect();
-        inner.add_special_tokens(&added);
+        inner
+            .add_special_tokens(added)
+            .map_err(|err| local(format!("the GGUF's control tokens cannot be added: {err}")))?;
         // The control tokens stay known to the tokenizer but are never matched in its input: what
         // it encodes is text (a message, a page, a tool result), and a prompt's own control tokens
         // are placed by id (`chatml::Prompt`), so text cannot open or close a turn.
