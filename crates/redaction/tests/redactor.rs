@@ -1,0 +1,137 @@
+//! The redactor: what each switch covers, placeholders consistent within a trace and fresh in the
+//! next, the user's own patterns, and configuration errors that name the pattern.
+
+use sextant_redaction::{PatternConfig, Placeholders, RedactionConfig, Redactor};
+
+const QUESTION: &str = "I'm ada@example.com, card 4111 1111 1111 1111, key sk-proj-4fT9xQ2mZ8vL1nR7kW3yB6; \
+                        write to ada@example.com or grace@example.org.";
+
+fn redactor(config: RedactionConfig) -> Redactor {
+    Redactor::new(&config).unwrap()
+}
+
+#[test]
+fn by_default_only_secrets_are_redacted() {
+    let redacted =
+        redactor(RedactionConfig::default()).redact(QUESTION, &mut Placeholders::default());
+    assert_eq!(redacted.count, 1);
+    assert!(
+        redacted.text.contains("key <SECRET_1>;"),
+        "{}",
+        redacted.text
+    );
+    assert!(
+        redacted.text.contains("ada@example.com"),
+        "PII stays without the switch"
+    );
+    assert!(!redacted.text.contains("sk-proj"));
+}
+
+#[test]
+fn with_pii_the_same_value_keeps_its_placeholder_across_texts_of_one_trace() {
+    let redactor = redactor(RedactionConfig {
+        pii: true,
+        ..RedactionConfig::default()
+    });
+    let mut trace = Placeholders::default();
+    let first = redactor.redact(QUESTION, &mut trace);
+    assert_eq!(
+        first.text,
+        "I'm <EMAIL_1>, card <CARD_1>, key <SECRET_1>; write to <EMAIL_1> or <EMAIL_2>."
+    );
+    assert_eq!(first.count, 5);
+    // Another span of the same trace: the same address, the same placeholder; a new one, the next.
+    let second = redactor.redact("from grace@example.org to alan@example.net", &mut trace);
+    assert_eq!(second.text, "from <EMAIL_2> to <EMAIL_3>");
+    assert_eq!(trace.len(), 5);
+    // The next trace numbers from 1 again.
+    let next = redactor.redact("alan@example.net", &mut Placeholders::default());
+    assert_eq!(next.text, "<EMAIL_1>");
+}
+
+#[test]
+fn text_without_findings_comes_back_unchanged() {
+    let redactor = redactor(RedactionConfig {
+        pii: true,
+        ..RedactionConfig::default()
+    });
+    let text = "Version 1.2.3 shipped on 2026-12-03 for order 20261203-0042.";
+    let redacted = redactor.redact(text, &mut Placeholders::default());
+    assert_eq!((redacted.text.as_str(), redacted.count), (text, 0));
+}
+
+#[test]
+fn own_patterns_get_their_name_as_label_and_yield_to_built_in_findings_that_start_first() {
+    let redactor = redactor(RedactionConfig {
+        secrets: false,
+        pii: true,
+        patterns: vec![PatternConfig {
+            name: "employee_id".into(),
+            regex: r"EMP-\d{6}".into(),
+        }],
+    });
+    let redacted = redactor.redact(
+        "EMP-004211 and EMP-004212 (ada@example.com), EMP-004211 again; key sk-proj-4fT9xQ2mZ8vL1nR7kW3yB6",
+        &mut Placeholders::default(),
+    );
+    assert_eq!(
+        redacted.text,
+        "<EMPLOYEE_ID_1> and <EMPLOYEE_ID_2> (<EMAIL_1>), <EMPLOYEE_ID_1> again; key sk-proj-4fT9xQ2mZ8vL1nR7kW3yB6",
+        "secrets = false leaves keys alone"
+    );
+}
+
+#[test]
+fn nothing_on_is_inactive() {
+    assert!(
+        !redactor(RedactionConfig {
+            secrets: false,
+            ..RedactionConfig::default()
+        })
+        .is_active()
+    );
+    assert!(redactor(RedactionConfig::default()).is_active());
+}
+
+#[test]
+fn a_bad_pattern_is_an_error_naming_it() {
+    let with = |name: &str, regex: &str| RedactionConfig {
+        patterns: vec![
+            PatternConfig {
+                name: "fine".into(),
+                regex: "x+".into(),
+            },
+            PatternConfig {
+                name: name.into(),
+                regex: regex.into(),
+            },
+        ],
+        ..RedactionConfig::default()
+    };
+    let error = Redactor::new(&with("ticket", "TKT-(")).unwrap_err();
+    assert_eq!((error.index, error.name.as_str()), (1, "ticket"));
+    assert!(
+        error
+            .to_string()
+            .starts_with("patterns[1] (\"ticket\"): the regex does not compile"),
+        "{error}"
+    );
+    let error = Redactor::new(&with("anything", "a*")).unwrap_err();
+    assert!(error.problem.contains("empty string"), "{error}");
+    let error = Redactor::new(&with("has space", "x")).unwrap_err();
+    assert!(error.problem.contains("letters, digits and _"), "{error}");
+}
+
+#[test]
+fn the_configuration_reads_from_toml_and_refuses_unknown_keys() {
+    let config: RedactionConfig = toml::from_str("pii = true").unwrap();
+    assert_eq!(
+        config,
+        RedactionConfig {
+            pii: true,
+            ..RedactionConfig::default()
+        }
+    );
+    let error = toml::from_str::<RedactionConfig>("pi = true").unwrap_err();
+    assert!(error.to_string().contains("unknown field `pi`"), "{error}");
+}
