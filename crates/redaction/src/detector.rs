@@ -148,13 +148,18 @@ static SECRET_ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
 fn secrets(text: &str) -> Vec<Range<usize>> {
     let shaped = SECRET_SHAPES
         .find_iter(text)
-        .filter(|m| m.as_str().bytes().any(|b| b.is_ascii_digit()))
+        .filter(|m| has_digit(m.as_str()))
         .map(|m| m.range());
     let keys = PRIVATE_KEY.find_iter(text).map(|m| m.range());
     let assigned = SECRET_ASSIGNMENT
         .captures_iter(text)
         .filter_map(|c| group(&c, 1));
     shaped.chain(keys).chain(assigned).collect()
+}
+
+/// Whether `token` has a digit: random keys and tokens nearly always do, hyphenated prose does not.
+fn has_digit(token: &str) -> bool {
+    token.bytes().any(|b| b.is_ascii_digit())
 }
 
 fn group(captures: &Captures<'_>, index: usize) -> Option<Range<usize>> {
@@ -178,7 +183,7 @@ fn bearer_tokens(text: &str) -> Vec<Range<usize>> {
     let loose = BEARER
         .captures_iter(text)
         .filter_map(|c| c.get(1))
-        .filter(|m| m.as_str().bytes().any(|b| b.is_ascii_digit()))
+        .filter(|m| has_digit(m.as_str()))
         .map(|m| m.range());
     headers.chain(loose).collect()
 }
