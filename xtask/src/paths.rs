@@ -3,9 +3,19 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// This crate's directory: where `cargo run` says it is, else where it was built. Cargo does not
+/// rebuild a path package moved to another checkout that shares the target dir, so the
+/// compile-time path can name the old checkout.
+fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .filter(|dir| dir.join("servers").is_dir())
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 /// The workspace root (the parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
-    let manifest_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = manifest_dir();
     manifest_dir
         .parent()
         .map(PathBuf::from)
@@ -34,7 +44,7 @@ pub fn logs_dir() -> PathBuf {
 
 /// The scripts run by the servers (`xtask/servers/`).
 pub fn servers_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("servers")
+    manifest_dir().join("servers")
 }
 
 /// The CI cache: `$SEXTANT_CI_CACHE`, else `$HOME/.cache/sextant-ci`.

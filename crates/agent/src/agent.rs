@@ -321,6 +321,7 @@ pub struct Agent {
     policies: ToolPolicies,
     checkpoints: Option<Checkpoints>,
     source: Option<String>,
+    redactor: Option<Arc<sextant_tracker::redaction::Redactor>>,
 }
 
 /// What the target of a handoff sees of the conversation before the handing turn.
@@ -473,6 +474,14 @@ impl AgentBuilder {
         self
     }
 
+    /// Keep a completed turn in the turn store with secrets and personal values replaced by
+    /// `redactor`'s placeholders (`[telemetry.redaction]`). A running, paused or failed turn is
+    /// kept whole, since resuming it needs what it said (default: no redaction).
+    pub fn redactor(mut self, redactor: Arc<sextant_tracker::redaction::Redactor>) -> Self {
+        self.agent.redactor = redactor.is_active().then_some(redactor);
+        self
+    }
+
     /// Where the agent's definition came from (its file, a `models:/` URI), recorded with each
     /// turn so another process can rebuild the agent to resume it.
     pub fn source(mut self, source: impl Into<String>) -> Self {
@@ -514,6 +523,7 @@ impl Agent {
                 policies: ToolPolicies::new(),
                 checkpoints: None,
                 source: None,
+                redactor: None,
             },
         }
     }
@@ -928,9 +938,19 @@ impl Agent {
         } else {
             std::time::Duration::ZERO
         };
+        let redacted = match &self.redactor {
+            Some(redactor) if state.status == TurnStatus::Completed => {
+                Some(state.redacted(redactor))
+            }
+            _ => None,
+        };
         checkpoints
             .store
-            .save(state, &checkpoints.holder, lease)
+            .save(
+                redacted.as_ref().unwrap_or(state),
+                &checkpoints.holder,
+                lease,
+            )
             .await
             .map_err(|error| AgentError::State {
                 agent: self.name.clone(),

@@ -52,6 +52,9 @@ pub struct BuildContext {
     pub checkpoints: Option<crate::turn_store::Checkpoints>,
     /// What model calls cost (`[prices]`).
     pub prices: std::sync::Arc<crate::prices::PriceTable>,
+    /// What sessions and run artifacts have replaced by placeholders before they are stored
+    /// (`[telemetry.redaction]`; spans are redacted by the telemetry pipeline itself).
+    pub redactor: Arc<sextant_tracker::redaction::Redactor>,
 }
 
 impl BuildContext {
@@ -70,6 +73,7 @@ impl BuildContext {
             agents_dir: None,
             checkpoints: None,
             prices: crate::prices::PriceTable::built_in(),
+            redactor: Arc::new(sextant_tracker::redaction::Redactor::default()),
         }
     }
 

@@ -386,7 +386,8 @@ impl AgentConfig {
             .handoff_history(self.handoff_history)
             .tool_policies(self.tool_policies.clone())
             .prices(context.prices.clone())
-            .budget(self.budget);
+            .budget(self.budget)
+            .redactor(context.redactor.clone());
         if let Some(checkpoints) = &context.checkpoints {
             builder = builder.checkpoints(checkpoints.clone());
         }

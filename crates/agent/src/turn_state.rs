@@ -161,6 +161,47 @@ pub struct TurnState {
 }
 
 impl TurnState {
+    /// The state with every text it holds (question, messages, tool calls and results, sources,
+    /// answer, error) passed through `redactor`, numbered by one set of placeholders; the ids
+    /// that find and scope the turn (its id, agent, session, user, owner, trace) are kept.
+    pub fn redacted(&self, redactor: &sextant_tracker::redaction::Redactor) -> Self {
+        let Ok(mut value) = serde_json::to_value(self) else {
+            return self.clone();
+        };
+        let mut placeholders = sextant_tracker::redaction::Placeholders::default();
+        if redactor.redact_value(&mut value, &mut placeholders) == 0 {
+            return self.clone();
+        }
+        match serde_json::from_value::<Self>(value) {
+            Ok(redacted) => Self {
+                id: self.id.clone(),
+                agent: self.agent.clone(),
+                agent_source: self.agent_source.clone(),
+                session_id: self.session_id.clone(),
+                user_id: self.user_id.clone(),
+                owner: self.owner.clone(),
+                trace_id: self.trace_id.clone(),
+                traceparent: self.traceparent.clone(),
+                ..redacted
+            },
+            Err(error) => {
+                // A placeholder where a typed value was expected: keep nothing rather than the
+                // value.
+                tracing::warn!(turn = %self.id, "the completed turn could not be redacted: {error}");
+                Self {
+                    question: String::new(),
+                    messages: Vec::new(),
+                    pending: Vec::new(),
+                    records: Vec::new(),
+                    sources: Vec::new(),
+                    answer: None,
+                    error: None,
+                    ..self.clone()
+                }
+            }
+        }
+    }
+
     /// A new turn's state before its first model call.
     pub fn new(agent: &str, question: &str, messages: Vec<Message>) -> Self {
         let now = now_ms();

@@ -143,6 +143,8 @@ pub const HTTP_ROUTE: &str = semconv::HTTP_ROUTE;
 pub const HTTP_RESPONSE_STATUS_CODE: &str = semconv::HTTP_RESPONSE_STATUS_CODE;
 /// `server.address`: the host an outgoing HTTP request went to.
 pub const SERVER_ADDRESS: &str = semconv::SERVER_ADDRESS;
+/// `network.peer.address`: the address of the peer a connection went to.
+pub const NETWORK_PEER_ADDRESS: &str = semconv::NETWORK_PEER_ADDRESS;
 /// `server.port`: the port an outgoing HTTP request went to.
 pub const SERVER_PORT: &str = semconv::SERVER_PORT;
 /// `mcp.method.name`: the MCP request's method (`tools/call`, `prompts/get`, …; see [`mcp`]).
@@ -271,6 +273,9 @@ pub const SEXTANT_AGENT_VERSION: &str = "sextant.agent.version";
 /// an end user a service key named, the asserted user id without keys, empty for nobody). The
 /// service shows a trace only to its owner (and admins).
 pub const SEXTANT_OWNER: &str = "sextant.owner";
+/// `sextant.redaction.count`: how many secrets and personal values the redaction processor
+/// replaced with placeholders on this span (set only when it replaced any).
+pub const SEXTANT_REDACTION_COUNT: &str = "sextant.redaction.count";
 /// On a service's server span: the `traceparent` a caller sent that was not continued (it is
 /// linked instead).
 pub const SEXTANT_CALLER_TRACEPARENT: &str = "sextant.caller.traceparent";

@@ -104,11 +104,34 @@ pub struct Redacted {
     pub count: usize,
 }
 
-/// The configured detectors, ready to run.
+/// The configured detectors, ready to run. The default redacts secrets only, as
+/// [`RedactionConfig::default`] does.
 #[derive(Debug, Clone)]
 pub struct Redactor {
     kinds: Vec<Kind>,
     patterns: Vec<(String, Regex)>,
+}
+
+/// Two redactors are equal when they look for the same kinds and the same patterns.
+impl PartialEq for Redactor {
+    fn eq(&self, other: &Self) -> bool {
+        self.kinds == other.kinds
+            && self.patterns.len() == other.patterns.len()
+            && self
+                .patterns
+                .iter()
+                .zip(&other.patterns)
+                .all(|((a, ra), (b, rb))| a == b && ra.as_str() == rb.as_str())
+    }
+}
+
+impl Default for Redactor {
+    fn default() -> Self {
+        Self {
+            kinds: Kind::SECRETS.to_vec(),
+            patterns: Vec::new(),
+        }
+    }
 }
 
 impl Redactor {
@@ -190,6 +213,67 @@ impl Redactor {
         Redacted {
             text: out,
             count: hits.len(),
+        }
+    }
+
+    /// Like [`redact`](Self::redact), but a `text` that is a JSON object or array (how spans
+    /// carry messages and tool arguments) is redacted string by string and written back as
+    /// JSON, so a value after an escape (`"\nada@example.com"`) is found whole and the result
+    /// stays valid JSON (object keys come back in sorted order; nothing is rewritten when nothing
+    /// was found). Any other text is redacted as text.
+    ///
+    /// ```
+    /// use sextant_redaction::{Placeholders, RedactionConfig, Redactor};
+    ///
+    /// let redactor = Redactor::new(&RedactionConfig { pii: true, ..RedactionConfig::default() }).unwrap();
+    /// let mut trace = Placeholders::default();
+    /// let out = redactor.redact_json_or_text(r#"[{"content":"Hi\nada@example.com"}]"#, &mut trace);
+    /// assert_eq!(out.text, r#"[{"content":"Hi\n<EMAIL_1>"}]"#);
+    /// ```
+    pub fn redact_json_or_text(&self, text: &str, placeholders: &mut Placeholders) -> Redacted {
+        let trimmed = text.trim_start();
+        if (trimmed.starts_with('{') || trimmed.starts_with('['))
+            && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
+        {
+            let count = self.redact_value(&mut value, placeholders);
+            if count == 0 {
+                return Redacted {
+                    text: text.to_owned(),
+                    count,
+                };
+            }
+            return Redacted {
+                text: value.to_string(),
+                count,
+            };
+        }
+        self.redact(text, placeholders)
+    }
+
+    /// Redacts every string inside `value` (not the object keys) in place; how many values were
+    /// replaced.
+    pub fn redact_value(
+        &self,
+        value: &mut serde_json::Value,
+        placeholders: &mut Placeholders,
+    ) -> usize {
+        match value {
+            serde_json::Value::String(text) => {
+                let redacted = self.redact(text, placeholders);
+                if redacted.count > 0 {
+                    *text = redacted.text;
+                }
+                redacted.count
+            }
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .map(|item| self.redact_value(item, placeholders))
+                .sum(),
+            serde_json::Value::Object(fields) => fields
+                .values_mut()
+                .map(|item| self.redact_value(item, placeholders))
+                .sum(),
+            _ => 0,
         }
     }
 }

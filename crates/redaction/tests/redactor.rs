@@ -135,3 +135,41 @@ fn the_configuration_reads_from_toml_and_refuses_unknown_keys() {
     let error = toml::from_str::<RedactionConfig>("pi = true").unwrap_err();
     assert!(error.to_string().contains("unknown field `pi`"), "{error}");
 }
+
+#[test]
+fn the_default_redactor_is_the_default_configuration() {
+    let configured = Redactor::new(&RedactionConfig::default()).unwrap();
+    assert_eq!(Redactor::default(), configured);
+    let mut trace = Placeholders::default();
+    let out = Redactor::default().redact(
+        "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl for ada@example.com",
+        &mut trace,
+    );
+    assert_eq!(out.count, 1, "secrets only: {}", out.text);
+    assert!(out.text.ends_with("for ada@example.com"), "{}", out.text);
+}
+
+#[test]
+fn json_is_redacted_value_by_value_and_stays_json() {
+    let redactor = Redactor::new(&RedactionConfig {
+        pii: true,
+        ..RedactionConfig::default()
+    })
+    .unwrap();
+    let mut trace = Placeholders::default();
+    // Raw text redaction would take `nada@example.com` after the `\n` escape and leave `\<`.
+    let json = r#"{"b":["x\nada@example.com"],"a":{"card":"4111 1111 1111 1111","n":3}}"#;
+    let out = redactor.redact_json_or_text(json, &mut trace);
+    assert_eq!(out.count, 2);
+    let value: serde_json::Value = serde_json::from_str(&out.text).expect("still JSON");
+    assert_eq!(
+        value,
+        serde_json::json!({"b": ["x\n<EMAIL_1>"], "a": {"card": "<CARD_1>", "n": 3}})
+    );
+    // Not JSON after all: redacted as text.
+    let out = redactor.redact_json_or_text("[ada@example.com", &mut trace);
+    assert_eq!(out.text, "[<EMAIL_1>");
+    // Nothing found: the text comes back as it was, key order and spacing included.
+    let clean = r#"{ "z": 1, "a": "hello" }"#;
+    assert_eq!(redactor.redact_json_or_text(clean, &mut trace).text, clean);
+}

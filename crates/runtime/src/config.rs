@@ -204,6 +204,13 @@ impl SextantConfig {
                 source_name: "the configuration".into(),
                 message: error.to_string(),
             })?;
+        self.telemetry
+            .redactor()
+            .map_err(|error| ConfigError::Value {
+                key: "telemetry.redaction".into(),
+                source_name: "the configuration".into(),
+                message: error.to_string(),
+            })?;
         self.tracking
             .validate()
             .map_err(|(key, message)| ConfigError::Value {
@@ -245,6 +252,8 @@ impl SextantConfig {
                     );
                     PriceTable::built_in()
                 }),
+            // Checked when the configuration was loaded, as the prices are.
+            redactor: Arc::new(self.telemetry.redactor().unwrap_or_default()),
         }
     }
 

@@ -134,8 +134,8 @@ impl RuntimeBuilder {
             .map_err(RuntimeError::State)?;
         context.checkpoints = config.state.checkpoints(&stores.turns);
         Ok(Runtime {
+            sessions: stores.sessions.with_redactor(context.redactor.clone()),
             context,
-            sessions: stores.sessions,
             config,
             telemetry,
             run: Mutex::new(run),
@@ -146,7 +146,11 @@ impl RuntimeBuilder {
 
 /// The tracker, after a replay of what earlier processes could not deliver, and a run on it.
 async fn start_run(config: &SextantConfig, spec: RunSpec) -> Result<ActiveRun, TrackingError> {
-    let tracker = config.tracking.tracker(&config.data_dir())?;
+    let redactor = Arc::new(config.telemetry.redactor().unwrap_or_default());
+    let tracker = config
+        .tracking
+        .tracker(&config.data_dir())?
+        .with_redactor(redactor);
     match tracker.replay().await {
         Ok(report) if !report.delivered.is_empty() => tracing::info!(
             "delivered {} spooled run(s) to the tracking store",
@@ -287,15 +291,20 @@ impl Runtime {
     /// their own (a sweep's child runs, one run per evaluated version). Writes spool under the
     /// data dir like the process's run.
     pub fn tracker(&self) -> Result<Tracker, TrackingError> {
-        self.context.tracking.tracker(&self.context.data_dir)
+        Ok(self
+            .context
+            .tracking
+            .tracker(&self.context.data_dir)?
+            .with_redactor(self.context.redactor.clone()))
     }
 
     /// Attaches `assessment` (feedback, a monitor's score, a decision) to its trace: a copy is
     /// kept beside the trace in the local store, so `sextant traces search` finds it
     /// (`feedback.thumbs = false`), and the record goes to the tracking store — through the
     /// process's run when it has one (spooled, so an outage loses nothing), else directly.
-    pub async fn log_assessment(&self, assessment: Assessment) -> Result<(), TrackingError> {
+    pub async fn log_assessment(&self, mut assessment: Assessment) -> Result<(), TrackingError> {
         assessment.validate()?;
+        assessment.redact(&self.context.redactor, &mut Default::default());
         match self.trace_store() {
             Ok(store) => {
                 let copy = assessment.clone();

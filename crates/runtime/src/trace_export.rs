@@ -32,6 +32,7 @@ pub async fn telemetry_config(
         otlp: settings.otlp.clone(),
         spool_dir: Some(config.span_spool_dir()),
         spool: settings.spool.clone(),
+        redaction: settings.redaction.clone(),
         ..TelemetryConfig::default()
     };
     let otlp_from_env = OTLP_ENDPOINT_VARIABLES

@@ -32,6 +32,10 @@ pub mod trace_store;
 pub mod tracking;
 pub mod tracking_config;
 
+/// Secrets and personal data out of text: the detectors and redactor that span export, sessions
+/// and run artefacts share (`[telemetry.redaction]`).
+pub use sextant_redaction as redaction;
+
 pub use conventions::GenAiSpanKind;
 pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics, MonitorMetrics};
 pub use span_tree::SpanTree;

@@ -26,9 +26,21 @@ pub struct TelemetrySettings {
     /// APIs) send `traceparent`/`tracestate`/`baggage` to: host names, IPs, `*.suffix`, `private`
     /// (loopback and private hosts: the default) or `*`. Fetched web pages never get them.
     pub propagate_to: Vec<String>,
+    /// `[telemetry.redaction]`: what every span, session and run artefact has replaced by a
+    /// placeholder before it leaves memory. Secrets (API-key shapes, bearer tokens, credentials
+    /// in URLs) are on by default; `pii = true` (`SEXTANT_TELEMETRY__REDACTION__PII=true`) adds
+    /// emails, phone numbers, payment cards, IBANs and IP addresses.
+    pub redaction: sextant_redaction::RedactionConfig,
 }
 
 impl TelemetrySettings {
+    /// The redactor `redaction` describes, or which of its patterns cannot be used.
+    pub fn redactor(
+        &self,
+    ) -> Result<sextant_redaction::Redactor, sextant_redaction::RedactionConfigError> {
+        sextant_redaction::Redactor::new(&self.redaction)
+    }
+
     /// The propagation policy `propagate_to` describes, or why an entry is not a host.
     pub fn propagation_policy(
         &self,
@@ -47,6 +59,7 @@ impl Default for TelemetrySettings {
             otlp: None,
             spool: SpoolConfig::default(),
             propagate_to: vec!["private".into()],
+            redaction: sextant_redaction::RedactionConfig::default(),
         }
     }
 }

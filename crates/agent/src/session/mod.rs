@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sextant_tracker::now_ms;
+use sextant_tracker::redaction::{Placeholders, Redactor};
 
 use crate::agent::{Agent, AgentError, AgentOutcome, TurnContext};
 use crate::chat::{ChatOptions, ChatRequest, Message};
@@ -209,6 +210,7 @@ pub trait SessionBackend: Send + Sync {
 #[derive(Clone)]
 pub struct SessionStore {
     backend: Arc<dyn SessionBackend>,
+    redactor: Option<Arc<Redactor>>,
 }
 
 impl SessionStore {
@@ -219,7 +221,26 @@ impl SessionStore {
 
     /// The sessions in `backend`.
     pub fn with_backend(backend: Arc<dyn SessionBackend>) -> Self {
-        Self { backend }
+        Self {
+            backend,
+            redactor: None,
+        }
+    }
+
+    /// Stores turns and summaries with secrets and personal values replaced by `redactor`'s
+    /// placeholders (`[telemetry.redaction]`), so the store keeps no more than the traces do.
+    /// The turn in memory is left whole for the rest of the process.
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor.is_active().then_some(redactor);
+        self
+    }
+
+    /// `text` as the store keeps it, numbered through `placeholders`.
+    fn redacted(&self, text: &str, placeholders: &mut Placeholders) -> String {
+        match &self.redactor {
+            Some(redactor) => redactor.redact(text, placeholders).text,
+            None => text.to_owned(),
+        }
     }
 
     /// Starts a session for `agent` (and `user`), with a new random id.
@@ -248,7 +269,8 @@ impl SessionStore {
         summary: &str,
         turns: usize,
     ) -> Result<(), SessionError> {
-        if !self.backend.set_summary(id, summary, turns).await? {
+        let summary = self.redacted(summary, &mut Placeholders::default());
+        if !self.backend.set_summary(id, &summary, turns).await? {
             return Err(SessionError::NotFound(id.to_owned()));
         }
         Ok(())
@@ -281,7 +303,13 @@ impl SessionStore {
 
     /// Adds a turn to session `id`.
     pub async fn append(&self, id: &str, turn: &SessionTurn) -> Result<(), SessionError> {
-        if !self.backend.append(id, turn).await? {
+        let mut placeholders = Placeholders::default();
+        let stored = SessionTurn {
+            question: self.redacted(&turn.question, &mut placeholders),
+            answer: self.redacted(&turn.answer, &mut placeholders),
+            ..turn.clone()
+        };
+        if !self.backend.append(id, &stored).await? {
             return Err(SessionError::NotFound(id.to_owned()));
         }
         Ok(())

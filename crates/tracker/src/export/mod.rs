@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! span ends ─▶ SpanExportProcessor ─┬─▶ queue ─▶ thread ─▶ local trace store (SQLite)
-//!  (enriched once)                  ├─▶ queue ─▶ thread ─▶ spool on disk ─▶ sender ─▶ OTLP / MLflow
+//!  (enriched and redacted once)     ├─▶ queue ─▶ thread ─▶ spool on disk ─▶ sender ─▶ OTLP / MLflow
 //!                                   └─▶ queue ─▶ thread ─▶ an extra exporter
 //! ```
 //!
@@ -11,6 +11,9 @@
 //! spans survive a backend outage, a restart and a `kill -9`; only past the spool's quota are
 //! spans dropped, and then counted. Each sink's [`SinkCounters`] feed `/metrics`, the shutdown
 //! report and `sextant telemetry status`.
+//!
+//! Redaction (`span_redaction.rs`) happens in the processor, before the fan-out, so every sink
+//! holds the same placeholders and the local store never keeps what a collector would not.
 //!
 //! One concern per file: the processor (`processor.rs`), a sink's queue and batching thread
 //! (`sink_queue.rs`), in-process exporters (`exporter_sink.rs`), the spooling remote sink
@@ -23,6 +26,7 @@ mod exporter_sink;
 mod otlp_traces;
 mod processor;
 mod sink_queue;
+mod span_redaction;
 #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
 mod spool;
 #[cfg(feature = "otlp")]

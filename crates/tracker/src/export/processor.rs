@@ -14,6 +14,7 @@ use super::BatchConfig;
 use super::counters::SinkCounters;
 use super::exporter_sink::ExporterSink;
 use super::sink_queue::{Pending, SinkQueue};
+use super::span_redaction::SpanRedaction;
 use crate::enrich::enrich_span;
 use crate::telemetry::TelemetryError;
 
@@ -23,10 +24,12 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// request in flight at the deadline).
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
-/// The span processor: enriches each sampled span once ([`crate::enrich`]) and offers it to
-/// every sink's queue without waiting (see the [module documentation](super)).
+/// The span processor: enriches each sampled span once ([`crate::enrich`]), redacts it once
+/// when a redactor is set, and offers it to every sink's queue without waiting (see the
+/// [module documentation](super)).
 pub struct SpanExportProcessor {
     sinks: Vec<SinkQueue>,
+    redaction: Option<SpanRedaction>,
     shut_down: AtomicBool,
 }
 
@@ -52,6 +55,7 @@ pub struct SpanExportProcessorBuilder {
     runtime: tokio::runtime::Handle,
     resource: Resource,
     sinks: Vec<SinkQueue>,
+    redaction: Option<SpanRedaction>,
 }
 
 impl SpanExportProcessor {
@@ -67,6 +71,7 @@ impl SpanExportProcessor {
             runtime,
             resource,
             sinks: Vec::new(),
+            redaction: None,
         }
     }
 
@@ -153,6 +158,14 @@ impl SpanExportProcessorBuilder {
         Ok(self)
     }
 
+    /// Redacts every span with `redactor` before any sink sees it (placeholders numbered per
+    /// trace, [`SEXTANT_REDACTION_COUNT`](crate::conventions::SEXTANT_REDACTION_COUNT) on each
+    /// span that had something replaced). A redactor that redacts nothing costs nothing.
+    pub fn with_redaction(mut self, redactor: sextant_redaction::Redactor) -> Self {
+        self.redaction = SpanRedaction::new(redactor);
+        self
+    }
+
     /// Whether any sink was added.
     pub fn has_sinks(&self) -> bool {
         !self.sinks.is_empty()
@@ -162,6 +175,7 @@ impl SpanExportProcessorBuilder {
     pub fn build(self) -> SpanExportProcessor {
         SpanExportProcessor {
             sinks: self.sinks,
+            redaction: self.redaction,
             shut_down: AtomicBool::new(false),
         }
     }
@@ -179,6 +193,9 @@ impl SpanProcessor for SpanExportProcessor {
             return;
         }
         enrich_span(&mut span);
+        if let Some(redaction) = &self.redaction {
+            redaction.redact(&mut span);
+        }
         if let Some((last, others)) = self.sinks.split_last() {
             for sink in others {
                 sink.offer(span.clone());

@@ -98,8 +98,10 @@ impl TelemetryBuilder {
             .map(LocalTraceStore::open)
             .transpose()?;
 
+        let redactor = sextant_redaction::Redactor::new(&config.redaction)?;
         let mut processor =
-            SpanExportProcessor::builder(config.batch_config(), handle.clone(), resource.clone());
+            SpanExportProcessor::builder(config.batch_config(), handle.clone(), resource.clone())
+                .with_redaction(redactor);
         if let Some(store) = &trace_store {
             processor = processor.with_exporter("local trace store", store.clone())?;
         }

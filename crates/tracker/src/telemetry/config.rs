@@ -186,6 +186,8 @@ pub struct TelemetryConfig {
     pub metric_interval: Duration,
     /// Which log lines reach stderr, `RUST_LOG` syntax.
     pub log_filter: String,
+    /// What is replaced by placeholders on every span before any sink sees it.
+    pub redaction: sextant_redaction::RedactionConfig,
 }
 
 impl Default for TelemetryConfig {
@@ -206,6 +208,7 @@ impl Default for TelemetryConfig {
             shutdown_timeout: Duration::from_secs(5),
             metric_interval: Duration::from_secs(60),
             log_filter: "warn".into(),
+            redaction: sextant_redaction::RedactionConfig::default(),
         }
     }
 }

@@ -61,6 +61,9 @@ pub enum TelemetryError {
         "OTLP export needs a spool directory for the spans the backend has not acknowledged          (TelemetryConfig::spool_dir; the runtime uses <data dir>/spool/spans)"
     )]
     NoSpoolDir,
+    /// A redaction pattern cannot be used (named by its place in `[telemetry.redaction]`).
+    #[error("telemetry.redaction.{0}")]
+    Redaction(#[from] sextant_redaction::RedactionConfigError),
     /// The export threads could not be started.
     #[error("could not start the telemetry export threads: {0}")]
     Threads(std::io::Error),

@@ -98,6 +98,27 @@ pub struct Assessment {
 }
 
 impl Assessment {
+    /// Replaces secrets and personal values in what the assessment says (its rationale and a
+    /// text verdict) with `redactor`'s placeholders; how many it replaced.
+    pub fn redact(
+        &mut self,
+        redactor: &sextant_redaction::Redactor,
+        placeholders: &mut sextant_redaction::Placeholders,
+    ) -> usize {
+        let mut count = 0;
+        if let Some(rationale) = &mut self.rationale {
+            let redacted = redactor.redact(rationale, placeholders);
+            if redacted.count > 0 {
+                *rationale = redacted.text;
+                count += redacted.count;
+            }
+        }
+        if let Some(value) = &mut self.value {
+            count += redactor.redact_value(value, placeholders);
+        }
+        count
+    }
+
     /// Checks what both backends require: a name, a 32-hex trace id, a value or an error.
     pub fn validate(&self) -> Result<(), super::TrackingError> {
         self.problem().map_or(Ok(()), |message| {

@@ -7,8 +7,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use sextant_redaction::{Placeholders, Redactor};
 
 use tokio::sync::{mpsc, watch};
 
@@ -58,6 +60,7 @@ pub struct Tracker {
     store: Arc<dyn TrackingStore>,
     spool_dir: PathBuf,
     options: TrackerOptions,
+    redactor: Option<Arc<Redactor>>,
 }
 
 /// How a run's writes ended up.
@@ -97,7 +100,16 @@ impl Tracker {
             store,
             spool_dir: spool_dir.into(),
             options: TrackerOptions::default(),
+            redactor: None,
         }
+    }
+
+    /// Redacts what its runs log as content (artifacts, assessment rationales and text values)
+    /// with `redactor` before it is spooled or sent (`[telemetry.redaction]`), numbering
+    /// placeholders per run.
+    pub fn with_redactor(mut self, redactor: Arc<Redactor>) -> Self {
+        self.redactor = redactor.is_active().then_some(redactor);
+        self
     }
 
     /// With other batching and retry settings.
@@ -126,9 +138,16 @@ impl Tracker {
             ),
         };
         let mut spool = Spool::create(&self.spool_dir, &self.backend_id()).map_err(spool_error)?;
+        // A run is often named after the question it answers.
+        let run_name = match (&self.redactor, run.run_name) {
+            (Some(redactor), Some(name)) => {
+                Some(redactor.redact(&name, &mut Placeholders::default()).text)
+            }
+            (_, name) => name,
+        };
         let create = Op::Create {
             experiment: run.experiment,
-            run_name: run.run_name,
+            run_name,
             start_time_ms: crate::now_ms(),
             tags: run.tags,
             parent_run_id: run.parent_run_id,
@@ -152,6 +171,10 @@ impl Tracker {
             sender,
             run_id,
             worker,
+            redaction: self
+                .redactor
+                .clone()
+                .map(|redactor| (redactor, Mutex::default())),
         })
     }
 
@@ -229,6 +252,8 @@ pub struct ActiveRun {
     sender: mpsc::UnboundedSender<Message>,
     run_id: watch::Receiver<Option<String>>,
     worker: tokio::task::JoinHandle<RunReport>,
+    /// The redactor and this run's placeholder numbering.
+    redaction: Option<(Arc<Redactor>, Mutex<Placeholders>)>,
 }
 
 impl ActiveRun {
@@ -302,7 +327,32 @@ impl ActiveRun {
 
     /// Stores `contents` as the artifact at `path` (relative, `/`-separated).
     pub fn log_artifact(&self, path: impl Into<String>, contents: Vec<u8>) {
+        let contents = self.redact_artifact(contents);
         self.send(Op::Artifact { path: path.into() }, Some(contents));
+    }
+
+    /// `contents` with secrets and personal values replaced, when a redactor is set and the
+    /// contents are text: a JSON document value by value (and pretty-printed again), other text
+    /// as text. Binary contents are logged as they are.
+    fn redact_artifact(&self, contents: Vec<u8>) -> Vec<u8> {
+        let Some((redactor, placeholders)) = &self.redaction else {
+            return contents;
+        };
+        let Ok(text) = std::str::from_utf8(&contents) else {
+            return contents;
+        };
+        let mut placeholders = placeholders.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) {
+            if redactor.redact_value(&mut value, &mut placeholders) == 0 {
+                return contents;
+            }
+            return serde_json::to_vec_pretty(&value).unwrap_or(contents);
+        }
+        let redacted = redactor.redact(text, &mut placeholders);
+        if redacted.count == 0 {
+            return contents;
+        }
+        redacted.text.into_bytes()
     }
 
     /// Records that the run used `dataset` (its name, digest and source).
@@ -317,7 +367,11 @@ impl ActiveRun {
 
     /// Attaches `assessment` to its trace, recording this run as its source
     /// ([`SOURCE_RUN_ID_KEY`](super::SOURCE_RUN_ID_KEY)); spooled like the run's other writes.
-    pub fn log_assessment(&self, assessment: Assessment) {
+    pub fn log_assessment(&self, mut assessment: Assessment) {
+        if let Some((redactor, placeholders)) = &self.redaction {
+            let mut placeholders = placeholders.lock().unwrap_or_else(|e| e.into_inner());
+            assessment.redact(redactor, &mut placeholders);
+        }
         self.send(
             Op::Assessment {
                 assessment: Box::new(assessment),
