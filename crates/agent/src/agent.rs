@@ -30,6 +30,7 @@ use crate::chat::{
 };
 use crate::error::ChatError;
 use crate::memory::{Citation, cite};
+use crate::output_schema::OutputSchema;
 use crate::prices::PriceTable;
 use crate::prompt::{
     AgentPrompts, ConstructedPrompt, MessageTemplate, construct_from_template, linked_prompts,
@@ -84,6 +85,28 @@ pub enum AgentError {
         /// What went wrong.
         message: String,
     },
+    /// The output schema a registry prompt's `response_format` names cannot be used.
+    #[error("agent `{agent}`: {error}")]
+    OutputSchema {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: crate::OutputSchemaError,
+    },
+    /// The answer did not follow the agent's output schema, also when asked again with the
+    /// reason.
+    #[error(
+        "agent `{agent}`: the answer does not follow the output schema `{schema}` after a retry: \
+         {violation}"
+    )]
+    InvalidOutput {
+        /// The agent.
+        agent: String,
+        /// The schema's name.
+        schema: String,
+        /// Where the last answer breaks it.
+        violation: String,
+    },
 }
 
 impl AgentError {
@@ -95,6 +118,8 @@ impl AgentError {
             Self::Prompt { error, .. } => error.error_type().to_owned(),
             Self::Context { .. } => "context_error".to_owned(),
             Self::State { .. } => "turn_state_error".to_owned(),
+            Self::InvalidOutput { .. } => "invalid_output".to_owned(),
+            Self::OutputSchema { .. } => "output_schema_error".to_owned(),
         }
     }
 }
@@ -206,6 +231,10 @@ pub struct AgentOutcome {
     /// The calls waiting for a person's decision ([`StopReason::AwaitingApproval`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending_approvals: Vec<PendingApproval>,
+    /// The answer as a value of the agent's output schema, checked against it (the answer is
+    /// then its JSON text).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<serde_json::Value>,
 }
 
 pub(crate) use sextant_tracker::mark_failed;
@@ -261,6 +290,9 @@ pub struct TurnContext {
     pub approver: Option<Arc<dyn Approver>>,
     /// What the session's earlier turns spent (for `[budget]`'s per-session limits).
     pub session_usage: Usage,
+    /// The schema this turn's answer must follow instead of the agent's own (a request's
+    /// `response_format`, [`Agent::run_typed`]).
+    pub output_schema: Option<OutputSchema>,
 }
 
 impl TurnContext {
@@ -322,6 +354,8 @@ pub struct Agent {
     checkpoints: Option<Checkpoints>,
     source: Option<String>,
     redactor: Option<Arc<sextant_tracker::redaction::Redactor>>,
+    output_schema: Option<OutputSchema>,
+    allow_request_schema: bool,
 }
 
 /// What the target of a handoff sees of the conversation before the handing turn.
@@ -474,6 +508,22 @@ impl AgentBuilder {
         self
     }
 
+    /// Answer with a JSON value of `schema`: every model call asks the provider for it, and the
+    /// answer is checked against it; one that breaks it is sent back once with the reason, then
+    /// the turn fails with [`AgentError::InvalidOutput`]. The value is
+    /// [`AgentOutcome::output`].
+    pub fn output_schema(mut self, schema: OutputSchema) -> Self {
+        self.agent.output_schema = Some(schema);
+        self
+    }
+
+    /// Whether a request may ask for its own answer schema ([`TurnContext::output_schema`] from
+    /// the OpenAI-compatible endpoint's `response_format`) instead of the agent's (default yes).
+    pub fn allow_request_schema(mut self, allow: bool) -> Self {
+        self.agent.allow_request_schema = allow;
+        self
+    }
+
     /// Keep a completed turn in the turn store with secrets and personal values replaced by
     /// `redactor`'s placeholders (`[telemetry.redaction]`). A running, paused or failed turn is
     /// kept whole, since resuming it needs what it said (default: no redaction).
@@ -524,6 +574,8 @@ impl Agent {
                 checkpoints: None,
                 source: None,
                 redactor: None,
+                output_schema: None,
+                allow_request_schema: true,
             },
         }
     }
@@ -536,6 +588,16 @@ impl Agent {
     /// The agent's model.
     pub fn model(&self) -> &Arc<dyn ChatModel> {
         &self.model
+    }
+
+    /// The schema its answers follow, if it declares one.
+    pub fn output_schema(&self) -> Option<&OutputSchema> {
+        self.output_schema.as_ref()
+    }
+
+    /// Whether a request may ask for its own answer schema instead of the agent's.
+    pub fn allows_request_schema(&self) -> bool {
+        self.allow_request_schema
     }
 
     /// The agent's tools.
@@ -582,6 +644,46 @@ impl Agent {
     pub async fn run(&self, question: &str) -> Result<AgentOutcome, AgentError> {
         self.run_turn(&[], question, &TurnContext::default(), None)
             .await
+    }
+
+    /// Answers `question` with a value of `T`: the turn runs under `T`'s JSON Schema
+    /// ([`OutputSchema::of`]) as the agent's output schema would, and the checked answer is
+    /// deserialised.
+    ///
+    /// ```no_run
+    /// # async fn demo(agent: sextant_agent::Agent) -> anyhow::Result<()> {
+    /// #[derive(serde::Deserialize, schemars::JsonSchema)]
+    /// struct Contact { name: String, email: String }
+    ///
+    /// let (contact, outcome) = agent.run_typed::<Contact>("Ada Lovelace, ada@example.com").await?;
+    /// println!("{} <{}> (trace {:?})", contact.name, contact.email, outcome.trace_id);
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_typed<T>(&self, question: &str) -> Result<(T, AgentOutcome), AgentError>
+    where
+        T: schemars::JsonSchema + serde::de::DeserializeOwned,
+    {
+        let schema = OutputSchema::of::<T>();
+        let context = TurnContext {
+            output_schema: Some(schema.clone()),
+            ..TurnContext::default()
+        };
+        let outcome = self.run_turn(&[], question, &context, None).await?;
+        let value = outcome.output.clone().unwrap_or(serde_json::Value::Null);
+        let typed = serde_json::from_value(value).map_err(|error| AgentError::InvalidOutput {
+            agent: self.name.clone(),
+            schema: schema.name.clone(),
+            violation: format!("the answer does not deserialise: {error}"),
+        })?;
+        Ok((typed, outcome))
+    }
+
+    /// The schema this turn's answer must follow: the turn's own, else the agent's.
+    fn output_schema_for<'a>(&'a self, context: &'a TurnContext) -> Option<&'a OutputSchema> {
+        context
+            .output_schema
+            .as_ref()
+            .or(self.output_schema.as_ref())
     }
 
     /// The agent's turn store, if its turns are persisted.
@@ -661,6 +763,8 @@ impl Agent {
             approver,
             // A resumed turn is held to its own limits; its session's are checked by new turns.
             session_usage: Usage::default(),
+            // A schema the turn was started with (not the agent's own) is not kept in its state.
+            output_schema: None,
         };
         let span = self.agent_span(&context);
         span.record(sc::SEXTANT_TURN_RESUMED, true);
@@ -734,6 +838,8 @@ impl Agent {
             { sc::SEXTANT_USAGE_COST_CURRENCY } = Empty,
             { sc::SEXTANT_STOP_REASON } = Empty,
             { sc::SEXTANT_BUDGET_EXCEEDED } = Empty,
+            { sc::SEXTANT_OUTPUT_SCHEMA } = self.output_schema_for(context).map(|s| s.name.as_str()),
+            { sc::SEXTANT_OUTPUT_RETRY } = Empty,
             { sc::GEN_AI_INPUT_MESSAGES } = Empty,
             { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
             { sc::ERROR_TYPE } = Empty,
@@ -843,6 +949,7 @@ impl Agent {
                     system: from_template.system.or(constructed.system),
                     messages: from_template.messages,
                     versions: constructed.versions,
+                    response_format: constructed.response_format,
                 }
             }
         };
@@ -882,6 +989,23 @@ impl Agent {
         state.prompt_versions = constructed.versions;
         state.trace_id = sextant_tracker::current_trace_id(&span);
         state.traceparent = sextant_trace_context::traceparent_of(&span);
+        // A registry prompt's `response_format` types the answer when nothing else does.
+        if self.output_schema_for(context).is_none()
+            && let Some(format) = &constructed.response_format
+            && let Some(schema) = OutputSchema::from_response_format(format).map_err(|error| {
+                AgentError::OutputSchema {
+                    agent: self.name.clone(),
+                    error,
+                }
+            })?
+        {
+            span.record(sc::SEXTANT_OUTPUT_SCHEMA, schema.name.as_str());
+            let context = TurnContext {
+                output_schema: Some(schema),
+                ..context.clone()
+            };
+            return self.drive(state, &context, on_content).await;
+        }
         self.drive(state, context, on_content).await
     }
 
@@ -968,6 +1092,8 @@ impl Agent {
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
         let tools = self.tool_definitions();
+        // An answer that broke the output schema is sent back once.
+        let mut output_retried = false;
         loop {
             if !state.pending.is_empty() {
                 self.settle_calls(state, checkpoints, context).await?;
@@ -1009,6 +1135,7 @@ impl Agent {
             let step = state.step + 1;
             let last_step = step >= self.max_steps;
             let mut options = self.options.clone();
+            options.output_schema = self.output_schema_for(context).cloned();
             if last_step {
                 // The last call must answer.
                 options.tool_choice = ToolChoice::None;
@@ -1027,6 +1154,39 @@ impl Agent {
                 })?;
             state.step = step;
             state.usage += response.usage;
+            if response.tool_calls.is_empty()
+                && let Some(schema) = self.output_schema_for(context)
+            {
+                match schema.parse(&response.content) {
+                    Ok(value) => {
+                        state.messages.push(response.to_message());
+                        state.status = TurnStatus::Completed;
+                        let answer = value.to_string();
+                        let mut outcome =
+                            self.outcome(state, answer, Vec::new(), StopReason::Answered);
+                        outcome.output = Some(value);
+                        return Ok(outcome);
+                    }
+                    Err(violation) if !output_retried => {
+                        output_retried = true;
+                        tracing::Span::current()
+                            .record(sc::SEXTANT_OUTPUT_RETRY, violation.message.as_str());
+                        state.messages.push(response.to_message());
+                        state.messages.push(Message::user(format!(
+                            "That answer does not follow the required JSON schema: {violation}. \
+                             Answer again with only the corrected JSON."
+                        )));
+                        continue;
+                    }
+                    Err(violation) => {
+                        return Err(AgentError::InvalidOutput {
+                            agent: self.name.clone(),
+                            schema: schema.name.clone(),
+                            violation: violation.message,
+                        });
+                    }
+                }
+            }
             if response.tool_calls.is_empty() {
                 state.messages.push(response.to_message());
                 let answer =
@@ -1129,6 +1289,7 @@ impl Agent {
             prompt_versions: state.prompt_versions.clone(),
             turn_id: None,
             pending_approvals: state.pending_approvals(),
+            output: None,
         }
     }
 

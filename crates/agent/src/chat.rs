@@ -168,6 +168,10 @@ pub struct ChatOptions {
     /// Whether tools may, must or must not be called.
     #[serde(default)]
     pub tool_choice: ToolChoice,
+    /// The schema a text answer must follow (OpenAI `response_format: json_schema`, Ollama
+    /// `format`, constrained decoding on the local model); tool calls are unaffected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<crate::OutputSchema>,
 }
 
 /// One request to a chat model.

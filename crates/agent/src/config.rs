@@ -25,6 +25,7 @@ use crate::memory::{
     AgentMemoryConfig, MemoryBuildError, SEARCH_MEMORY, build_embedder, build_store,
     search_memory_tool,
 };
+use crate::output_schema::{OutputSchema, OutputSchemaError};
 use crate::prompt::AgentPrompts;
 use crate::providers;
 use crate::sub_agent::AgentEntry;
@@ -124,6 +125,14 @@ pub enum BuildError {
         agent: String,
         /// Which entry and why.
         message: String,
+    },
+    /// `[output] schema` cannot be read or used.
+    #[error("agent `{agent}`: {error}")]
+    Output {
+        /// The agent.
+        agent: String,
+        /// Why (part of the message, so not repeated as a source).
+        error: OutputSchemaError,
     },
     /// The model could not be set up (bad URL, model file unavailable …).
     #[error("agent `{agent}`: {error}")]
@@ -274,6 +283,10 @@ pub struct AgentConfig {
     /// What one turn may spend in tokens and cost (`[budget]`, see [`crate::budget`]).
     #[serde(default)]
     pub budget: crate::budget::Budget,
+    /// `[output]`: the JSON Schema its answers follow (typed answers, see
+    /// [`crate::output_schema`]).
+    #[serde(default)]
+    pub output: OutputConfig,
     /// The directory of the file it was read from, where the agents it names are looked for.
     #[serde(skip)]
     pub source_dir: Option<PathBuf>,
@@ -281,6 +294,49 @@ pub struct AgentConfig {
     /// durable turn so another process can rebuild the agent to resume it.
     #[serde(skip)]
     pub source: Option<String>,
+}
+
+/// `[output]` of an agent file.
+///
+/// ```toml
+/// [output]
+/// schema = "schemas/contact.json"       # relative to the agent file; or the schema inline:
+/// # schema = { type = "object", properties = { name = { type = "string" } }, required = ["name"] }
+/// allow_request_schema = false          # the OpenAI-compatible endpoint keeps this schema
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputConfig {
+    /// A JSON Schema file (a path relative to the agent file) or the schema itself.
+    #[serde(default)]
+    pub schema: Option<OutputSchemaSource>,
+    /// Whether a request to the OpenAI-compatible endpoint may ask for its own
+    /// `response_format` instead (default yes).
+    #[serde(default = "yes")]
+    pub allow_request_schema: bool,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        Self {
+            schema: None,
+            allow_request_schema: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Where an output schema is: a file, or written inline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum OutputSchemaSource {
+    /// A JSON file, relative to the agent file.
+    File(String),
+    /// The schema itself.
+    Inline(serde_json::Value),
 }
 
 fn default_max_depth() -> u32 {
@@ -292,6 +348,24 @@ fn default_max_steps() -> u32 {
 }
 
 impl AgentConfig {
+    /// The output schema `[output]` names, read and checked; `None` without one.
+    pub fn output_schema(&self) -> Result<Option<OutputSchema>, OutputSchemaError> {
+        match &self.output.schema {
+            None => Ok(None),
+            Some(OutputSchemaSource::File(path)) => {
+                let path = Path::new(path);
+                let path = match &self.source_dir {
+                    Some(dir) if path.is_relative() => dir.join(path),
+                    _ => path.to_owned(),
+                };
+                OutputSchema::from_file(&path).map(Some)
+            }
+            Some(OutputSchemaSource::Inline(schema)) => {
+                OutputSchema::new(format!("{}_output", self.name), schema.clone()).map(Some)
+            }
+        }
+    }
+
     /// Reads an agent file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         if !path.exists() {
@@ -387,7 +461,14 @@ impl AgentConfig {
             .tool_policies(self.tool_policies.clone())
             .prices(context.prices.clone())
             .budget(self.budget)
-            .redactor(context.redactor.clone());
+            .redactor(context.redactor.clone())
+            .allow_request_schema(self.output.allow_request_schema);
+        if let Some(schema) = self.output_schema().map_err(|error| BuildError::Output {
+            agent: self.name.clone(),
+            error,
+        })? {
+            builder = builder.output_schema(schema);
+        }
         if let Some(checkpoints) = &context.checkpoints {
             builder = builder.checkpoints(checkpoints.clone());
         }
@@ -653,6 +734,13 @@ impl AgentConfig {
                     ),
                 });
             }
+        }
+        if let Err(error) = self.output_schema() {
+            return Err(ConfigError::Value {
+                key: "output.schema".into(),
+                source_name: source_name.into(),
+                message: error.to_string(),
+            });
         }
         if self.max_steps == 0 {
             return Err(ConfigError::Value {

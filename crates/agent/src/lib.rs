@@ -20,6 +20,7 @@ pub mod eval;
 pub mod mcp_context;
 pub mod memory;
 pub mod model_files;
+pub mod output_schema;
 #[cfg(feature = "postgres")]
 pub mod postgres_state;
 pub mod prices;
@@ -51,3 +52,4 @@ pub use chat::{
 };
 pub use config::{AgentConfig, AgentDefaults, BuildError, ConfigError};
 pub use error::ChatError;
+pub use output_schema::{OutputSchema, OutputSchemaError, OutputViolation};

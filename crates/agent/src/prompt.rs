@@ -46,6 +46,9 @@ pub struct ConstructedPrompt {
     pub messages: Vec<Message>,
     /// The versions used, system prompt first.
     pub versions: Vec<PromptVersionRef>,
+    /// The `response_format` of the template's version, else of the system prompt's: the
+    /// answer's schema when the agent declares none.
+    pub response_format: Option<Value>,
 }
 
 impl AgentPrompts {
@@ -65,15 +68,19 @@ impl AgentPrompts {
 
         let mut constructed = ConstructedPrompt::default();
         if let Some(uri) = &self.system {
-            let (_, rendered) = self.render(uri, &variables, capture_content).await?;
+            let (_, rendered, format) = self.render(uri, &variables, capture_content).await?;
             constructed.versions.push(version_of(&rendered));
+            constructed.response_format = format;
             constructed.system = Some(rendered.text());
         }
         let Some(uri) = &self.template else {
             constructed.messages.push(user_message(question, sources));
             return Ok(constructed);
         };
-        let (template, rendered) = self.render(uri, &variables, capture_content).await?;
+        let (template, rendered, format) = self.render(uri, &variables, capture_content).await?;
+        if format.is_some() {
+            constructed.response_format = format;
+        }
         let uses_context = template.variables().contains("context");
         constructed.versions.push(version_of(&rendered));
         let messages = rendered
@@ -91,7 +98,7 @@ impl AgentPrompts {
         uri: &PromptUri,
         variables: &Value,
         capture_content: bool,
-    ) -> Result<(PromptTemplate, RenderedPrompt), RegistryError> {
+    ) -> Result<(PromptTemplate, RenderedPrompt, Option<Value>), RegistryError> {
         let span = tracing::info_span!(
             sc::span_name::PROMPT,
             { sc::OTEL_NAME } = %format!("{} {}", sc::span_name::PROMPT, uri.name),
@@ -113,12 +120,12 @@ impl AgentPrompts {
         let result = async {
             let version = self.registry.load(uri).await?;
             let rendered = version.render(variables)?;
-            Ok::<_, RegistryError>((version.template, rendered))
+            Ok::<_, RegistryError>((version.template, rendered, version.response_format))
         }
         .instrument(span.clone())
         .await;
         match &result {
-            Ok((_, rendered)) => {
+            Ok((_, rendered, _)) => {
                 span.record(sc::SEXTANT_PROMPT_VERSION, i64::from(rendered.version));
                 span.record(
                     sc::SEXTANT_PROMPT_URI,

@@ -44,6 +44,7 @@ pub(crate) async fn traced_chat(
         { sc::GEN_AI_REQUEST_FREQUENCY_PENALTY } = Empty,
         { sc::GEN_AI_REQUEST_PRESENCE_PENALTY } = Empty,
         { sc::GEN_AI_REQUEST_SEED } = Empty,
+        { sc::GEN_AI_OUTPUT_TYPE } = request.options.output_schema.as_ref().map(|_| "json"),
         { sc::GEN_AI_RESPONSE_MODEL } = Empty,
         { sc::GEN_AI_RESPONSE_ID } = Empty,
         { sc::GEN_AI_RESPONSE_FINISH_REASONS } = Empty,

@@ -78,6 +78,8 @@ pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = semconv::GEN_AI_REQUEST_PRESEN
 pub const GEN_AI_REQUEST_TOP_K: &str = semconv::GEN_AI_REQUEST_TOP_K;
 /// `gen_ai.request.seed`.
 pub const GEN_AI_REQUEST_SEED: &str = semconv::GEN_AI_REQUEST_SEED;
+/// `gen_ai.output.type`: the kind of answer asked for (`json` for a typed answer; unset for text).
+pub const GEN_AI_OUTPUT_TYPE: &str = semconv::GEN_AI_OUTPUT_TYPE;
 /// `gen_ai.request.stream`: whether the chat response was streamed.
 pub const GEN_AI_REQUEST_STREAM: &str = semconv::GEN_AI_REQUEST_STREAM;
 /// `gen_ai.response.model`.
@@ -240,6 +242,10 @@ pub const GEN_AI_EVALUATION_RESULT: &str = "gen_ai.evaluation.result";
 /// `sextant.budget.exceeded`: on an agent span whose `[budget]` stopped it, which limit and by
 /// how much.
 pub const SEXTANT_BUDGET_EXCEEDED: &str = "sextant.budget.exceeded";
+/// On the agent span: the name of the output schema its answer must follow (typed answers).
+pub const SEXTANT_OUTPUT_SCHEMA: &str = "sextant.output.schema";
+/// On the agent span: why the first answer broke the output schema, when it was asked again.
+pub const SEXTANT_OUTPUT_RETRY: &str = "sextant.output.retry";
 /// `url.full`: the URL requested, never with credentials, and with its query only when content
 /// capture is on (it can hold the user's words): record it through [`shown_url`].
 pub const URL_FULL: &str = semconv::URL_FULL;

@@ -126,7 +126,10 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_GATEWAY,
             kind: "server_error",
-            code: "agent_failed",
+            code: match error {
+                sextant_agent::AgentError::InvalidOutput { .. } => "invalid_output",
+                _ => "agent_failed",
+            },
             param: None,
             message: sextant_agent::error::error_summary(
                 &error.to_string(),

@@ -3,8 +3,9 @@
 //!
 //! Only what an agent can honour is read: `model` picks the agent, `messages` give the question
 //! (the last user message) and the conversation before it, `stream` and
-//! `stream_options.include_usage` shape the answer, `user` names the user. Sampling parameters
-//! and `tools` are accepted and ignored: the agent's file decides them. System and developer
+//! `stream_options.include_usage` shape the answer, `user` names the user, `response_format`
+//! (`json_schema`) types the answer where the agent allows it. Sampling parameters and `tools` are
+//! accepted and ignored: the agent's file decides them. System and developer
 //! messages are ignored too: the agent's system prompt (its file or the prompt registry) applies.
 
 use serde::Deserialize;
@@ -30,6 +31,10 @@ pub struct ChatCompletionRequest {
     /// The end user (`user.id` on the trace), unless the `x-user-id` header names one.
     #[serde(default)]
     pub user: Option<String>,
+    /// `{"type": "json_schema", "json_schema": {"name", "schema", "strict"}}`: the answer is JSON
+    /// of that schema, checked before it is returned (`text` and `json_object` change nothing).
+    #[serde(default)]
+    pub response_format: Option<Value>,
 }
 
 /// `stream_options`.

@@ -103,6 +103,9 @@ pub async fn chat_completions(
             input,
         )
         .await?;
+    if let Some(format) = &request.response_format {
+        turn.with_response_format(format)?;
+    }
     let id = openai::completion_id(turn.trace_id.as_deref());
     if !request.stream {
         let outcome = match turn.run(&state, None).await {
@@ -244,6 +247,7 @@ pub async fn invoke(
 pub(crate) fn outcome_body(outcome: &AgentOutcome) -> Value {
     json!({
         "answer": outcome.answer,
+        "output": outcome.output,
         "trace_id": outcome.trace_id,
         "agent": outcome.agent,
         "usage": {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::http::HeaderMap;
 use sextant_agent::session::{Session, record_turn};
-use sextant_agent::{Agent, AgentOutcome, Message, TurnContext};
+use sextant_agent::{Agent, AgentOutcome, Message, OutputSchema, TurnContext};
 use sextant_tracker::conventions as sc;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
@@ -415,6 +415,28 @@ impl ServiceState {
 }
 
 impl Turn {
+    /// Asks for the answer as a value of `format` (a request's OpenAI `response_format`), when it
+    /// names a schema and the agent takes one from requests (`[output] allow_request_schema`).
+    pub fn with_response_format(&mut self, format: &serde_json::Value) -> Result<(), ApiError> {
+        let schema = OutputSchema::from_response_format(format)
+            .map_err(|error| ApiError::invalid(Some("response_format"), error.to_string()))?;
+        let Some(schema) = schema else {
+            return Ok(());
+        };
+        if !self.agent.allows_request_schema() {
+            return Err(ApiError::invalid(
+                Some("response_format"),
+                format!(
+                    "agent `{}` answers in its own format and takes no `response_format` \
+                     (`[output] allow_request_schema = false`)",
+                    self.agent.name()
+                ),
+            ));
+        }
+        self.context.output_schema = Some(schema);
+        Ok(())
+    }
+
     /// Runs the turn (streaming pieces of the answer to `on_content`), then stores it in the
     /// session and counts it. The slot is held until the turn is dropped.
     pub async fn run(

@@ -37,6 +37,6 @@ pub use config::{ToolConfigError, ToolsConfig};
 pub use fn_tool::{FnTool, tool_fn};
 pub use limits::{ToolLimits, ToolOutput};
 pub use mcp::McpConfig;
-pub use schema::{SchemaViolation, validate_arguments};
+pub use schema::{SchemaViolation, validate_arguments, wire_name};
 pub use tool::{Tool, ToolError, ToolExample};
 pub use tool_set::{ToolSet, ToolSetError, UnknownTool};

@@ -4,10 +4,29 @@
 //!
 //! The keywords checked are the ones tool schemas use (and `schemars` emits): `type` (also as a
 //! list), `properties`, `required`, `additionalProperties: false`, `enum`, `const`, `items`,
-//! `minimum`/`maximum`, `minLength`/`maxLength`, `minItems`/`maxItems`. Unknown keywords are ignored,
-//! as JSON Schema itself does.
+//! `minimum`/`maximum`, `minLength`/`maxLength`, `minItems`/`maxItems`, `anyOf` (some variant
+//! matches) and `oneOf` (exactly one does). Unknown keywords are ignored, as JSON Schema itself does.
 
 use serde_json::Value;
+
+/// `name` as chat APIs take a function or schema name: characters other than letters, digits, `_`
+/// and `-` replaced by `_`, cut to 64.
+///
+/// ```
+/// assert_eq!(sextant_tools::wire_name("files.read/v2"), "files_read_v2");
+/// ```
+pub fn wire_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect()
+}
 
 /// What is wrong with the arguments, and where (a JSON pointer, `""` for the whole value).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -135,6 +154,38 @@ fn check(schema: &Value, value: &Value, path: &str) -> Result<(), SchemaViolatio
             ),
         ));
     }
+    for (keyword, exactly_one) in [("anyOf", false), ("oneOf", true)] {
+        let Some(variants) = schema.get(keyword).and_then(Value::as_array) else {
+            continue;
+        };
+        let mut first_error = None;
+        let mut matched = 0;
+        for variant in variants {
+            match check(variant, value, path) {
+                Ok(()) => matched += 1,
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if matched == 0 {
+            let reason =
+                first_error.map_or_else(String::new, |e| format!(" (first: {})", e.message));
+            return Err(violation(
+                path,
+                format!(
+                    "matches none of the {} allowed shapes{reason}",
+                    variants.len()
+                ),
+            ));
+        }
+        if exactly_one && matched > 1 {
+            return Err(violation(
+                path,
+                format!("matches {matched} of the `oneOf` shapes; exactly one must match"),
+            ));
+        }
+    }
     if let Some(constant) = schema.get("const")
         && constant != value
     {
@@ -239,6 +290,22 @@ mod tests {
         validate_arguments(&schema(), &value)
             .unwrap_err()
             .to_string()
+    }
+
+    #[test]
+    fn any_of_needs_one_variant_and_one_of_exactly_one() {
+        let nullable = json!({"anyOf": [{"type": "object", "properties": {"n": {"type": "integer"}},
+                                         "required": ["n"]}, {"type": "null"}]});
+        assert_eq!(validate_arguments(&nullable, &json!(null)), Ok(()));
+        assert_eq!(validate_arguments(&nullable, &json!({"n": 1})), Ok(()));
+        let error = validate_arguments(&nullable, &json!({"n": "x"})).unwrap_err();
+        assert_eq!(
+            error.message,
+            "matches none of the 2 allowed shapes (first: expected an integer, got the string \"x\")"
+        );
+        let one_of = json!({"oneOf": [{"type": "integer"}, {"type": "number"}]});
+        assert_eq!(validate_arguments(&one_of, &json!(1.5)), Ok(()));
+        assert!(validate_arguments(&one_of, &json!(2)).is_err(), "2 is both");
     }
 
     #[test]

@@ -120,6 +120,10 @@ impl OllamaChatModel {
             message: format!("cannot encode the request: {e}"),
         })?;
         body["stream"] = serde_json::Value::Bool(stream);
+        // Ollama's structured outputs: `format` takes the JSON Schema itself.
+        if let Some(output) = &o.output_schema {
+            body["format"] = output.schema.clone();
+        }
         // Ollama's options take OpenAI's penalties; ollama-rs has no setter for them.
         for (key, value) in [
             ("frequency_penalty", o.frequency_penalty),

@@ -16,8 +16,8 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
     ChatCompletionToolChoiceOption, ChatCompletionTools, CompletionUsage,
     CreateChatCompletionRequest, CreateChatCompletionResponse, CreateChatCompletionStreamResponse,
-    FinishReason as WireFinishReason, FunctionCall, FunctionObject, StopConfiguration,
-    ToolChoiceOptions,
+    FinishReason as WireFinishReason, FunctionCall, FunctionObject, ResponseFormat,
+    ResponseFormatJsonSchema, StopConfiguration, ToolChoiceOptions,
 };
 use async_trait::async_trait;
 use futures::StreamExt;
@@ -126,6 +126,19 @@ impl OpenAiChatModel {
                 .then(|| StopConfiguration::StringArray(options.stop.clone())),
             tools: (!tools.is_empty()).then_some(tools),
             tool_choice,
+            response_format: options.output_schema.as_ref().map(|output| {
+                ResponseFormat::JsonSchema {
+                    json_schema: ResponseFormatJsonSchema {
+                        description: None,
+                        name: output.name.clone(),
+                        schema: output.schema.clone(),
+                        // OpenAI refuses `strict` unless every object lists all its properties
+                        // as required and allows no others; such a schema is still checked
+                        // after the answer.
+                        strict: Some(output.is_strict()),
+                    },
+                }
+            }),
             stream: stream.then_some(true),
             stream_options: stream.then_some(ChatCompletionStreamOptions {
                 include_usage: Some(true),

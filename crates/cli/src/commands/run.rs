@@ -121,6 +121,7 @@ pub(crate) async fn print_turn(
     if printing.json {
         let value = serde_json::json!({
             "answer": outcome.answer,
+            "output": outcome.output,
             "trace_id": outcome.trace_id,
             "run_id": run_id,
             "agent": outcome.agent,
@@ -147,6 +148,9 @@ pub(crate) async fn print_turn(
             print!("{}", &outcome.answer[at..]);
         }
         println!();
+    } else if let Some(output) = &outcome.output {
+        // A typed answer reads better indented.
+        println!("{}", serde_json::to_string_pretty(output)?);
     } else {
         println!("{}", outcome.answer.trim());
     }

@@ -133,20 +133,7 @@ fn unreadable(block: &ContentBlock) -> String {
 /// The model-facing name of `tool` of `server`: its own name with the server's `tool_prefix`,
 /// with characters chat APIs refuse in a function name replaced by `_`, cut to 64.
 fn model_name(prefix: Option<&str>, tool: &str) -> String {
-    let name: String = prefix
-        .unwrap_or("")
-        .chars()
-        .chain(tool.chars())
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect();
-    name
+    crate::wire_name(&format!("{}{tool}", prefix.unwrap_or("")))
 }
 
 /// The tools `selectors` name (`mcp:time/*`, `mcp:fetch/fetch`), listing each server once.

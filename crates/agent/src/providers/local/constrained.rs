@@ -1,5 +1,6 @@
-//! Tool calls written under constraints: the JSON structure is forced, and every value is sampled
-//! from the tokens its schema allows, so the arguments are always valid JSON of the right shape.
+//! Tool calls and typed answers written under constraints: the JSON structure is forced, and every
+//! value is sampled from the tokens its schema allows, so the arguments (or the answer) are always
+//! valid JSON of the right shape.
 //!
 //! Supported schema keywords: `type` (one type, or a list whose first non-`null` member is used),
 //! `properties`, `required`, `items`, `enum`, `const`, `anyOf`/`oneOf` (first variant),
@@ -48,6 +49,15 @@ pub(crate) fn generate_tool_call(
     session.force(", \"arguments\":");
     let arguments = object(session, &tool.parameters, " ", 0)?;
     Ok((tool.name.clone(), arguments))
+}
+
+/// Writes a JSON value of `schema` with the model (a typed answer) and returns it: the structure
+/// is forced and every value sampled from what its schema allows, so it is always valid.
+pub(crate) fn generate_value(
+    session: &mut Session<'_>,
+    schema: &Value,
+) -> Result<Value, ChatError> {
+    value(session, schema, "", 0)
 }
 
 /// `name` as it appears between the quotes of a JSON string.
@@ -251,8 +261,14 @@ fn string(session: &mut Session<'_>, schema: &Value, lead: &str) -> Result<Value
             {
                 return false;
             }
+            // A token may not carry the string past `maxLength` (characters are counted as the
+            // bytes that start one, so a token holding part of a character counts it once).
+            let head_chars = head.iter().filter(|byte| (**byte & 0xC0) != 0x80).count();
+            if chars + head_chars > max {
+                return false;
+            }
             match quote {
-                Some(_) => may_end || (!head.is_empty() && chars + 1 >= min),
+                Some(_) => may_end || (!head.is_empty() && chars + head_chars >= min),
                 None => !head.is_empty(),
             }
         };

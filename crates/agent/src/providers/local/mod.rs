@@ -368,6 +368,8 @@ struct Job {
     stop: Vec<String>,
     penalties: Penalties,
     sampler: Sampler,
+    /// The schema a text answer is decoded under, when the request names one.
+    output_schema: Option<serde_json::Value>,
 }
 
 impl Job {
@@ -418,6 +420,7 @@ impl Job {
                 presence: options.presence_penalty.unwrap_or(0.0),
             },
             sampler: Sampler::new(options.temperature, options.top_p, options.seed),
+            output_schema: options.output_schema.as_ref().map(|o| o.schema.clone()),
         })
     }
 
@@ -450,6 +453,10 @@ impl Job {
             .is_some_and(|message| message.role == Role::Tool);
         let (prompt, answer_prefix) = match step {
             Step::ToolCall(tool) => (chatml::render_call(&self.messages, &self.tools, tool), None),
+            // A typed answer starts with its JSON, not with the usual answer prefix.
+            _ if after_tools && self.output_schema.is_some() => {
+                (chatml::render_answer(&self.messages), None)
+            }
             _ if after_tools => (
                 chatml::render_answer(&self.messages),
                 answer_prefix(&self.messages),
@@ -496,6 +503,12 @@ impl Job {
                 arguments: arguments.to_string(),
             });
             response.finish_reason = FinishReason::ToolCalls;
+        } else if let Some(schema) = &self.output_schema {
+            let value = constrained::generate_value(&mut session, schema)?;
+            response.content = value.to_string();
+            if let Some(pieces) = &pieces {
+                let _ = pieces.send(Ok(ChatChunk::Content(response.content.clone())));
+            }
         } else {
             let (content, finish_reason) = generate_text(
                 &mut session,
