@@ -29,6 +29,7 @@ use crate::chat::{
     ToolDefinition, Usage,
 };
 use crate::error::ChatError;
+use crate::guardrails::{Blocked, CheckContext, Checked, Guarded, Guardrails, Stage};
 use crate::memory::{Citation, cite};
 use crate::output_schema::OutputSchema;
 use crate::prices::PriceTable;
@@ -148,16 +149,20 @@ pub enum StopReason {
     /// The turn spent its `[budget]` of tokens or cost before it could answer: it stopped
     /// instead of calling the model again, and the answer says why.
     Budget,
+    /// A guardrail whose action is `block` failed: the turn stopped with its safe message
+    /// ([`AgentOutcome::blocked`] says which and why).
+    Blocked,
 }
 
 impl StopReason {
-    /// `answered`, `max_steps`, `awaiting_approval`, `budget`.
+    /// `answered`, `max_steps`, `awaiting_approval`, `budget`, `blocked`.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Answered => "answered",
             Self::MaxSteps => "max_steps",
             Self::AwaitingApproval => "awaiting_approval",
             Self::Budget => "budget",
+            Self::Blocked => "blocked",
         }
     }
 }
@@ -182,6 +187,9 @@ pub struct ToolCallRecord {
     /// The tokens an agent called as a tool used (counted in the turn's usage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The guardrail that blocked the call's arguments or result: the turn stops after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
 }
 
 impl ToolCallRecord {
@@ -197,6 +205,7 @@ impl ToolCallRecord {
             error_type: Some(error_type.to_owned()),
             duration_ms: 0.0,
             usage: None,
+            blocked: None,
         }
     }
 }
@@ -235,6 +244,9 @@ pub struct AgentOutcome {
     /// then its JSON text).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<serde_json::Value>,
+    /// The guardrail that stopped the turn ([`StopReason::Blocked`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<Blocked>,
 }
 
 pub(crate) use sextant_tracker::mark_failed;
@@ -356,6 +368,7 @@ pub struct Agent {
     redactor: Option<Arc<sextant_tracker::redaction::Redactor>>,
     output_schema: Option<OutputSchema>,
     allow_request_schema: bool,
+    guardrails: Guardrails,
 }
 
 /// What the target of a handoff sees of the conversation before the handing turn.
@@ -517,6 +530,13 @@ impl AgentBuilder {
         self
     }
 
+    /// Checks the turn with `guarded` where it applies (see [`crate::guardrails`]); guardrails
+    /// run in the order they were added.
+    pub fn guardrail(mut self, guarded: Guarded) -> Self {
+        self.agent.guardrails.push(guarded);
+        self
+    }
+
     /// Whether a request may ask for its own answer schema ([`TurnContext::output_schema`] from
     /// the OpenAI-compatible endpoint's `response_format`) instead of the agent's (default yes).
     pub fn allow_request_schema(mut self, allow: bool) -> Self {
@@ -576,6 +596,7 @@ impl Agent {
                 redactor: None,
                 output_schema: None,
                 allow_request_schema: true,
+                guardrails: Guardrails::default(),
             },
         }
     }
@@ -840,6 +861,7 @@ impl Agent {
             { sc::SEXTANT_BUDGET_EXCEEDED } = Empty,
             { sc::SEXTANT_OUTPUT_SCHEMA } = self.output_schema_for(context).map(|s| s.name.as_str()),
             { sc::SEXTANT_OUTPUT_RETRY } = Empty,
+            { sc::SEXTANT_GUARDRAIL_BLOCKED } = Empty,
             { sc::GEN_AI_INPUT_MESSAGES } = Empty,
             { sc::GEN_AI_OUTPUT_MESSAGES } = Empty,
             { sc::ERROR_TYPE } = Empty,
@@ -916,6 +938,30 @@ impl Agent {
         context: &TurnContext,
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
+        let guarded_question;
+        let question = if self.guardrails.watches(Stage::Input) {
+            let context = CheckContext {
+                stage: Stage::Input,
+                tool: None,
+                sources: &[],
+            };
+            match self.guardrails.check(question, context).await {
+                Checked::Block(blocked) => {
+                    // Stopped before any model call: nothing of the turn is run or stored.
+                    let mut state = TurnState::new(&self.name, question, Vec::new());
+                    state.status = TurnStatus::Completed;
+                    return Ok(self.blocked(&mut state, blocked, on_content));
+                }
+                Checked::Pass(text) => {
+                    guarded_question = text;
+                    guarded_question.as_str()
+                }
+                // `retry` asks the model again, which only an answer can be.
+                Checked::Retry(_) => question,
+            }
+        } else {
+            question
+        };
         let sources = self.retrieve_context(question).await?;
         let constructed = match &self.prompts {
             Some(prompts) => prompts
@@ -1092,8 +1138,13 @@ impl Agent {
         on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
     ) -> Result<AgentOutcome, AgentError> {
         let tools = self.tool_definitions();
-        // An answer that broke the output schema is sent back once.
+        // An answer that broke the output schema is sent back once, and so is one a `retry`
+        // guardrail failed.
         let mut output_retried = false;
+        let mut guard_retried = false;
+        // An answer that output guardrails check reaches the caller only once it passed.
+        let hold_stream = self.guardrails.watches(Stage::Output);
+        let source_texts: Vec<String> = state.sources.iter().map(|s| s.text.clone()).collect();
         loop {
             if !state.pending.is_empty() {
                 self.settle_calls(state, checkpoints, context).await?;
@@ -1107,6 +1158,13 @@ impl Agent {
                         StopReason::AwaitingApproval,
                     ));
                 }
+                let blocked = state
+                    .pending
+                    .iter()
+                    .find_map(|pending| match &pending.status {
+                        CallStatus::Done { record } => record.blocked.clone(),
+                        _ => None,
+                    });
                 for pending in std::mem::take(&mut state.pending) {
                     let CallStatus::Done { record } = pending.status else {
                         continue;
@@ -1118,6 +1176,9 @@ impl Agent {
                         state.usage += used;
                     }
                     state.records.push(record);
+                }
+                if let Some(blocked) = blocked {
+                    return Ok(self.blocked(state, blocked, on_content));
                 }
             }
             let priced = self
@@ -1146,7 +1207,7 @@ impl Agent {
                 options,
             };
             let response = self
-                .chat_step(&request, on_content)
+                .chat_step(&request, if hold_stream { None } else { on_content })
                 .await
                 .map_err(|error| AgentError::Chat {
                     agent: self.name.clone(),
@@ -1154,6 +1215,41 @@ impl Agent {
                 })?;
             state.step = step;
             state.usage += response.usage;
+            let mut response = response;
+            if response.tool_calls.is_empty() && hold_stream {
+                let check = CheckContext {
+                    stage: Stage::Output,
+                    tool: None,
+                    sources: &source_texts,
+                };
+                match self.guardrails.check(&response.content, check).await {
+                    Checked::Pass(text) => response.content = text,
+                    Checked::Block(blocked) => {
+                        return Ok(self.blocked(state, blocked, on_content));
+                    }
+                    Checked::Retry(reason) if !guard_retried => {
+                        guard_retried = true;
+                        state.messages.push(response.to_message());
+                        state.messages.push(Message::user(format!(
+                            "That answer did not pass a check ({reason}). Answer the question \
+                             again so that it does."
+                        )));
+                        continue;
+                    }
+                    Checked::Retry(reason) => {
+                        let blocked = Blocked {
+                            guardrail: reason.split(':').next().unwrap_or_default().to_owned(),
+                            stage: Stage::Output,
+                            reason: format!("failed again after a retry: {reason}"),
+                            message: crate::guardrails::DEFAULT_BLOCK_MESSAGE.to_owned(),
+                        };
+                        return Ok(self.blocked(state, blocked, on_content));
+                    }
+                }
+                if let Some(on_content) = on_content {
+                    on_content(&response.content);
+                }
+            }
             if response.tool_calls.is_empty()
                 && let Some(schema) = self.output_schema_for(context)
             {
@@ -1245,6 +1341,25 @@ impl Agent {
         }
     }
 
+    /// Ends the turn on a guardrail's tripwire: the safe message is the answer, the agent span
+    /// names the guardrail.
+    fn blocked(
+        &self,
+        state: &mut TurnState,
+        blocked: Blocked,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> AgentOutcome {
+        tracing::Span::current().record(sc::SEXTANT_GUARDRAIL_BLOCKED, blocked.guardrail.as_str());
+        let mut outcome = self.stop_saying(
+            state,
+            blocked.message.clone(),
+            StopReason::Blocked,
+            on_content,
+        );
+        outcome.blocked = Some(blocked);
+        outcome
+    }
+
     /// Ends the turn before the model answered (out of steps, over budget) with `answer`, which
     /// says why: it is streamed and recorded as the assistant's message, so the next turn starts
     /// from a well-formed history.
@@ -1290,6 +1405,7 @@ impl Agent {
             turn_id: None,
             pending_approvals: state.pending_approvals(),
             output: None,
+            blocked: None,
         }
     }
 
@@ -1633,6 +1749,40 @@ impl Agent {
             span.record(sc::GEN_AI_TOOL_CALL_ARGUMENTS, call.arguments.as_str());
         }
         let started = Instant::now();
+        let guarded_call;
+        let call = if self.guardrails.watches(Stage::ToolArguments) {
+            let check = CheckContext {
+                stage: Stage::ToolArguments,
+                tool: Some(&call.name),
+                sources: &[],
+            };
+            match self
+                .guardrails
+                .check(&call.arguments, check)
+                .instrument(span.clone())
+                .await
+            {
+                Checked::Block(blocked) => {
+                    let mut record = ToolCallRecord::not_run(
+                        call,
+                        format!("blocked by the guardrail `{}`", blocked.guardrail),
+                        "guardrail_blocked",
+                    );
+                    record.blocked = Some(blocked);
+                    return record;
+                }
+                Checked::Pass(arguments) => {
+                    guarded_call = ToolCall {
+                        arguments,
+                        ..call.clone()
+                    };
+                    &guarded_call
+                }
+                Checked::Retry(_) => call,
+            }
+        } else {
+            call
+        };
         let sub_agent = self.sub_agents.iter().find(|a| a.name() == call.name);
         let mut sub_usage = None;
         let outcome = if over_limit {
@@ -1690,6 +1840,35 @@ impl Agent {
                 (format!("error: {message}"), true, Some(error.error_type()))
             }
         };
+        let (result, blocked) = if self.guardrails.watches(Stage::ToolResult) && !is_error {
+            let check = CheckContext {
+                stage: Stage::ToolResult,
+                tool: Some(&call.name),
+                sources: &[],
+            };
+            match self
+                .guardrails
+                .check(&result, check)
+                .instrument(span.clone())
+                .await
+            {
+                Checked::Block(blocked) => (
+                    format!(
+                        "error: the result was withheld by the guardrail `{}`",
+                        blocked.guardrail
+                    ),
+                    Some(blocked),
+                ),
+                Checked::Pass(text) => (text, None),
+                Checked::Retry(_) => (result, None),
+            }
+        } else {
+            (result, None)
+        };
+        let (is_error, error_type) = match &blocked {
+            Some(_) => (true, Some("guardrail_blocked")),
+            None => (is_error, error_type),
+        };
         if self.capture_content {
             span.record(sc::GEN_AI_TOOL_CALL_RESULT, result.as_str());
         }
@@ -1702,6 +1881,7 @@ impl Agent {
             error_type: error_type.map(str::to_owned),
             duration_ms,
             usage: sub_usage,
+            blocked,
         }
     }
 

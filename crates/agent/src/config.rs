@@ -283,6 +283,10 @@ pub struct AgentConfig {
     /// What one turn may spend in tokens and cost (`[budget]`, see [`crate::budget`]).
     #[serde(default)]
     pub budget: crate::budget::Budget,
+    /// `[[guardrails]]`: checks on the input, tool calls and the answer, each with an action
+    /// (see [`crate::guardrails`]).
+    #[serde(default)]
+    pub guardrails: Vec<crate::guardrails::GuardrailConfig>,
     /// `[output]`: the JSON Schema its answers follow (typed answers, see
     /// [`crate::output_schema`]).
     #[serde(default)]
@@ -463,6 +467,14 @@ impl AgentConfig {
             .budget(self.budget)
             .redactor(context.redactor.clone())
             .allow_request_schema(self.output.allow_request_schema);
+        for guardrail in &self.guardrails {
+            // Checked when the file was loaded.
+            let guarded = guardrail.build().map_err(|message| BuildError::Agents {
+                agent: self.name.clone(),
+                message,
+            })?;
+            builder = builder.guardrail(guarded);
+        }
         if let Some(schema) = self.output_schema().map_err(|error| BuildError::Output {
             agent: self.name.clone(),
             error,
@@ -732,6 +744,15 @@ impl AgentConfig {
                         "`{}` is a remote agent: it can be called (list it in `agents`), not handed a conversation",
                         entry.shown()
                     ),
+                });
+            }
+        }
+        for (index, guardrail) in self.guardrails.iter().enumerate() {
+            if let Err(message) = guardrail.build() {
+                return Err(ConfigError::Value {
+                    key: format!("guardrails[{index}]"),
+                    source_name: source_name.into(),
+                    message,
                 });
             }
         }

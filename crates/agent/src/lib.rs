@@ -17,6 +17,8 @@ pub mod config;
 pub mod error;
 #[cfg(feature = "eval")]
 pub mod eval;
+pub mod grounding;
+pub mod guardrails;
 pub mod mcp_context;
 pub mod memory;
 pub mod model_files;

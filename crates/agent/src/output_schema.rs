@@ -256,7 +256,7 @@ impl OutputSchema {
 }
 
 /// `name` as OpenAI takes a schema name, `answer` if nothing is left of it.
-fn sanitize_name(name: &str) -> String {
+pub(crate) fn sanitize_name(name: &str) -> String {
     let cleaned = sextant_tools::wire_name(name);
     if cleaned.is_empty() {
         "answer".into()

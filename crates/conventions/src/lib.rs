@@ -242,6 +242,21 @@ pub const GEN_AI_EVALUATION_RESULT: &str = "gen_ai.evaluation.result";
 /// `sextant.budget.exceeded`: on an agent span whose `[budget]` stopped it, which limit and by
 /// how much.
 pub const SEXTANT_BUDGET_EXCEEDED: &str = "sextant.budget.exceeded";
+/// `sextant.guardrail.name`: the guardrail a `guardrail {name}` span checked.
+pub const SEXTANT_GUARDRAIL_NAME: &str = "sextant.guardrail.name";
+/// `sextant.guardrail.stage`: what it checked: `input`, `tool_arguments`, `tool_result`, `output`.
+pub const SEXTANT_GUARDRAIL_STAGE: &str = "sextant.guardrail.stage";
+/// `sextant.guardrail.action`: what a failure does: `block`, `redact`, `warn`, `retry`.
+pub const SEXTANT_GUARDRAIL_ACTION: &str = "sextant.guardrail.action";
+/// `sextant.guardrail.result`: `pass`, `fail`, or `error` (the check itself failed; the turn goes
+/// on as if it passed only for `warn`, and is blocked for `block`).
+pub const SEXTANT_GUARDRAIL_RESULT: &str = "sextant.guardrail.result";
+/// `sextant.guardrail.reason`: why it failed, in words that quote no content.
+pub const SEXTANT_GUARDRAIL_REASON: &str = "sextant.guardrail.reason";
+/// On the agent span: the guardrail that stopped the turn (`sextant.stop_reason = blocked`).
+pub const SEXTANT_GUARDRAIL_BLOCKED: &str = "sextant.guardrail.blocked";
+/// The `guardrail` span name prefix: `guardrail {name}`.
+pub const GUARDRAIL_SPAN: &str = "guardrail";
 /// On the agent span: the name of the output schema its answer must follow (typed answers).
 pub const SEXTANT_OUTPUT_SCHEMA: &str = "sextant.output.schema";
 /// On the agent span: why the first answer broke the output schema, when it was asked again.

@@ -17,6 +17,11 @@ pub const SEXTANT_MONITOR_PASS_RATE: &str = "sextant.monitor.pass_rate";
 /// `sextant.monitor.dropped`: counter of finished turns the monitor queue had no room for.
 pub const SEXTANT_MONITOR_DROPPED: &str = "sextant.monitor.dropped";
 
+/// `sextant.guardrail.checks`: counter of guardrail checks, per `sextant.guardrail.name`,
+/// `sextant.guardrail.stage`, `sextant.guardrail.result` (`pass`, `fail`, `error`) and
+/// `sextant.guardrail.action`.
+pub const SEXTANT_GUARDRAIL_CHECKS: &str = "sextant.guardrail.checks";
+
 /// Bucket boundaries the conventions recommend for `gen_ai.client.token.usage`.
 pub const TOKEN_USAGE_BOUNDARIES: [f64; 14] = [
     1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,

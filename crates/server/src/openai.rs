@@ -154,6 +154,8 @@ fn finish_reason(outcome: &AgentOutcome) -> &'static str {
         StopReason::MaxSteps | StopReason::Budget => "length",
         // The content says what waits and how to decide; `sextant.pending_approvals` lists it.
         StopReason::AwaitingApproval => "stop",
+        // OpenAI's reason for an answer its filters stopped.
+        StopReason::Blocked => "content_filter",
     }
 }
 

@@ -248,6 +248,7 @@ pub(crate) fn outcome_body(outcome: &AgentOutcome) -> Value {
     json!({
         "answer": outcome.answer,
         "output": outcome.output,
+        "blocked": outcome.blocked,
         "trace_id": outcome.trace_id,
         "agent": outcome.agent,
         "usage": {

@@ -37,7 +37,9 @@ pub mod tracking_config;
 pub use sextant_redaction as redaction;
 
 pub use conventions::GenAiSpanKind;
-pub use metrics::{GenAiMetricAttributes, GenAiMetrics, HttpServerMetrics, MonitorMetrics};
+pub use metrics::{
+    GenAiMetricAttributes, GenAiMetrics, GuardrailMetrics, HttpServerMetrics, MonitorMetrics,
+};
 pub use span_tree::SpanTree;
 pub use telemetry::{
     FsyncPolicy, OtlpConfig, OtlpProtocol, ShutdownReport, SpoolConfig, Telemetry,

@@ -291,3 +291,37 @@ impl HttpServerMetrics {
             .record(duration.as_secs_f64(), &values);
     }
 }
+
+/// The guardrail counter: one count per check, by guardrail, stage, result and action.
+#[derive(Clone, Debug)]
+pub struct GuardrailMetrics {
+    checks: Counter<u64>,
+}
+
+impl GuardrailMetrics {
+    /// The metrics on the global meter provider that [`crate::init`] installs (no-ops before).
+    pub fn global() -> Self {
+        let meter = opentelemetry::global::meter(INSTRUMENTATION_SCOPE);
+        Self {
+            checks: meter
+                .u64_counter(metric::SEXTANT_GUARDRAIL_CHECKS)
+                .with_unit("{check}")
+                .with_description("Guardrail checks, by guardrail, stage, result and action.")
+                .build(),
+        }
+    }
+
+    /// One check of `name` at `stage` that ended `result` (`pass`, `fail`, `error`), whose
+    /// failure does `action`.
+    pub fn record_check(&self, name: &str, stage: &str, result: &str, action: &str) {
+        self.checks.add(
+            1,
+            &[
+                KeyValue::new(conventions::SEXTANT_GUARDRAIL_NAME, name.to_owned()),
+                KeyValue::new(conventions::SEXTANT_GUARDRAIL_STAGE, stage.to_owned()),
+                KeyValue::new(conventions::SEXTANT_GUARDRAIL_RESULT, result.to_owned()),
+                KeyValue::new(conventions::SEXTANT_GUARDRAIL_ACTION, action.to_owned()),
+            ],
+        );
+    }
+}

@@ -1,7 +1,6 @@
 //! The built-in code scorers, by name: `is_concise[:WORDS]`, `is_definitive`, `uses_citations`,
 //! `is_grounded`, `exact_match`, `latency_under:MS`, `tool_called:NAME`.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,22 +85,6 @@ pub fn uses_citations() -> Arc<dyn Scorer> {
     })
 }
 
-const STOPWORDS: [&str; 24] = [
-    "that", "this", "with", "from", "have", "there", "their", "which", "what", "when", "where",
-    "will", "would", "about", "into", "than", "then", "they", "them", "also", "been", "were",
-    "your", "these",
-];
-
-fn content_words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .map(str::to_lowercase)
-        .filter(|w| w.chars().count() >= 4 && !STOPWORDS.contains(&w.as_str()))
-        .collect()
-}
-
-/// The share of a sentence's content words that must occur in the retrieved text.
-const SUPPORTED_SHARE: f64 = 0.6;
-
 /// Every sentence of the answer is supported by the documents the turn's retrieval spans
 /// returned: most of its content words occur in them. Needs retrieval spans with content.
 pub fn is_grounded() -> Arc<dyn Scorer> {
@@ -112,29 +95,14 @@ pub fn is_grounded() -> Arc<dyn Scorer> {
                 "the trace has no retrieval spans with document content (is_grounded needs an agent with memory, traced with content capture)".into(),
             ));
         }
-        let vocabulary: HashSet<String> = documents.iter().flat_map(|d| content_words(d)).collect();
-        let body = answer_body(row.output);
-        let sentences: Vec<&str> = body
-            .split(['.', '!', '?', '\n'])
-            .map(str::trim)
-            .filter(|s| !content_words(s).is_empty())
-            .collect();
-        if sentences.is_empty() {
+        let grounding = crate::grounding::check(answer_body(row.output), &documents);
+        if grounding.sentences == 0 {
             return Ok(Feedback::pass_fail(false, "the answer makes no claim"));
         }
-        let unsupported: Vec<&str> = sentences
-            .iter()
-            .copied()
-            .filter(|sentence| {
-                let words = content_words(sentence);
-                let known = words.iter().filter(|w| vocabulary.contains(*w)).count();
-                (known as f64) < SUPPORTED_SHARE * words.len() as f64
-            })
-            .collect();
-        let supported = sentences.len() - unsupported.len();
+        let (sentences, unsupported) = (grounding.sentences, grounding.unsupported);
+        let supported = sentences - unsupported.len();
         let mut rationale = format!(
-            "{supported}/{} sentences supported by {} retrieved documents",
-            sentences.len(),
+            "{supported}/{sentences} sentences supported by {} retrieved documents",
             documents.len()
         );
         if !unsupported.is_empty() {
@@ -439,6 +407,7 @@ mod tests {
             error_type: None,
             duration_ms: 0.1,
             usage: None,
+            blocked: None,
         });
         assert!(passes(&calculator, &called).await);
         called.tool_calls[0].is_error = true;

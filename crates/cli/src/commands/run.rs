@@ -122,6 +122,7 @@ pub(crate) async fn print_turn(
         let value = serde_json::json!({
             "answer": outcome.answer,
             "output": outcome.output,
+            "blocked": outcome.blocked,
             "trace_id": outcome.trace_id,
             "run_id": run_id,
             "agent": outcome.agent,
