@@ -942,6 +942,7 @@ impl Agent {
         let question = if self.guardrails.watches(Stage::Input) {
             let context = CheckContext {
                 stage: Stage::Input,
+                question,
                 tool: None,
                 sources: &[],
             };
@@ -1219,6 +1220,7 @@ impl Agent {
             if response.tool_calls.is_empty() && hold_stream {
                 let check = CheckContext {
                     stage: Stage::Output,
+                    question: &state.question,
                     tool: None,
                     sources: &source_texts,
                 };
@@ -1753,6 +1755,7 @@ impl Agent {
         let call = if self.guardrails.watches(Stage::ToolArguments) {
             let check = CheckContext {
                 stage: Stage::ToolArguments,
+                question: "",
                 tool: Some(&call.name),
                 sources: &[],
             };
@@ -1843,6 +1846,7 @@ impl Agent {
         let (result, blocked) = if self.guardrails.watches(Stage::ToolResult) && !is_error {
             let check = CheckContext {
                 stage: Stage::ToolResult,
+                question: "",
                 tool: Some(&call.name),
                 sources: &[],
             };

@@ -454,7 +454,7 @@ impl AgentConfig {
         } else {
             &self.system_prompt
         };
-        let mut builder = Agent::builder(&self.name, model)
+        let mut builder = Agent::builder(&self.name, model.clone())
             .system_prompt(system_prompt)
             .tools(tools)
             .max_steps(self.max_steps)
@@ -467,12 +467,32 @@ impl AgentConfig {
             .budget(self.budget)
             .redactor(context.redactor.clone())
             .allow_request_schema(self.output.allow_request_schema);
+        let judge = if self
+            .guardrails
+            .iter()
+            .any(|g| g.kind == crate::guardrails::GuardrailKind::LlmJudge)
+        {
+            Some(crate::guardrails::JudgeParts {
+                model: model.clone(),
+                prompts: context
+                    .prompt_registry()
+                    .map_err(|error| BuildError::Prompts {
+                        agent: self.name.clone(),
+                        error,
+                    })?,
+            })
+        } else {
+            None
+        };
         for guardrail in &self.guardrails {
             // Checked when the file was loaded.
-            let guarded = guardrail.build().map_err(|message| BuildError::Agents {
-                agent: self.name.clone(),
-                message,
-            })?;
+            let guarded =
+                guardrail
+                    .build(judge.as_ref())
+                    .map_err(|message| BuildError::Agents {
+                        agent: self.name.clone(),
+                        message,
+                    })?;
             builder = builder.guardrail(guarded);
         }
         if let Some(schema) = self.output_schema().map_err(|error| BuildError::Output {
@@ -748,7 +768,7 @@ impl AgentConfig {
             }
         }
         for (index, guardrail) in self.guardrails.iter().enumerate() {
-            if let Err(message) = guardrail.build() {
+            if let Err(message) = guardrail.check() {
                 return Err(ConfigError::Value {
                     key: format!("guardrails[{index}]"),
                     source_name: source_name.into(),

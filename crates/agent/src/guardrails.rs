@@ -20,7 +20,9 @@
 //! Built in ([`GuardrailConfig`], `[[guardrails]]` in an agent file): `max_length`, `regex`
 //! (`deny` and `allow` lists), `pii` (the redaction crate's detectors: emails, phone numbers,
 //! payment cards, IBANs, IP addresses, API-key-shaped secrets), `json_schema` and `groundedness`
-//! (an answer's sentences supported by the turn's retrieved sources). Your own are
+//! (an answer's sentences supported by the turn's retrieved sources), and `llm_judge` (the
+//! `guidelines` judge of evaluations, its prompt from the prompt registry, asking the agent's own
+//! model whether the text meets your rules). Your own are
 //! [`Guardrail`]s, async like tools: [`guardrail_fn`] makes one from a closure.
 
 use std::fmt;
@@ -120,6 +122,8 @@ impl Verdict {
 pub struct CheckContext<'a> {
     /// Where in the turn.
     pub stage: Stage,
+    /// The user's question (what an LLM judge weighs an answer against).
+    pub question: &'a str,
     /// The tool, at the tool stages.
     pub tool: Option<&'a str>,
     /// The texts of the sources retrieved for the turn (what an answer should be grounded in).
@@ -422,6 +426,18 @@ pub struct GuardrailConfig {
     /// `json_schema`: the schema, inline.
     #[serde(default)]
     pub schema: Option<serde_json::Value>,
+    /// `llm_judge`: the rules the text must meet, in plain words.
+    #[serde(default)]
+    pub guidelines: Vec<String>,
+}
+
+/// What an `llm_judge` guardrail asks: a model, and the registry its prompt is versioned in.
+#[derive(Clone)]
+pub struct JudgeParts {
+    /// The model judging (the agent's own).
+    pub model: Arc<dyn crate::ChatModel>,
+    /// Where the judge prompt lives (`prompts:/judge-guidelines@production`).
+    pub prompts: Arc<dyn sextant_tracker::prompts::PromptRegistry>,
 }
 
 fn default_action() -> Action {
@@ -442,11 +458,31 @@ pub enum GuardrailKind {
     JsonSchema,
     /// Every sentence supported by the turn's retrieved sources (answers of agents with memory).
     Groundedness,
+    /// An LLM judge's verdict on `guidelines` (needs the `eval` feature).
+    LlmJudge,
 }
 
 impl GuardrailConfig {
-    /// The guardrail this describes, or what is wrong with it.
-    pub fn build(&self) -> Result<Guarded, String> {
+    /// Whether it can be built (with a judge, where it needs one): what loading an agent file
+    /// checks.
+    pub fn check(&self) -> Result<(), String> {
+        if self.kind == GuardrailKind::LlmJudge {
+            if self.guidelines.is_empty() {
+                return Err(format!(
+                    "guardrail `{}`: `llm_judge` needs `guidelines`",
+                    self.name.as_deref().unwrap_or("llm_judge")
+                ));
+            }
+            if !cfg!(feature = "eval") {
+                return Err("`llm_judge` guardrails need the cargo feature `eval`".into());
+            }
+            return self.common().map(drop);
+        }
+        self.build(None).map(drop)
+    }
+
+    /// The name, after checking what every kind shares (stages, action).
+    fn common(&self) -> Result<String, String> {
         let kind_name = format!("{:?}", self.kind);
         let name = self.name.clone().unwrap_or_else(|| snake(&kind_name));
         if self.on.is_empty() {
@@ -464,6 +500,12 @@ impl GuardrailConfig {
                 "guardrail `{name}`: only `regex` and `pii` know what to redact; use block, warn or retry"
             ));
         }
+        Ok(name)
+    }
+
+    /// The guardrail this describes, or what is wrong with it; an `llm_judge` asks `judge`.
+    pub fn build(&self, judge: Option<&JudgeParts>) -> Result<Guarded, String> {
+        let name = self.common()?;
         let guardrail: Arc<dyn Guardrail> = match self.kind {
             GuardrailKind::MaxLength => Arc::new(MaxLength {
                 name: name.clone(),
@@ -507,6 +549,7 @@ impl GuardrailConfig {
                 })
             }
             GuardrailKind::Groundedness => Arc::new(Groundedness { name: name.clone() }),
+            GuardrailKind::LlmJudge => judge_guardrail(&name, &self.guidelines, judge)?,
         };
         let mut guarded = Guarded::new(guardrail, &self.on, self.action);
         guarded.tools = self.tools.clone();
@@ -526,6 +569,77 @@ fn snake(camel: &str) -> String {
         out.push(c.to_ascii_lowercase());
     }
     out
+}
+
+#[cfg(feature = "eval")]
+fn judge_guardrail(
+    name: &str,
+    guidelines: &[String],
+    judge: Option<&JudgeParts>,
+) -> Result<Arc<dyn Guardrail>, String> {
+    if guidelines.is_empty() {
+        return Err(format!(
+            "guardrail `{name}`: `llm_judge` needs `guidelines`"
+        ));
+    }
+    let judge = judge.ok_or_else(|| {
+        format!("guardrail `{name}`: an `llm_judge` needs a model and a prompt registry")
+    })?;
+    Ok(Arc::new(JudgeGuard {
+        name: name.to_owned(),
+        judge: crate::eval::judges::LlmJudge::guidelines(
+            name,
+            guidelines.to_vec(),
+            judge.model.clone(),
+            judge.prompts.clone(),
+        ),
+    }))
+}
+
+#[cfg(not(feature = "eval"))]
+fn judge_guardrail(
+    _: &str,
+    _: &[String],
+    _: Option<&JudgeParts>,
+) -> Result<Arc<dyn Guardrail>, String> {
+    Err("`llm_judge` guardrails need the cargo feature `eval`".into())
+}
+
+/// The evaluations' `guidelines` judge, asked about one text.
+#[cfg(feature = "eval")]
+struct JudgeGuard {
+    name: String,
+    judge: crate::eval::judges::LlmJudge,
+}
+
+#[cfg(feature = "eval")]
+#[async_trait::async_trait]
+impl Guardrail for JudgeGuard {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn check(&self, text: &str, context: &CheckContext<'_>) -> Result<Verdict, String> {
+        use crate::eval::scorer::{Scorer, ScorerInput};
+        let inputs = serde_json::Map::new();
+        let expectations = crate::eval::dataset::Expectations::default();
+        let input = ScorerInput {
+            inputs: &inputs,
+            question: context.question,
+            output: text,
+            expectations: &expectations,
+            spans: &[],
+            latency: std::time::Duration::ZERO,
+            tool_calls: &[],
+        };
+        let feedback = self.judge.score(&input).await.map_err(|e| e.to_string())?;
+        // The judge's rationale quotes the text, so the span gets only the verdict.
+        Ok(if feedback.value.passed() {
+            Verdict::Pass
+        } else {
+            Verdict::fail("the judge found the guidelines not met")
+        })
+    }
 }
 
 struct MaxLength {
@@ -724,12 +838,13 @@ mod tests {
 
     fn config(toml_text: &str) -> Result<Guarded, String> {
         let config: GuardrailConfig = toml::from_str(toml_text).map_err(|e| e.to_string())?;
-        config.build()
+        config.build(None)
     }
 
     fn input() -> CheckContext<'static> {
         CheckContext {
             stage: Stage::Input,
+            question: "",
             tool: None,
             sources: &[],
         }
@@ -803,6 +918,7 @@ mod tests {
         let sources = vec!["The Eiffel Tower is 330 metres tall and stands in Paris.".to_owned()];
         let output = |sources: &'static [String]| CheckContext {
             stage: Stage::Output,
+            question: "Where is it?",
             tool: None,
             sources,
         };
@@ -857,6 +973,14 @@ mod tests {
                 "only `regex` and `pii`",
             ),
             ("kind = \"pii\"\non = []", "names no stage"),
+            (
+                "kind = \"llm_judge\"\non = [\"output\"]",
+                "needs `guidelines`",
+            ),
+            (
+                "kind = \"llm_judge\"\non = [\"output\"]\nguidelines = [\"be kind\"]",
+                "needs a model",
+            ),
         ];
         for (text, expected) in cases {
             let error = config(text).unwrap_err();

@@ -20,7 +20,7 @@ use sextant_tracker::{
 fn guard(toml_text: &str) -> Guarded {
     toml::from_str::<GuardrailConfig>(toml_text)
         .unwrap()
-        .build()
+        .build(None)
         .unwrap()
 }
 
@@ -289,5 +289,68 @@ fn a_blocked_answer_never_reaches_the_stream_and_custom_guardrails_are_async_fun
     assert_eq!(
         streamed, outcome.answer,
         "only the safe message was streamed"
+    );
+}
+
+#[test]
+fn an_llm_judge_guardrail_asks_the_registry_judge_prompt_and_blocks_on_its_verdict() {
+    // The agent's model answers, then judges (a judge asks the agent's own model).
+    let model = ScriptedChatModel::new()
+        .then_text("Sure, you get a full refund today!")
+        .then_tool_calls(&[(
+            "verdict",
+            r#"{"result": "no", "rationale": "it promises a refund"}"#,
+        )]);
+    let requests = model.requests();
+    let model = Arc::new(model);
+    let dir = tempfile::tempdir().unwrap();
+    let prompts = Arc::new(
+        sextant_tracker::local::LocalPromptRegistry::open(dir.path().join("registry.db")).unwrap(),
+    );
+    let config: GuardrailConfig = toml::from_str(
+        "name = \"policy\"\nkind = \"llm_judge\"\non = [\"output\"]\n\
+         guidelines = [\"The answer never promises a refund.\"]",
+    )
+    .unwrap();
+    let judge = sextant_agent::guardrails::JudgeParts {
+        model: model.clone(),
+        prompts: prompts.clone(),
+    };
+    let agent = Agent::builder("support", model)
+        .guardrail(config.build(Some(&judge)).unwrap())
+        .build();
+    let ((outcome, registered), spans, _telemetry) = traced(async {
+        let outcome = agent.run("Can I have my money back?").await;
+        let uri = "prompts:/judge-guidelines@production".parse().unwrap();
+        let registered = sextant_tracker::prompts::PromptRegistry::load(&*prompts, &uri).await;
+        (outcome, registered)
+    });
+    let outcome = outcome.unwrap();
+    assert_eq!(outcome.stop_reason, StopReason::Blocked);
+    let blocked = outcome.blocked.unwrap();
+    assert_eq!(blocked.guardrail, "policy");
+    assert_eq!(blocked.reason, "the judge found the guidelines not met");
+    // The judge was asked with the registry's guidelines prompt, the rule and the answer in it.
+    let asked = serde_json::to_string(&requests.lock().unwrap()[1].messages).unwrap();
+    assert!(asked.contains("never promises a refund"), "{asked}");
+    assert!(asked.contains("full refund today"), "{asked}");
+    let check = span(&spans, "guardrail policy");
+    let judged = span(&spans, "score policy");
+    assert_eq!(
+        judged.parent_span_id.as_deref(),
+        Some(check.span_id.as_str()),
+        "the judge runs inside the guardrail span"
+    );
+    assert!(
+        spans.iter().any(
+            |s| s.parent_span_id.as_deref() == Some(judged.span_id.as_str())
+                && s.name.starts_with("chat ")
+        ),
+        "the judge's model call is inside it: {:?}",
+        names(&spans)
+    );
+    assert!(
+        registered.is_ok(),
+        "the judge prompt is versioned in the registry"
     );
 }

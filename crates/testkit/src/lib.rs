@@ -127,10 +127,30 @@ pub fn mcp_everything() -> std::path::PathBuf {
     ))
 }
 
+/// `scripts/NAME` of this crate. Where it was built, or else beside the crate of the test that
+/// runs (cargo sets `CARGO_MANIFEST_DIR` for it): cargo does not rebuild this crate when the
+/// checkout moves and the target dir is shared, which would leave the old checkout's path.
+fn script(name: &str) -> std::path::PathBuf {
+    let built = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(name);
+    if built.exists() {
+        return built;
+    }
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|dir| {
+            std::path::Path::new(&dir)
+                .join("../testkit/scripts")
+                .join(name)
+        })
+        .filter(|path| path.exists())
+        .unwrap_or(built)
+}
+
 /// The official Python MCP SDK as a client (`scripts/mcp_sdk_client.py`, run by the MCP venv's
 /// interpreter) with `args`; its one line of JSON output, parsed.
 pub fn mcp_sdk_client(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/mcp_sdk_client.py");
+    let script = script("mcp_sdk_client.py");
     let output = Command::new(mcp_bin().join("python"))
         .arg(script)
         .args(args)
@@ -158,7 +178,7 @@ pub fn a2a_python() -> std::path::PathBuf {
 /// The reference A2A SDK's client (`scripts/a2a_sdk_client.py`) with `args`; its one line of JSON
 /// output, parsed.
 pub fn a2a_sdk_client(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/a2a_sdk_client.py");
+    let script = script("a2a_sdk_client.py");
     let output = Command::new(a2a_python())
         .arg(script)
         .args(args)
@@ -195,7 +215,7 @@ impl A2aSdkServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/a2a_sdk_server.py");
+        let script = script("a2a_sdk_server.py");
         let mut command = Command::new(a2a_python());
         command.arg(script).arg(port.to_string()).arg(&header_log);
         if let Some(token) = token {
