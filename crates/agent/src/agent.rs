@@ -963,6 +963,40 @@ impl Agent {
         } else {
             question
         };
+        // What the client says came before is checked like the question: a conversation a
+        // client writes (the OpenAI endpoint's `messages`) could carry what the input stage
+        // would block.
+        let guarded_history: Vec<Message>;
+        let history = if self.guardrails.watches(Stage::Input) && !history.is_empty() {
+            let mut checked = Vec::with_capacity(history.len());
+            for message in history {
+                let mut message = message.clone();
+                if matches!(message.role, crate::Role::User | crate::Role::Assistant)
+                    && !message.content.is_empty()
+                {
+                    let context = CheckContext {
+                        stage: Stage::Input,
+                        question,
+                        tool: None,
+                        sources: &[],
+                    };
+                    match self.guardrails.check(&message.content, context).await {
+                        Checked::Block(blocked) => {
+                            let mut state = TurnState::new(&self.name, question, Vec::new());
+                            state.status = TurnStatus::Completed;
+                            return Ok(self.blocked(&mut state, blocked, on_content));
+                        }
+                        Checked::Pass(text) => message.content = text,
+                        Checked::Retry(_) => {}
+                    }
+                }
+                checked.push(message);
+            }
+            guarded_history = checked;
+            guarded_history.as_slice()
+        } else {
+            history
+        };
         let sources = self.retrieve_context(question).await?;
         let constructed = match &self.prompts {
             Some(prompts) => prompts
@@ -1149,6 +1183,25 @@ impl Agent {
         loop {
             if !state.pending.is_empty() {
                 self.settle_calls(state, checkpoints, context).await?;
+                let blocked = state
+                    .pending
+                    .iter()
+                    .find_map(|pending| match &pending.status {
+                        CallStatus::Done { record } => record.blocked.clone(),
+                        _ => None,
+                    });
+                // A tripwire ends the turn before anything waits for a person: calls still
+                // waiting for approval are never run.
+                if let Some(blocked) = &blocked
+                    && !state.pending_approvals().is_empty()
+                {
+                    for pending in std::mem::take(&mut state.pending) {
+                        if let CallStatus::Done { record } = pending.status {
+                            state.records.push(record);
+                        }
+                    }
+                    return Ok(self.blocked(state, blocked.clone(), on_content));
+                }
                 let waiting = state.pending_approvals();
                 if !waiting.is_empty() {
                     state.status = TurnStatus::AwaitingApproval;
@@ -1159,13 +1212,6 @@ impl Agent {
                         StopReason::AwaitingApproval,
                     ));
                 }
-                let blocked = state
-                    .pending
-                    .iter()
-                    .find_map(|pending| match &pending.status {
-                        CallStatus::Done { record } => record.blocked.clone(),
-                        _ => None,
-                    });
                 for pending in std::mem::take(&mut state.pending) {
                     let CallStatus::Done { record } = pending.status else {
                         continue;
@@ -1224,7 +1270,8 @@ impl Agent {
                     tool: None,
                     sources: &source_texts,
                 };
-                match self.guardrails.check(&response.content, check).await {
+                let content = crate::guardrails::canonical_json(&response.content);
+                match self.guardrails.check(&content, check).await {
                     Checked::Pass(text) => response.content = text,
                     Checked::Block(blocked) => {
                         return Ok(self.blocked(state, blocked, on_content));
@@ -1314,9 +1361,38 @@ impl Agent {
                         state.history(),
                         &state.question,
                         context,
-                        on_content,
+                        if hold_stream { None } else { on_content },
                     )
                     .await?;
+                // This agent's output guardrails hold for the answer it handed over too.
+                if hold_stream && outcome.stop_reason != StopReason::AwaitingApproval {
+                    let check = CheckContext {
+                        stage: Stage::Output,
+                        question: &state.question,
+                        tool: None,
+                        sources: &source_texts,
+                    };
+                    match self.guardrails.check(&outcome.answer, check).await {
+                        Checked::Pass(text) => {
+                            outcome.answer = text;
+                            if let Some(on_content) = on_content {
+                                on_content(&outcome.answer);
+                            }
+                        }
+                        Checked::Block(blocked) => {
+                            return Ok(self.blocked(state, blocked, on_content));
+                        }
+                        Checked::Retry(reason) => {
+                            let blocked = Blocked {
+                                guardrail: reason.split(':').next().unwrap_or_default().to_owned(),
+                                stage: Stage::Output,
+                                reason: format!("a handed-over answer cannot be retried: {reason}"),
+                                message: crate::guardrails::DEFAULT_BLOCK_MESSAGE.to_owned(),
+                            };
+                            return Ok(self.blocked(state, blocked, on_content));
+                        }
+                    }
+                }
                 outcome.steps += state.step;
                 outcome.usage += state.usage;
                 let mut records = std::mem::take(&mut state.records);
@@ -1759,9 +1835,11 @@ impl Agent {
                 tool: Some(&call.name),
                 sources: &[],
             };
+            // Checked as the tool will read them: JSON escapes (`\u0040`) written out.
+            let arguments = crate::guardrails::canonical_json(&call.arguments);
             match self
                 .guardrails
-                .check(&call.arguments, check)
+                .check(&arguments, check)
                 .instrument(span.clone())
                 .await
             {
@@ -1843,7 +1921,8 @@ impl Agent {
                 (format!("error: {message}"), true, Some(error.error_type()))
             }
         };
-        let (result, blocked) = if self.guardrails.watches(Stage::ToolResult) && !is_error {
+        // Errors are checked too: an MCP server or a remote agent chooses an error's text.
+        let (result, blocked) = if self.guardrails.watches(Stage::ToolResult) {
             let check = CheckContext {
                 stage: Stage::ToolResult,
                 question: "",

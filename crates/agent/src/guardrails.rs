@@ -34,7 +34,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 use sextant_tracker::GuardrailMetrics;
 use sextant_tracker::conventions as sc;
-use sextant_tracker::redaction::{Kind, Placeholders, RedactionConfig, Redactor};
+use sextant_tracker::redaction::{Kind, Placeholders};
 use tracing::Instrument;
 use tracing::field::Empty;
 
@@ -210,6 +210,19 @@ impl fmt::Debug for Guarded {
     }
 }
 
+/// `text` as JSON writes it plainly when it is a JSON object or array (escapes such as `\u0040`
+/// written out, as whoever parses it will read it), else `text`: what guardrails check, so an
+/// escape cannot hide what a pattern or a detector looks for.
+pub fn canonical_json(text: &str) -> String {
+    let trimmed = text.trim_start();
+    if (trimmed.starts_with('{') || trimmed.starts_with('['))
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+    {
+        return value.to_string();
+    }
+    text.to_owned()
+}
+
 /// The safe message of a blocked turn unless the guardrail sets its own.
 pub const DEFAULT_BLOCK_MESSAGE: &str =
     "I can't help with that request: it was stopped by a safety check.";
@@ -239,7 +252,9 @@ pub struct Blocked {
     pub guardrail: String,
     /// Where.
     pub stage: Stage,
-    /// Why, as the guardrail said.
+    /// Why, as the guardrail said. It may describe what was withheld, so it goes on the
+    /// guardrail's span and stays out of what is serialised for clients.
+    #[serde(skip_serializing, default)]
     pub reason: String,
     /// What the turn answers.
     pub message: String,
@@ -701,7 +716,6 @@ impl Guardrail for RegexGuard {
 
 struct PiiGuard {
     name: String,
-    redactor: Redactor,
     kinds: Vec<Kind>,
 }
 
@@ -732,15 +746,8 @@ impl PiiGuard {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let redactor = Redactor::new(&RedactionConfig {
-            secrets: true,
-            pii: true,
-            patterns: Vec::new(),
-        })
-        .map_err(|e| e.to_string())?;
         Ok(Self {
             name: name.to_owned(),
-            redactor,
             kinds,
         })
     }
@@ -767,7 +774,7 @@ impl Guardrail for PiiGuard {
         for finding in &found {
             redacted.push_str(&text[at..finding.range.start]);
             let value = &text[finding.range.clone()];
-            redacted.push_str(&self.redactor.redact(value, &mut placeholders).text);
+            redacted.push_str(&placeholders.placeholder_for(finding.kind, value));
             at = finding.range.end;
         }
         redacted.push_str(&text[at..]);
@@ -815,8 +822,9 @@ impl Guardrail for Groundedness {
         if context.sources.is_empty() {
             return Err("the turn retrieved no sources to ground the answer in".into());
         }
-        let body = text.find("\n\nSources:\n").map_or(text, |at| &text[..at]);
-        let grounding = crate::grounding::check(body, context.sources);
+        // The whole text: the list of sources is appended after the guardrails run, so a
+        // "Sources:" in the text is the model's own.
+        let grounding = crate::grounding::check(text, context.sources);
         Ok(if grounding.is_grounded() {
             Verdict::Pass
         } else if grounding.sentences == 0 {

@@ -199,6 +199,60 @@ impl OutputSchema {
         }
     }
 
+    /// Whether the schema is small enough to take from an untrusted request: at most 32 KiB
+    /// written out, 200 subschemas, 64 properties per object and 100 values per `enum`. Decoding
+    /// on the local model weighs every option against the vocabulary at each token, so a huge
+    /// enum would hold the model for everyone.
+    pub fn check_request_limits(&self) -> Result<(), String> {
+        const MAX_BYTES: usize = 32 * 1024;
+        const MAX_NODES: usize = 200;
+        const MAX_PROPERTIES: usize = 64;
+        const MAX_ENUM: usize = 100;
+        let bytes = self.schema.to_string().len();
+        if bytes > MAX_BYTES {
+            return Err(format!(
+                "the schema is {bytes} bytes; at most {MAX_BYTES} are taken"
+            ));
+        }
+        let mut nodes = 0;
+        let mut stack = vec![&self.schema];
+        while let Some(schema) = stack.pop() {
+            let Some(object) = schema.as_object() else {
+                continue;
+            };
+            nodes += 1;
+            if nodes > MAX_NODES {
+                return Err(format!("the schema has more than {MAX_NODES} subschemas"));
+            }
+            if let Some(properties) = object.get("properties").and_then(Value::as_object) {
+                if properties.len() > MAX_PROPERTIES {
+                    return Err(format!(
+                        "an object has {} properties; at most {MAX_PROPERTIES} are taken",
+                        properties.len()
+                    ));
+                }
+                stack.extend(properties.values());
+            }
+            if let Some(values) = object.get("enum").and_then(Value::as_array)
+                && values.len() > MAX_ENUM
+            {
+                return Err(format!(
+                    "an `enum` has {} values; at most {MAX_ENUM} are taken",
+                    values.len()
+                ));
+            }
+            if let Some(items) = object.get("items") {
+                stack.push(items);
+            }
+            for keyword in ["anyOf", "oneOf"] {
+                if let Some(variants) = object.get(keyword).and_then(Value::as_array) {
+                    stack.extend(variants);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Whether OpenAI's strict mode can take the schema: every object lists all its properties
     /// in `required` and sets `additionalProperties: false`.
     pub fn is_strict(&self) -> bool {

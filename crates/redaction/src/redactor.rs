@@ -84,6 +84,12 @@ impl Placeholders {
         placeholder
     }
 
+    /// The placeholder for `value`, found as `kind` by [`detect`](crate::detect): the same
+    /// value gets the same placeholder, a new one the next number of its kind.
+    pub fn placeholder_for(&mut self, kind: Kind, value: &str) -> String {
+        self.placeholder(kind.label(), value)
+    }
+
     /// How many distinct values have been given placeholders.
     pub fn len(&self) -> usize {
         self.given.len()
@@ -236,15 +242,18 @@ impl Redactor {
             && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
         {
             let count = self.redact_value(&mut value, placeholders);
-            if count == 0 {
-                return Redacted {
-                    text: text.to_owned(),
-                    count,
-                };
-            }
+            let written = if count == 0 {
+                text.to_owned()
+            } else {
+                value.to_string()
+            };
+            // What needs its key beside it (`"password": "…"`, `"Authorization": "Basic …"`),
+            // keys themselves and numbers (a card number as a JSON number) are only seen in the
+            // whole text: a last pass over it catches them.
+            let rest = self.redact(&written, placeholders);
             return Redacted {
-                text: value.to_string(),
-                count,
+                text: rest.text,
+                count: count + rest.count,
             };
         }
         self.redact(text, placeholders)

@@ -173,3 +173,32 @@ fn json_is_redacted_value_by_value_and_stays_json() {
     let clean = r#"{ "z": 1, "a": "hello" }"#;
     assert_eq!(redactor.redact_json_or_text(clean, &mut trace).text, clean);
 }
+
+#[test]
+fn json_secrets_known_by_their_key_keys_and_numbers_are_redacted_too() {
+    let mut trace = Placeholders::default();
+    let secrets = Redactor::default();
+    for json in [
+        r#"{"password":"hunter2xyz"}"#,
+        r#"{"headers":{"Authorization":"Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"}}"#,
+    ] {
+        let out = secrets.redact_json_or_text(json, &mut trace);
+        assert!(out.count >= 1, "{json} → {}", out.text);
+        assert!(
+            !out.text.contains("hunter2xyz") && !out.text.contains("c2lnbmF0dXJl"),
+            "{}",
+            out.text
+        );
+    }
+    let pii = Redactor::new(&RedactionConfig {
+        pii: true,
+        ..RedactionConfig::default()
+    })
+    .unwrap();
+    let out = pii.redact_json_or_text(
+        r#"{"ada@example.com": {"card": 4111111111111111}}"#,
+        &mut trace,
+    );
+    assert!(!out.text.contains("ada@example.com"), "{}", out.text);
+    assert!(!out.text.contains("4111111111111111"), "{}", out.text);
+}

@@ -423,6 +423,9 @@ impl Turn {
         let Some(schema) = schema else {
             return Ok(());
         };
+        schema
+            .check_request_limits()
+            .map_err(|message| ApiError::invalid(Some("response_format"), message))?;
         if !self.agent.allows_request_schema() {
             return Err(ApiError::invalid(
                 Some("response_format"),

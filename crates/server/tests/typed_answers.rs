@@ -99,6 +99,20 @@ async fn typed_answers_through_invoke_and_the_openai_endpoint() {
             .contains("/properties/city/pattern"),
         "{body}"
     );
+    // Too big to decode fairly: a client's schema is held to limits.
+    let values: Vec<String> = (0..5000).map(|i| format!("v{i}")).collect();
+    let huge = json!({"type": "json_schema",
+                      "json_schema": {"name": "place", "schema": {"type": "object",
+                         "properties": {"city": {"type": "string", "enum": values}}}}});
+    let (status, body) = oneshot(&server, completion("places", huge)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most"),
+        "{body}"
+    );
     // An agent that keeps its own format.
     let (status, body) = oneshot(&server, completion("fixed", format.clone())).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

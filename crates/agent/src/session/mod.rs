@@ -370,6 +370,15 @@ pub async fn record_turn(
     if outcome.stop_reason == crate::agent::StopReason::AwaitingApproval {
         return Ok(None);
     }
+    // A question an input guardrail stopped is not kept: as history it would reach the model on
+    // the next turn.
+    if outcome
+        .blocked
+        .as_ref()
+        .is_some_and(|b| b.stage == crate::guardrails::Stage::Input)
+    {
+        return Ok(None);
+    }
     let turn = SessionTurn {
         question: question.to_owned(),
         answer: outcome.answer.clone(),

@@ -343,10 +343,17 @@ impl ActiveRun {
         };
         let mut placeholders = placeholders.lock().unwrap_or_else(|e| e.into_inner());
         if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) {
-            if redactor.redact_value(&mut value, &mut placeholders) == 0 {
+            let count = redactor.redact_value(&mut value, &mut placeholders);
+            let written = match count {
+                0 => text.to_owned(),
+                _ => serde_json::to_string_pretty(&value).unwrap_or_else(|_| text.to_owned()),
+            };
+            // Secrets known by their key (`"password": …`), keys and numbers: the whole text.
+            let rest = redactor.redact(&written, &mut placeholders);
+            if count + rest.count == 0 {
                 return contents;
             }
-            return serde_json::to_vec_pretty(&value).unwrap_or(contents);
+            return rest.text.into_bytes();
         }
         let redacted = redactor.redact(text, &mut placeholders);
         if redacted.count == 0 {
