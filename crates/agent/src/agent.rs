@@ -1178,7 +1178,11 @@ impl Agent {
         let mut output_retried = false;
         let mut guard_retried = false;
         // An answer that output guardrails check reaches the caller only once it passed.
-        let hold_stream = self.guardrails.watches(Stage::Output);
+        let guard_output = self.guardrails.watches(Stage::Output);
+        // A typed answer is streamed once it is valid: a broken first answer is sent back, not
+        // shown.
+        let typed = self.output_schema_for(context).is_some();
+        let hold_stream = guard_output || typed;
         let source_texts: Vec<String> = state.sources.iter().map(|s| s.text.clone()).collect();
         loop {
             if !state.pending.is_empty() {
@@ -1263,7 +1267,7 @@ impl Agent {
             state.step = step;
             state.usage += response.usage;
             let mut response = response;
-            if response.tool_calls.is_empty() && hold_stream {
+            if response.tool_calls.is_empty() && guard_output {
                 let check = CheckContext {
                     stage: Stage::Output,
                     question: &state.question,
@@ -1295,7 +1299,7 @@ impl Agent {
                         return Ok(self.blocked(state, blocked, on_content));
                     }
                 }
-                if let Some(on_content) = on_content {
+                if !typed && let Some(on_content) = on_content {
                     on_content(&response.content);
                 }
             }
@@ -1307,6 +1311,9 @@ impl Agent {
                         state.messages.push(response.to_message());
                         state.status = TurnStatus::Completed;
                         let answer = value.to_string();
+                        if let Some(on_content) = on_content {
+                            on_content(&answer);
+                        }
                         let mut outcome =
                             self.outcome(state, answer, Vec::new(), StopReason::Answered);
                         outcome.output = Some(value);

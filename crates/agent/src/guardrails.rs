@@ -508,6 +508,17 @@ impl GuardrailConfig {
                 "guardrail `{name}`: `retry` asks the model again, so it applies to `output` only"
             ));
         }
+        if !self.tools.is_empty()
+            && !self
+                .on
+                .iter()
+                .any(|s| matches!(s, Stage::ToolArguments | Stage::ToolResult))
+        {
+            return Err(format!(
+                "guardrail `{name}`: `tools` narrows the tool stages, and `on` names none \
+                 (add tool_arguments or tool_result)"
+            ));
+        }
         if self.action == Action::Redact
             && !matches!(self.kind, GuardrailKind::Regex | GuardrailKind::Pii)
         {
@@ -981,6 +992,10 @@ mod tests {
                 "only `regex` and `pii`",
             ),
             ("kind = \"pii\"\non = []", "names no stage"),
+            (
+                "kind = \"pii\"\non = [\"input\"]\ntools = [\"http_fetch\"]",
+                "`on` names none",
+            ),
             (
                 "kind = \"llm_judge\"\non = [\"output\"]",
                 "needs `guidelines`",

@@ -313,3 +313,35 @@ async fn the_ollama_api_answers_valid_json_through_format() {
     let model = Arc::new(OllamaChatModel::new(&ollama_host(), &ollama_model()).unwrap());
     assert_valid_from(model, 5).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_valid_typed_answer_is_streamed() {
+    let schema = OutputSchema::new("ticket", ticket_schema()).unwrap();
+    let valid = json!({"title": "VAT wrong", "priority": "high",
+                       "reporter": {"name": "Grace", "team": "billing"},
+                       "labels": ["vat"], "estimate_days": 2, "blocking": true});
+    let server = ScriptedModelServer::start(vec![
+        Reply::text("Sure! Here is the ticket you asked for."),
+        Reply::text(&valid.to_string()),
+    ])
+    .await;
+    let streamed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = streamed.clone();
+    let on_content = move |piece: &str| sink.lock().unwrap().push_str(piece);
+    let outcome = scripted_agent(&server.url, &schema)
+        .run_turn(
+            &[],
+            "VAT is wrong on invoices",
+            &Default::default(),
+            Some(&on_content),
+        )
+        .await
+        .expect("the second answer is valid");
+    let streamed = streamed.lock().unwrap().clone();
+    assert_eq!(
+        serde_json::from_str::<Value>(&streamed).unwrap(),
+        valid,
+        "{streamed}"
+    );
+    assert_eq!(outcome.answer, streamed);
+}

@@ -98,8 +98,8 @@ pub struct Assessment {
 }
 
 impl Assessment {
-    /// Replaces secrets and personal values in what the assessment says (its rationale and a
-    /// text verdict) with `redactor`'s placeholders; how many it replaced.
+    /// Replaces secrets and personal values in what the assessment says (its rationale, a text
+    /// verdict, an error's message and the metadata) with `redactor`'s placeholders; how many it replaced.
     pub fn redact(
         &mut self,
         redactor: &sextant_redaction::Redactor,
@@ -115,6 +115,19 @@ impl Assessment {
         }
         if let Some(value) = &mut self.value {
             count += redactor.redact_value(value, placeholders);
+        }
+        // A judge's error can quote what it judged, and metadata is free text.
+        let texts = self
+            .error
+            .iter_mut()
+            .map(|error| &mut error.message)
+            .chain(self.metadata.values_mut());
+        for text in texts {
+            let redacted = redactor.redact(text, placeholders);
+            if redacted.count > 0 {
+                *text = redacted.text;
+                count += redacted.count;
+            }
         }
         count
     }
