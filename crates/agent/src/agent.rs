@@ -948,10 +948,7 @@ impl Agent {
             };
             match self.guardrails.check(question, context).await {
                 Checked::Block(blocked) => {
-                    // Stopped before any model call: nothing of the turn is run or stored.
-                    let mut state = TurnState::new(&self.name, question, Vec::new());
-                    state.status = TurnStatus::Completed;
-                    return Ok(self.blocked(&mut state, blocked, on_content));
+                    return Ok(self.blocked_at_input(question, blocked, on_content));
                 }
                 Checked::Pass(text) => {
                     guarded_question = text;
@@ -982,9 +979,7 @@ impl Agent {
                     };
                     match self.guardrails.check(&message.content, context).await {
                         Checked::Block(blocked) => {
-                            let mut state = TurnState::new(&self.name, question, Vec::new());
-                            state.status = TurnStatus::Completed;
-                            return Ok(self.blocked(&mut state, blocked, on_content));
+                            return Ok(self.blocked_at_input(question, blocked, on_content));
                         }
                         Checked::Pass(text) => message.content = text,
                         Checked::Retry(_) => {}
@@ -1183,7 +1178,11 @@ impl Agent {
         // shown.
         let typed = self.output_schema_for(context).is_some();
         let hold_stream = guard_output || typed;
-        let source_texts: Vec<String> = state.sources.iter().map(|s| s.text.clone()).collect();
+        let source_texts: Vec<String> = if guard_output {
+            state.sources.iter().map(|s| s.text.clone()).collect()
+        } else {
+            Vec::new()
+        };
         loop {
             if !state.pending.is_empty() {
                 self.settle_calls(state, checkpoints, context).await?;
@@ -1195,19 +1194,9 @@ impl Agent {
                         _ => None,
                     });
                 // A tripwire ends the turn before anything waits for a person: calls still
-                // waiting for approval are never run.
-                if let Some(blocked) = &blocked
-                    && !state.pending_approvals().is_empty()
-                {
-                    for pending in std::mem::take(&mut state.pending) {
-                        if let CallStatus::Done { record } = pending.status {
-                            state.records.push(record);
-                        }
-                    }
-                    return Ok(self.blocked(state, blocked.clone(), on_content));
-                }
+                // waiting for approval are never run (the loop below keeps only finished ones).
                 let waiting = state.pending_approvals();
-                if !waiting.is_empty() {
+                if blocked.is_none() && !waiting.is_empty() {
                     state.status = TurnStatus::AwaitingApproval;
                     return Ok(self.outcome(
                         state,
@@ -1257,7 +1246,7 @@ impl Agent {
                 tools: tools.clone(),
                 options,
             };
-            let response = self
+            let mut response = self
                 .chat_step(&request, if hold_stream { None } else { on_content })
                 .await
                 .map_err(|error| AgentError::Chat {
@@ -1266,7 +1255,6 @@ impl Agent {
                 })?;
             state.step = step;
             state.usage += response.usage;
-            let mut response = response;
             if response.tool_calls.is_empty() && guard_output {
                 let check = CheckContext {
                     stage: Stage::Output,
@@ -1280,22 +1268,18 @@ impl Agent {
                     Checked::Block(blocked) => {
                         return Ok(self.blocked(state, blocked, on_content));
                     }
-                    Checked::Retry(reason) if !guard_retried => {
+                    Checked::Retry(blocked) if !guard_retried => {
                         guard_retried = true;
                         state.messages.push(response.to_message());
                         state.messages.push(Message::user(format!(
-                            "That answer did not pass a check ({reason}). Answer the question \
-                             again so that it does."
+                            "That answer did not pass a check ({}). Answer the question again \
+                             so that it does.",
+                            blocked.reason
                         )));
                         continue;
                     }
-                    Checked::Retry(reason) => {
-                        let blocked = Blocked {
-                            guardrail: reason.split(':').next().unwrap_or_default().to_owned(),
-                            stage: Stage::Output,
-                            reason: format!("failed again after a retry: {reason}"),
-                            message: crate::guardrails::DEFAULT_BLOCK_MESSAGE.to_owned(),
-                        };
+                    Checked::Retry(mut blocked) => {
+                        blocked.reason = format!("failed again after a retry: {}", blocked.reason);
                         return Ok(self.blocked(state, blocked, on_content));
                     }
                 }
@@ -1389,13 +1373,11 @@ impl Agent {
                         Checked::Block(blocked) => {
                             return Ok(self.blocked(state, blocked, on_content));
                         }
-                        Checked::Retry(reason) => {
-                            let blocked = Blocked {
-                                guardrail: reason.split(':').next().unwrap_or_default().to_owned(),
-                                stage: Stage::Output,
-                                reason: format!("a handed-over answer cannot be retried: {reason}"),
-                                message: crate::guardrails::DEFAULT_BLOCK_MESSAGE.to_owned(),
-                            };
+                        Checked::Retry(mut blocked) => {
+                            blocked.reason = format!(
+                                "a handed-over answer cannot be retried: {}",
+                                blocked.reason
+                            );
                             return Ok(self.blocked(state, blocked, on_content));
                         }
                     }
@@ -1424,6 +1406,18 @@ impl Agent {
                 .collect();
             self.checkpoint(checkpoints, state).await?;
         }
+    }
+
+    /// A turn an input guardrail stopped before any model call: nothing of it is run or stored.
+    fn blocked_at_input(
+        &self,
+        question: &str,
+        blocked: Blocked,
+        on_content: Option<&(dyn Fn(&str) + Send + Sync)>,
+    ) -> AgentOutcome {
+        let mut state = TurnState::new(&self.name, question, Vec::new());
+        state.status = TurnStatus::Completed;
+        self.blocked(&mut state, blocked, on_content)
     }
 
     /// Ends the turn on a guardrail's tripwire: the safe message is the answer, the agent span

@@ -267,8 +267,9 @@ pub enum Checked {
     Pass(String),
     /// Stop the turn.
     Block(Blocked),
-    /// Ask the model again (answers only): the reasons.
-    Retry(String),
+    /// Ask the model again (answers only). What blocking would say if it fails again: the
+    /// first `retry` guardrail that failed, and every failed one's `name: reason`.
+    Retry(Blocked),
 }
 
 /// An agent's guardrails, run stage by stage.
@@ -308,7 +309,7 @@ impl Guardrails {
     /// span: the first `block` (or a `retry`) ends the run; `redact` passes the redacted text on.
     pub async fn check(&self, text: &str, context: CheckContext<'_>) -> Checked {
         let mut text = text.to_owned();
-        let mut retry_reasons = Vec::new();
+        let mut retry: Option<Blocked> = None;
         for guarded in self
             .list
             .iter()
@@ -380,13 +381,25 @@ impl Guardrails {
                     ),
                 },
                 Action::Warn => {}
-                Action::Retry => retry_reasons.push(format!("{name}: {reason}")),
+                Action::Retry => {
+                    let reason = format!("{name}: {reason}");
+                    match &mut retry {
+                        Some(first) => first.reason = format!("{}; {reason}", first.reason),
+                        None => {
+                            retry = Some(Blocked {
+                                guardrail: name.to_owned(),
+                                stage: context.stage,
+                                reason,
+                                message: guarded.message.clone(),
+                            })
+                        }
+                    }
+                }
             }
         }
-        if retry_reasons.is_empty() {
-            Checked::Pass(text)
-        } else {
-            Checked::Retry(retry_reasons.join("; "))
+        match retry {
+            Some(blocked) => Checked::Retry(blocked),
+            None => Checked::Pass(text),
         }
     }
 }
@@ -952,10 +965,14 @@ mod tests {
             guardrails
                 .check("The Colosseum was built by Vespasian.", output(sources))
                 .await,
-            Checked::Retry(
-                "groundedness: 1 of 1 sentences are not supported by the 1 retrieved sources"
-                    .into()
-            )
+            Checked::Retry(Blocked {
+                guardrail: "groundedness".into(),
+                stage: Stage::Output,
+                reason:
+                    "groundedness: 1 of 1 sentences are not supported by the 1 retrieved sources"
+                        .into(),
+                message: DEFAULT_BLOCK_MESSAGE.into(),
+            })
         );
         // No sources: the check cannot be made, which warns (the action is not `block`).
         assert!(matches!(

@@ -225,8 +225,8 @@ impl Redactor {
     /// Like [`redact`](Self::redact), but a `text` that is a JSON object or array (how spans
     /// carry messages and tool arguments) is redacted string by string and written back as
     /// JSON, so a value after an escape (`"\nada@example.com"`) is found whole and the result
-    /// stays valid JSON (object keys come back in sorted order; nothing is rewritten when nothing
-    /// was found). Any other text is redacted as text.
+    /// stays valid JSON (object keys come back in sorted order, indented if the text was; nothing
+    /// is rewritten when nothing was found). Any other text is redacted as text.
     ///
     /// ```
     /// use sextant_redaction::{Placeholders, RedactionConfig, Redactor};
@@ -242,10 +242,14 @@ impl Redactor {
             && let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text)
         {
             let count = self.redact_value(&mut value, placeholders);
-            let written = if count == 0 {
-                text.to_owned()
-            } else {
-                value.to_string()
+            // Written back in the layout it came in: compact (span attributes) or indented
+            // (artifacts written with `to_vec_pretty`).
+            let written = match count {
+                0 => text.to_owned(),
+                _ if text.contains('\n') => {
+                    serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+                }
+                _ => value.to_string(),
             };
             // What needs its key beside it (`"password": "…"`, `"Authorization": "Basic …"`),
             // keys themselves and numbers (a card number as a JSON number) are only seen in the

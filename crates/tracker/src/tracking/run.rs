@@ -332,8 +332,8 @@ impl ActiveRun {
     }
 
     /// `contents` with secrets and personal values replaced, when a redactor is set and the
-    /// contents are text: a JSON document value by value (and pretty-printed again), other text
-    /// as text. Binary contents are logged as they are.
+    /// contents are text ([`Redactor::redact_json_or_text`]: a JSON document value by value and
+    /// in its own layout, other text as text). Binary contents are logged as they are.
     fn redact_artifact(&self, contents: Vec<u8>) -> Vec<u8> {
         let Some((redactor, placeholders)) = &self.redaction else {
             return contents;
@@ -342,20 +342,7 @@ impl ActiveRun {
             return contents;
         };
         let mut placeholders = placeholders.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(mut value) = serde_json::from_str::<serde_json::Value>(text) {
-            let count = redactor.redact_value(&mut value, &mut placeholders);
-            let written = match count {
-                0 => text.to_owned(),
-                _ => serde_json::to_string_pretty(&value).unwrap_or_else(|_| text.to_owned()),
-            };
-            // Secrets known by their key (`"password": …`), keys and numbers: the whole text.
-            let rest = redactor.redact(&written, &mut placeholders);
-            if count + rest.count == 0 {
-                return contents;
-            }
-            return rest.text.into_bytes();
-        }
-        let redacted = redactor.redact(text, &mut placeholders);
+        let redacted = redactor.redact_json_or_text(text, &mut placeholders);
         if redacted.count == 0 {
             return contents;
         }
